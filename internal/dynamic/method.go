@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -36,7 +35,14 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 				methods = append(methods, MethodName(sd.Methods().Get(i)))
 			}
 			msg := fmt.Sprintf("dynamic: service %s has no method %q", sd.FullName(), string(full.Name()))
-			if best := closest(MethodName(sd)+"/"+string(full.Name()), methods, 3); len(best) > 0 {
+			short := make([]string, len(methods))
+			for i, m := range methods {
+				short[i] = lastElement(m)
+			}
+			if best := closest(string(full.Name()), short, 3); len(best) > 0 {
+				for i := range best {
+					best[i] = MethodName(sd) + "/" + best[i]
+				}
 				msg += "; did you mean " + quoteList(best) + "?"
 			} else if len(methods) > 0 {
 				msg += "; it has " + quoteList(methods)
@@ -167,41 +173,43 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// closest returns up to n candidates that look like want: those whose
-// edit distance (case-insensitive) is small relative to their length, or
-// that end with want's last element, best first.
+// closest returns up to n candidates that look like want, best first:
+// those at the smallest edit distance (case-insensitive) when that distance
+// is small for want's length, else those whose last element (the method
+// name) is nearly the same.
 func closest(want string, candidates []string, n int) []string {
-	type scored struct {
-		name  string
-		score int
-	}
 	lw := strings.ToLower(want)
-	tail := lw
-	if i := strings.LastIndexAny(lw, "./"); i >= 0 {
-		tail = lw[i+1:]
-	}
-	var hits []scored
+	limit := max(2, len(lw)/4)
+	best := limit + 1
+	var near []string
 	for _, c := range candidates {
-		lc := strings.ToLower(c)
-		d := editDistance(lw, lc)
-		limit := max(3, len(lw)/3)
-		ctail := lc
-		if i := strings.LastIndexAny(lc, "./"); i >= 0 {
-			ctail = lc[i+1:]
-		}
+		d := editDistance(lw, strings.ToLower(c))
 		switch {
-		case d <= limit:
-			hits = append(hits, scored{c, d})
-		case tail != "" && (ctail == tail || editDistance(tail, ctail) <= 1):
-			hits = append(hits, scored{c, limit + 1})
+		case d < best:
+			best, near = d, []string{c}
+		case d == best:
+			near = append(near, c)
 		}
 	}
-	sort.SliceStable(hits, func(i, j int) bool { return hits[i].score < hits[j].score })
-	var out []string
-	for i := 0; i < len(hits) && i < n; i++ {
-		out = append(out, hits[i].name)
+	if len(near) == 0 {
+		tail := lastElement(lw)
+		for _, c := range candidates {
+			if tail != "" && editDistance(tail, lastElement(strings.ToLower(c))) <= 1 {
+				near = append(near, c)
+			}
+		}
 	}
-	return out
+	if len(near) > n {
+		near = near[:n]
+	}
+	return near
+}
+
+func lastElement(name string) string {
+	if i := strings.LastIndexAny(name, "./"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
 }
 
 // editDistance is the Levenshtein distance between a and b (bytes).

@@ -19,7 +19,8 @@ import (
 
 // RegisterSource serves every service of src on reg, answered by r (see
 // RegisterServices), together with server reflection (v1 and v1alpha) for
-// that schema and the grpc.health.v1 health service, which reports every
+// that schema (every file of src when it is a *FileSource, services' files
+// otherwise) and the grpc.health.v1 health service, which reports every
 // service (and the server, "") as SERVING. It returns the health server so
 // the caller can change statuses (to NOT_SERVING on shutdown, say).
 func RegisterSource(ctx context.Context, reg grpc.ServiceRegistrar, src Source, r Responder, opts ...ServerOption) (*health.Server, error) {
@@ -30,19 +31,26 @@ func RegisterSource(ctx context.Context, reg grpc.ServiceRegistrar, src Source, 
 	if err := RegisterServices(reg, services, r, opts...); err != nil {
 		return nil, err
 	}
-	RegisterReflection(reg, services)
+	var files []protoreflect.FileDescriptor
+	if fs, ok := src.(interface {
+		Files() []protoreflect.FileDescriptor
+	}); ok {
+		files = fs.Files()
+	}
+	RegisterReflection(reg, services, files...)
 	return RegisterHealth(reg, services), nil
 }
 
 // RegisterReflection serves grpc.reflection.v1 and v1alpha on reg for the
-// schema of services (their files and everything those import), so grpcurl
-// and bcctl can list and describe them. When reg is a *grpc.Server (or
+// schema of services (their files and everything those import) and of
+// files (say the files that define error details no service mentions), so
+// grpcurl and bcctl can list and describe them. When reg is a *grpc.Server (or
 // anything else that can list its services), the listed services are the
 // ones it really serves, and descriptors of services compiled into the
 // program (health, reflection) are found in the program's registry;
 // otherwise the listed services are services plus health and reflection.
-func RegisterReflection(reg grpc.ServiceRegistrar, services []protoreflect.ServiceDescriptor) {
-	files := new(protoregistry.Files)
+func RegisterReflection(reg grpc.ServiceRegistrar, services []protoreflect.ServiceDescriptor, files ...protoreflect.FileDescriptor) {
+	registry := new(protoregistry.Files)
 	seen := map[string]bool{}
 	var add func(fd protoreflect.FileDescriptor)
 	add = func(fd protoreflect.FileDescriptor) {
@@ -56,10 +64,13 @@ func RegisterReflection(reg grpc.ServiceRegistrar, services []protoreflect.Servi
 		}
 		// A conflict means another file already defines the symbols; the
 		// first one wins, as in any registry.
-		_ = files.RegisterFile(fd)
+		_ = registry.RegisterFile(fd)
 	}
 	for _, sd := range services {
 		add(sd.ParentFile())
+	}
+	for _, fd := range files {
+		add(fd)
 	}
 	var provider reflection.ServiceInfoProvider
 	if p, ok := reg.(reflection.ServiceInfoProvider); ok {
@@ -69,8 +80,8 @@ func RegisterReflection(reg grpc.ServiceRegistrar, services []protoreflect.Servi
 	}
 	opts := reflection.ServerOptions{
 		Services:           provider,
-		DescriptorResolver: fallbackFiles{files},
-		ExtensionResolver:  fallbackExtensions{local: extensionsOf(files)},
+		DescriptorResolver: fallbackFiles{registry},
+		ExtensionResolver:  fallbackExtensions{local: extensionsOf(registry)},
 	}
 	reflectionv1.RegisterServerReflectionServer(reg, reflection.NewServerV1(opts))
 	reflectionv1alpha.RegisterServerReflectionServer(reg, reflection.NewServer(opts))
