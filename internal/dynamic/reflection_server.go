@@ -105,7 +105,7 @@ type staticServices []protoreflect.ServiceDescriptor
 
 func (s staticServices) GetServiceInfo() map[string]grpc.ServiceInfo {
 	out := map[string]grpc.ServiceInfo{
-		healthpb.Health_ServiceDesc.ServiceName:                  {},
+		healthpb.Health_ServiceDesc.ServiceName:                    {},
 		reflectionv1.ServerReflection_ServiceDesc.ServiceName:      {},
 		reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: {},
 	}
