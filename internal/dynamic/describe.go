@@ -57,7 +57,7 @@ func TemplateJSON(md protoreflect.MessageDescriptor, protoNames bool) (string, e
 	if err != nil {
 		return "", fmt.Errorf("dynamic: template of %s: %w", md.FullName(), err)
 	}
-	return string(data), nil
+	return stableJSON(data, false, "  "), nil
 }
 
 // fillTemplate sets every field of m; onPath holds the message types being

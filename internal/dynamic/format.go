@@ -192,15 +192,7 @@ func NewFormatter(f Format, resolver TypeResolver, opts FormatOptions) (Formatte
 			if err != nil {
 				return "", err
 			}
-			if opts.Compact {
-				// protojson adds random spaces in single-line output to
-				// discourage byte comparisons; normalise them.
-				var buf bytes.Buffer
-				if err := json.Compact(&buf, data); err == nil {
-					data = buf.Bytes()
-				}
-			}
-			return string(data), nil
+			return stableJSON(data, opts.Compact, indent), nil
 		}, nil
 	case FormatText:
 		m := prototext.MarshalOptions{Multiline: !opts.Compact, Indent: indent, Resolver: orGlobal(resolver)}
@@ -220,3 +212,21 @@ func NewFormatter(f Format, resolver TypeResolver, opts FormatOptions) (Formatte
 }
 
 var errNotJSONObject = errors.New("not a JSON object")
+
+// stableJSON re-spaces protojson's output, which varies its whitespace at
+// random to discourage byte comparisons: bcctl's output is meant to be
+// diffed, pasted and golden-tested.
+func stableJSON(data []byte, compact bool, indent string) string {
+	var flat bytes.Buffer
+	if err := json.Compact(&flat, data); err != nil {
+		return string(data)
+	}
+	if compact {
+		return flat.String()
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, flat.Bytes(), "", indent); err != nil {
+		return string(data)
+	}
+	return out.String()
+}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -127,7 +128,7 @@ func eachSource(t *testing.T, f func(t *testing.T, src Source)) {
 func newMsg(t testing.TB, md protoreflect.MessageDescriptor, js string) *dynamicpb.Message {
 	t.Helper()
 	m := dynamicpb.NewMessage(md)
-	if err := protojson.Unmarshal([]byte(js), m); err != nil {
+	if err := (protojson.UnmarshalOptions{Resolver: testTypes()}).Unmarshal([]byte(js), m); err != nil {
 		t.Fatalf("build %s from %s: %v", md.FullName(), js, err)
 	}
 	return m
@@ -145,7 +146,7 @@ func mustMsg(md protoreflect.MessageDescriptor, js string) *dynamicpb.Message {
 // toJSON renders m compactly with stable spacing.
 func toJSON(t testing.TB, m proto.Message) string {
 	t.Helper()
-	f, err := NewFormatter(FormatJSON, nil, FormatOptions{Compact: true})
+	f, err := NewFormatter(FormatJSON, testTypes(), FormatOptions{Compact: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +289,9 @@ var corpusTypes = sync.OnceValue(func() TypeResolver {
 	}
 	return src.Types()
 })
+
+// testTypes resolves the corpus types and the program's (google.rpc).
+func testTypes() TypeResolver { return ChainTypes(corpusTypes(), protoregistry.GlobalTypes) }
 
 func corpusMessage(name protoreflect.FullName) protoreflect.MessageDescriptor {
 	mt, err := corpusTypes().FindMessageByName(name)

@@ -47,10 +47,7 @@ func StatusDetailsJSON(st *status.Status, resolver TypeResolver, opts FormatOpti
 func detailJSON(d *anypb.Any, m protojson.MarshalOptions) string {
 	data, err := m.Marshal(d)
 	if err == nil {
-		if !m.Multiline {
-			return compactJSON(data)
-		}
-		return string(data)
+		return stableJSON(data, !m.Multiline, m.Indent)
 	}
 	raw := map[string]string{"@type": d.GetTypeUrl(), "value": base64.StdEncoding.EncodeToString(d.GetValue())}
 	var b []byte
@@ -58,15 +55,6 @@ func detailJSON(d *anypb.Any, m protojson.MarshalOptions) string {
 		b, _ = json.MarshalIndent(raw, "", m.Indent)
 	} else {
 		b, _ = json.Marshal(raw)
-	}
-	return string(b)
-}
-
-func compactJSON(data []byte) string {
-	var v json.RawMessage = data
-	b, err := json.Marshal(v)
-	if err != nil {
-		return string(data)
 	}
 	return string(b)
 }
