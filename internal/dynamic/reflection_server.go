@@ -80,8 +80,8 @@ func RegisterReflection(reg grpc.ServiceRegistrar, services []protoreflect.Servi
 	}
 	opts := reflection.ServerOptions{
 		Services:           provider,
-		DescriptorResolver: fallbackFiles{registry},
-		ExtensionResolver:  fallbackExtensions{local: extensionsOf(registry)},
+		DescriptorResolver: fallbackFiles{local: registry, provider: provider},
+		ExtensionResolver:  extensionsOf(registry),
 	}
 	reflectionv1.RegisterServerReflectionServer(reg, reflection.NewServerV1(opts))
 	reflectionv1alpha.RegisterServerReflectionServer(reg, reflection.NewServer(opts))
@@ -125,23 +125,59 @@ func (s staticServices) GetServiceInfo() map[string]grpc.ServiceInfo {
 }
 
 // fallbackFiles resolves from the schema's files first, then from the
-// program's own registry (for the health and reflection services).
-type fallbackFiles struct{ local *protoregistry.Files }
+// program's own registry, but only for files that define a service the
+// server really serves (health, reflection) or that such a file imports:
+// the program's other compiled-in types are not part of the schema.
+type fallbackFiles struct {
+	local    *protoregistry.Files
+	provider reflection.ServiceInfoProvider
+}
+
+// servedGlobalFile reports whether fd is a compiled-in file the server
+// needs to describe its own services.
+func (f fallbackFiles) servedGlobalFile(fd protoreflect.FileDescriptor) bool {
+	allowed := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if allowed[fd.Path()] {
+			return
+		}
+		allowed[fd.Path()] = true
+		for i := range fd.Imports().Len() {
+			add(fd.Imports().Get(i).FileDescriptor)
+		}
+	}
+	for name := range f.provider.GetServiceInfo() {
+		if _, err := f.local.FindDescriptorByName(protoreflect.FullName(name)); err == nil {
+			continue
+		}
+		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name)); err == nil {
+			add(d.ParentFile())
+		}
+	}
+	return allowed[fd.Path()]
+}
 
 func (f fallbackFiles) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
 	fd, err := f.local.FindFileByPath(path)
-	if errors.Is(err, protoregistry.NotFound) {
-		return protoregistry.GlobalFiles.FindFileByPath(path)
+	if !errors.Is(err, protoregistry.NotFound) {
+		return fd, err
 	}
-	return fd, err
+	if fd, err := protoregistry.GlobalFiles.FindFileByPath(path); err == nil && f.servedGlobalFile(fd) {
+		return fd, nil
+	}
+	return nil, protoregistry.NotFound
 }
 
 func (f fallbackFiles) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
 	d, err := f.local.FindDescriptorByName(name)
-	if errors.Is(err, protoregistry.NotFound) {
-		return protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if !errors.Is(err, protoregistry.NotFound) {
+		return d, err
 	}
-	return d, err
+	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil && f.servedGlobalFile(d.ParentFile()) {
+		return d, nil
+	}
+	return nil, protoregistry.NotFound
 }
 
 // localExtensions indexes the extensions the schema declares, by extendee
@@ -185,37 +221,30 @@ func extensionsOf(files *protoregistry.Files) *localExtensions {
 	return le
 }
 
-// fallbackExtensions resolves the schema's extensions, then the program's.
-type fallbackExtensions struct{ local *localExtensions }
-
-func (f fallbackExtensions) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
-	if xt, ok := f.local.byName[name]; ok {
+// FindExtensionByName implements reflection.ExtensionResolver over the
+// schema's extensions only.
+func (le *localExtensions) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	if xt, ok := le.byName[name]; ok {
 		return xt, nil
 	}
-	return protoregistry.GlobalTypes.FindExtensionByName(name)
+	return nil, protoregistry.NotFound
 }
 
-func (f fallbackExtensions) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
-	for _, xt := range f.local.byMessage[message] {
+// FindExtensionByNumber implements reflection.ExtensionResolver.
+func (le *localExtensions) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	for _, xt := range le.byMessage[message] {
 		if xt.TypeDescriptor().Number() == field {
 			return xt, nil
 		}
 	}
-	return protoregistry.GlobalTypes.FindExtensionByNumber(message, field)
+	return nil, protoregistry.NotFound
 }
 
-func (f fallbackExtensions) RangeExtensionsByMessage(message protoreflect.FullName, fn func(protoreflect.ExtensionType) bool) {
-	seen := map[protoreflect.FieldNumber]bool{}
-	for _, xt := range f.local.byMessage[message] {
-		seen[xt.TypeDescriptor().Number()] = true
+// RangeExtensionsByMessage implements reflection.ExtensionResolver.
+func (le *localExtensions) RangeExtensionsByMessage(message protoreflect.FullName, fn func(protoreflect.ExtensionType) bool) {
+	for _, xt := range le.byMessage[message] {
 		if !fn(xt) {
 			return
 		}
 	}
-	protoregistry.GlobalTypes.RangeExtensionsByMessage(message, func(xt protoreflect.ExtensionType) bool {
-		if seen[xt.TypeDescriptor().Number()] {
-			return true
-		}
-		return fn(xt)
-	})
 }
