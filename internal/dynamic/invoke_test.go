@@ -232,4 +232,3 @@ func TestPrintingHandler(t *testing.T) {
 		t.Errorf("text output %q", out.String())
 	}
 }
-

@@ -200,7 +200,9 @@ func TestServedHealth(t *testing.T) {
 // listing.
 type plainRegistrar struct{ srv *grpc.Server }
 
-func (p plainRegistrar) RegisterService(sd *grpc.ServiceDesc, impl any) { p.srv.RegisterService(sd, impl) }
+func (p plainRegistrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
+	p.srv.RegisterService(sd, impl)
+}
 
 func TestReflectionOnPlainRegistrar(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
