@@ -2,7 +2,9 @@ package dynamic
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,42 +212,65 @@ func BenchmarkUnaryCall(b *testing.B) {
 // servers inside one benchmark, so that load from elsewhere on the machine
 // hits both alike, and reports the dynamic server's rate as a fraction of the
 // compiled one's ("dynamic/compiled"). One op is one call to each server.
+// "serial" makes one call at a time; "concurrent-8" keeps 8 calls in flight.
+//
+//	go test -run '^$' -bench BenchmarkUnaryCallInterleaved -count 6 ./internal/dynamic
 func BenchmarkUnaryCallInterleaved(b *testing.B) {
 	req := &testpb.SimpleRequest{
 		ResponseType: testpb.PayloadType_COMPRESSABLE,
 		ResponseSize: 64,
 		Payload:      &testpb.Payload{Body: make([]byte, 64)},
 	}
-	clients := make([]testgrpc.TestServiceClient, len(benchServers))
-	for i, bs := range benchServers {
-		clients[i] = startBenchServer(b, func(s *grpc.Server) { bs.register(b, s) })
-	}
-	ctx := context.Background()
-	const batch = 50
-	var elapsed [2]time.Duration
-	calls := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if calls%batch == 0 {
-			// Alternate which server goes first in each batch.
-			for k := range 2 {
-				i := (calls/batch + k) % 2
-				start := time.Now()
-				for range batch {
-					if _, err := clients[i].UnaryCall(ctx, req); err != nil {
-						b.Fatal(err)
+	for _, inFlight := range []int{1, 8} {
+		name := "serial"
+		if inFlight > 1 {
+			name = fmt.Sprintf("concurrent-%d", inFlight)
+		}
+		b.Run(name, func(b *testing.B) {
+			clients := make([]testgrpc.TestServiceClient, len(benchServers))
+			for i, bs := range benchServers {
+				clients[i] = startBenchServer(b, func(s *grpc.Server) { bs.register(b, s) })
+			}
+			ctx := context.Background()
+			const batch = 64
+			runBatch := func(client testgrpc.TestServiceClient) {
+				var wg sync.WaitGroup
+				for range inFlight {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range batch / inFlight {
+							if _, err := client.UnaryCall(ctx, req); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			var elapsed [2]time.Duration
+			calls := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if calls%batch == 0 {
+					// Alternate which server goes first in each batch.
+					for k := range 2 {
+						i := (calls/batch + k) % 2
+						start := time.Now()
+						runBatch(clients[i])
+						elapsed[i] += time.Since(start)
 					}
 				}
-				elapsed[i] += time.Since(start)
+				calls++
 			}
-		}
-		calls++
+			done := float64((calls + batch - 1) / batch * batch)
+			compiledRate := done / elapsed[0].Seconds()
+			dynamicRate := done / elapsed[1].Seconds()
+			b.ReportMetric(compiledRate, "compiled-calls/s")
+			b.ReportMetric(dynamicRate, "dynamic-calls/s")
+			b.ReportMetric(dynamicRate/compiledRate, "dynamic/compiled")
+		})
 	}
-	done := float64((calls + batch - 1) / batch * batch)
-	compiledRate := done / elapsed[0].Seconds()
-	dynamicRate := done / elapsed[1].Seconds()
-	b.ReportMetric(compiledRate, "compiled-calls/s")
-	b.ReportMetric(dynamicRate, "dynamic-calls/s")
-	b.ReportMetric(dynamicRate/compiledRate, "dynamic/compiled")
 }
