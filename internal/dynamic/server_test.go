@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -243,5 +244,43 @@ func TestReflectionOnPlainRegistrar(t *testing.T) {
 	}
 	if _, err := rs.FindSymbol(testContext(t), "gitaly.RefService"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unregistered service: %v, want ErrNotFound", err)
+	}
+}
+
+func TestCallSeesMethodMetadataPeerAndOneRequest(t *testing.T) {
+	type seen struct {
+		method, md, addr string
+		backchannel      uint64
+		second           error
+	}
+	got := make(chan seen, 1)
+	r := ResponderFunc(func(call Call) error {
+		req, err := call.Recv()
+		if err != nil {
+			return err
+		}
+		_, second := call.Recv()
+		got <- seen{
+			method:      MethodName(call.Method()),
+			md:          strings.Join(call.Metadata().Get("x-transaction"), ","),
+			addr:        call.Peer().Addr,
+			backchannel: call.Peer().BackchannelID,
+			second:      second,
+		}
+		_ = req
+		return call.Send(mustMsg(call.Method().Output(), `{"state": "COMMIT"}`))
+	})
+	src := protosetSource(t)
+	cc := dial(t, startServer(t, r))
+	rec := &recorder{}
+	err := InvokeRPC(testContext(t), src, cc, "gitaly.RefTransaction/VoteTransaction", metadata.Pairs("x-transaction", "17"), rec,
+		supply(src, `{"transaction_id": "17", "reference_updates_hash": "abc"}`))
+	if err != nil || rec.status.Code() != codes.OK {
+		t.Fatalf("invoke: %v, %v", err, rec.status.Err())
+	}
+	s := <-got
+	if s.method != "gitaly.RefTransaction/VoteTransaction" || s.md != "17" || !strings.HasPrefix(s.addr, "127.0.0.1:") ||
+		s.backchannel != 0 || s.second != io.EOF {
+		t.Errorf("responder saw %+v", s)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -98,6 +99,9 @@ func NewSourceFromProtoFiles(ctx context.Context, opts ProtoFilesOptions, fileNa
 		return nil, errors.New("dynamic: no .proto files given")
 	}
 	resolver := &protocompile.SourceResolver{ImportPaths: opts.ImportPaths}
+	if opts.FS == nil {
+		fileNames = relativeToImportPaths(opts.ImportPaths, fileNames)
+	}
 	if opts.FS != nil {
 		fsys := opts.FS
 		resolver.Accessor = func(path string) (io.ReadCloser, error) {
@@ -125,6 +129,29 @@ func NewSourceFromProtoFiles(ctx context.Context, opts ProtoFilesOptions, fileNa
 		files[i] = f
 	}
 	return NewSourceFromFiles(files...)
+}
+
+// relativeToImportPaths rewrites file names given as paths on disk under
+// an import path ("protos/acme/users.proto" with import path "protos") to
+// their name relative to that import path ("acme/users.proto"), as protoc
+// does; protocompile only accepts the second spelling. Other names are
+// kept.
+func relativeToImportPaths(importPaths, fileNames []string) []string {
+	out := make([]string, len(fileNames))
+	for i, name := range fileNames {
+		out[i] = name
+		for _, ip := range importPaths {
+			rel, err := filepath.Rel(filepath.Clean(ip), filepath.Clean(name))
+			if err != nil || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
+				continue
+			}
+			if _, err := os.Stat(name); err == nil {
+				out[i] = filepath.ToSlash(rel)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // cleanFSPath turns an OS-style joined path into an fs.FS path.

@@ -313,3 +313,19 @@ func TestCompositePrefersFirstSource(t *testing.T) {
 		t.Errorf("composite types: %v", err)
 	}
 }
+
+func TestProtoFilesAcceptPathsUnderTheImportPath(t *testing.T) {
+	src, err := NewSourceFromProtoFiles(testContext(t), ProtoFilesOptions{ImportPaths: []string{corpusDir}},
+		corpusDir+"/gitaly/transaction.proto", "acme/users.proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sym := range []string{"gitaly.RefTransaction", "acme.Users"} {
+		if _, err := src.FindSymbol(testContext(t), sym); err != nil {
+			t.Error(err)
+		}
+	}
+	if fd, _ := src.Registry().FindFileByPath("gitaly/transaction.proto"); fd == nil {
+		t.Error("gitaly/transaction.proto not registered under its import-relative name")
+	}
+}
