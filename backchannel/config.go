@@ -117,4 +117,3 @@ func (l yamuxLogger) log(msg string) {
 	}
 	l.logger.Log(context.Background(), level, strings.TrimSpace(msg), "component", "yamux")
 }
-
