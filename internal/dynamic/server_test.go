@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"io"
 	"log/slog"
 	"net"
@@ -282,5 +286,95 @@ func TestCallSeesMethodMetadataPeerAndOneRequest(t *testing.T) {
 	if s.method != "gitaly.RefTransaction/VoteTransaction" || s.md != "17" || !strings.HasPrefix(s.addr, "127.0.0.1:") ||
 		s.backchannel != 0 || s.second != io.EOF {
 		t.Errorf("responder saw %+v", s)
+	}
+}
+
+// A Responder that gives up because the caller went away reports CANCELLED
+// (not UNKNOWN) to the server's interceptors and logs, and the server's
+// interceptors run for every call kind.
+func TestInterceptorsSeeEveryCallKind(t *testing.T) {
+	type seen struct {
+		method string
+		err    error
+	}
+	calls := make(chan seen, 10)
+	unary := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(proto.Message); !ok {
+			t.Errorf("unary interceptor got a %T request", req)
+		}
+		resp, err := handler(ctx, req)
+		calls <- seen{info.FullMethod, err}
+		return resp, err
+	})
+	stream := grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		err := handler(srv, ss)
+		if !strings.Contains(info.FullMethod, "ServerReflection") {
+			calls <- seen{info.FullMethod, err}
+		}
+		return err
+	})
+	started := make(chan struct{}, 1)
+	inner := corpusResponder()
+	r := ResponderFunc(func(call Call) error {
+		if MethodName(call.Method()) == "gitaly.RefTransaction/VoteTransaction" {
+			started <- struct{}{}
+			<-call.Context().Done()
+			return fmt.Errorf("waiting for the vote: %w", call.Context().Err())
+		}
+		return inner.Respond(call)
+	})
+	src := protosetSource(t)
+	cc := dial(t, startServer(t, r, unary, stream))
+
+	for _, m := range []string{"acme.Users/Get", "acme.Users/List", "acme.Users/Import", "acme.Users/Chat"} {
+		rec := &recorder{}
+		if err := InvokeRPC(testContext(t), src, cc, m, nil, rec, nil); err != nil || rec.status.Code() != codes.OK {
+			t.Fatalf("%s: %v %v", m, err, rec.status.Err())
+		}
+		if got := <-calls; got.method != "/"+m || got.err != nil {
+			t.Errorf("interceptor saw %+v, want /%s and no error", got, m)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(testContext(t))
+	go func() {
+		<-started
+		cancel()
+	}()
+	rec := &recorder{}
+	if err := InvokeRPC(ctx, src, cc, "gitaly.RefTransaction/VoteTransaction", nil, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.status.Code() != codes.Canceled {
+		t.Errorf("client status %v, want Canceled", rec.status.Err())
+	}
+	if got := <-calls; status.Code(got.err) != codes.Canceled {
+		t.Errorf("interceptor saw %+v, want Canceled", got)
+	}
+}
+
+func TestProtosetWithoutWellKnownTypesUsesBuiltIns(t *testing.T) {
+	full, err := NewSourceFromProtosets(corpusDir + "/corpus.protoset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := full.FileDescriptorSet()
+	var trimmed []*descriptorpb.FileDescriptorProto
+	for _, f := range set.File {
+		if !strings.HasPrefix(f.GetName(), "google/protobuf/") {
+			trimmed = append(trimmed, f)
+		}
+	}
+	if len(trimmed) == len(set.File) {
+		t.Fatal("the corpus protoset has no well-known types to trim")
+	}
+	set.File = trimmed
+	src, err := NewSourceFromFileDescriptorSet(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(message(t, src, "acme.User"))
+	if err := ParseJSON([]byte(`{"createdAt": "2024-01-01T00:00:00Z", "attributes": {"a": 1}}`), m, src.Types()); err != nil {
+		t.Error(err)
 	}
 }
