@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"google.golang.org/grpc/reflection"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"net"
 	"os"
 	"path/filepath"
@@ -327,5 +329,40 @@ func TestProtoFilesAcceptPathsUnderTheImportPath(t *testing.T) {
 	}
 	if fd, _ := src.Registry().FindFileByPath("gitaly/transaction.proto"); fd == nil {
 		t.Error("gitaly/transaction.proto not registered under its import-relative name")
+	}
+}
+
+// A server that only has the older v1alpha reflection service is still
+// understood.
+func TestReflectionFallsBackToV1Alpha(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	services, err := Services(testContext(t), protosetSource(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RegisterServices(srv, services, corpusResponder()); err != nil {
+		t.Fatal(err)
+	}
+	files := protosetSource(t).(*FileSource).Registry()
+	reflectionv1alpha.RegisterServerReflectionServer(srv, reflection.NewServer(reflection.ServerOptions{Services: srv, DescriptorResolver: files}))
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	src := NewSourceFromReflection(context.Background(), dial(t, lis.Addr().String()), nil)
+	defer src.Close()
+	names, err := src.ListServices(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []protoreflect.FullName{"acme.Users", "gitaly.RefService", "gitaly.RefTransaction", "grpc.reflection.v1alpha.ServerReflection"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("services = %v, want %v", names, want)
+	}
+	if _, err := FindMethod(testContext(t), src, "gitaly.RefTransaction/VoteTransaction"); err != nil {
+		t.Error(err)
 	}
 }
