@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -153,7 +154,13 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	if !ok {
 		return s
 	}
-	l.d.checkKeys(ps, "the script", topKeys...)
+	var checked []pair
+	for _, p := range ps {
+		if !strings.HasPrefix(p.key, "x-") { // x-* keys hold YAML anchors
+			checked = append(checked, p)
+		}
+	}
+	l.d.checkKeys(checked, "the script", topKeys...)
 	get := func(k string) *yaml.Node {
 		for _, p := range ps {
 			if p.key == k {

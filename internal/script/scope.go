@@ -139,11 +139,25 @@ func (s *scope) eval(r *ref) (any, error) {
 	return walk(s.caps[r.root], r.steps), nil
 }
 
+// evalRef is eval that turns a bytes field's base64 into bytesVal.
+func (s *scope) evalRef(r *ref) (any, error) {
+	v, err := s.eval(r)
+	if err != nil || !r.bytes {
+		return v, err
+	}
+	if str, ok := v.(string); ok {
+		if b, err := decodeBase64(str); err == nil {
+			return bytesVal(b), nil
+		}
+	}
+	return v, nil
+}
+
 // render evaluates t: a single reference keeps its value's type, anything
 // else becomes a string.
 func (s *scope) render(t *template) (any, error) {
 	if t.whole() {
-		return s.eval(t.parts[0].ref)
+		return s.evalRef(t.parts[0].ref)
 	}
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -151,7 +165,7 @@ func (s *scope) render(t *template) (any, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := s.eval(p.ref)
+		v, err := s.evalRef(p.ref)
 		if err != nil {
 			return nil, err
 		}
@@ -177,3 +191,5 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+func jsonInt(n int) json.Number { return json.Number(strconv.Itoa(n)) }

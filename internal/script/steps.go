@@ -85,7 +85,8 @@ type callSpec struct {
 	reply      matcher      // nil: any reply
 	message    matcher      // nil: any message
 	as         string
-	orElse     *failSpec // nil: fail with ABORTED and an explanation
+	orElse     *failSpec            // nil: fail with ABORTED and an explanation
+	types      dynamic.TypeResolver // resolves Any in the called method's messages
 }
 
 // DefaultCallTimeout bounds a `call` step that gives no timeout.
@@ -253,6 +254,7 @@ func (c *stepCtx) callStep(n *yaml.Node, at string) *callSpec {
 		return nil
 	}
 	types := withGlobalTypes(c.peers.schema.Types())
+	cs.types = types
 	vc := c.l.values(c.env, types)
 	cs.with = vc.msg(get("with"), cs.method.Input(), at+".with")
 	cs.metadata = c.l.metadata(get("metadata"), c.env, at+".metadata")
@@ -380,6 +382,7 @@ func (l *loader) fail(n *yaml.Node, env *tenv, at string, types dynamic.TypeReso
 	for _, p := range ps {
 		switch p.key {
 		case "code":
+			hasCode = true
 			code, ok := d.code(p.val, at+".code")
 			if !ok {
 				continue
@@ -388,7 +391,7 @@ func (l *loader) fail(n *yaml.Node, env *tenv, at string, types dynamic.TypeReso
 				d.errorf(deref(p.val), "%s.code: OK is not a failure; use reply", at)
 				continue
 			}
-			f.code, hasCode = code, true
+			f.code = code
 		case "message":
 			f.message = l.text(p.val, env, at+".message")
 		case "details":

@@ -1,12 +1,14 @@
 package script
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -30,6 +32,17 @@ type ref struct {
 	src   string
 	root  string
 	steps []pathStep
+	bytes bool // the path ends at a bytes value (evaluates to bytesVal)
+}
+
+// bytesVal is the value of a bytes field read by a reference: it reads as
+// UTF-8 text when interpolated (base64 when it is not valid UTF-8), fills a
+// bytes field exactly, and is base64 in JSON (as protojson writes bytes).
+type bytesVal []byte
+
+// MarshalJSON writes the bytes as a base64 string.
+func (b bytesVal) MarshalJSON() ([]byte, error) {
+	return json.Marshal(base64.StdEncoding.EncodeToString(b))
 }
 
 // pathStep selects a map key or list index; fd, when known, gives the value
@@ -203,7 +216,9 @@ func (e *tenv) checkRef(r *ref) error {
 		if e.input == nil {
 			return unavailable("no request")
 		}
-		return checkFieldPath(e.input, r.steps, "req")
+		var err error
+		r.bytes, err = fieldPath(e.input, r.steps, "req")
+		return err
 	case "reqs":
 		if !e.stream {
 			return unavailable("only in each/end of client and bidi streams")
@@ -214,7 +229,9 @@ func (e *tenv) checkRef(r *ref) error {
 		if err := setIndex(&r.steps[0], "reqs"); err != nil {
 			return err
 		}
-		return checkFieldPath(e.input, r.steps[1:], "reqs."+r.steps[0].key)
+		var err error
+		r.bytes, err = fieldPath(e.input, r.steps[1:], "reqs."+r.steps[0].key)
+		return err
 	case "i":
 		if !e.stream {
 			return unavailable("only in each/end of client and bidi streams")
@@ -250,7 +267,9 @@ func (e *tenv) checkRef(r *ref) error {
 		return noPath()
 	}
 	if out, ok := e.captures[r.root]; ok {
-		return checkCapturePath(out, r.steps, r.root)
+		var err error
+		r.bytes, err = checkCapturePath(out, r.steps, r.root)
+		return err
 	}
 	return fmt.Errorf("unknown name %q%s", r.root, didYouMean(r.root, e.roots()))
 }
@@ -258,30 +277,30 @@ func (e *tenv) checkRef(r *ref) error {
 // Fields of a captured call result (see docs/script.md, "call").
 var captureFields = []string{"code", "message", "reply", "ok", "peer", "count", "failed", "calls"}
 
-func checkCapturePath(out protoreflect.MessageDescriptor, steps []pathStep, at string) error {
+func checkCapturePath(out protoreflect.MessageDescriptor, steps []pathStep, at string) (bool, error) {
 	if len(steps) == 0 {
-		return nil
+		return false, nil
 	}
 	switch steps[0].key {
 	case "code", "message", "ok", "count", "failed":
 		if len(steps) > 1 {
-			return fmt.Errorf("%s.%s has no fields", at, steps[0].key)
+			return false, fmt.Errorf("%s.%s has no fields", at, steps[0].key)
 		}
-		return nil
+		return false, nil
 	case "peer":
-		return checkPeerPath(steps[1:], at+".peer")
+		return false, checkPeerPath(steps[1:], at+".peer")
 	case "reply":
-		return checkFieldPath(out, steps[1:], at+".reply")
+		return fieldPath(out, steps[1:], at+".reply")
 	case "calls":
 		if len(steps) == 1 {
-			return nil
+			return false, nil
 		}
 		if err := setIndex(&steps[1], at+".calls"); err != nil {
-			return err
+			return false, err
 		}
 		return checkCapturePath(out, steps[2:], at+".calls."+steps[1].key)
 	}
-	return fmt.Errorf("%s has no field %q; fields: %s", at, steps[0].key, strings.Join(captureFields, ", "))
+	return false, fmt.Errorf("%s has no field %q; fields: %s", at, steps[0].key, strings.Join(captureFields, ", "))
 }
 
 func checkPeerPath(steps []pathStep, at string) error {
@@ -338,49 +357,55 @@ func checkFreePath(v any, steps []pathStep, at string) error {
 // checkFieldPath resolves a path of field names through md, accepting both
 // JSON and proto names and rewriting them to proto names.
 func checkFieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) error {
+	_, err := fieldPath(md, steps, at)
+	return err
+}
+
+// fieldPath is checkFieldPath that also reports whether the path ends at a
+// single bytes value.
+func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (bool, error) {
+	isBytes := false
 	for i := 0; i < len(steps); i++ {
 		if md == nil || isWellKnown(md) {
-			return nil // free-form JSON below here (Struct, Any, ...)
+			return false, nil // free-form JSON below here (Struct, Any, ...)
 		}
 		fd := findField(md, steps[i].key)
 		if fd == nil {
-			return fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, didYouMean(steps[i].key, fieldNames(md)))
+			return false, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, didYouMean(steps[i].key, fieldNames(md)))
 		}
 		steps[i].key = string(fd.Name())
 		steps[i].fd = fd
 		at += "." + steps[i].key
+		elem := fd
 		switch {
 		case fd.IsMap():
+			elem = fd.MapValue()
+			isBytes = false
 			if i+1 < len(steps) {
 				i++
-				steps[i].fd = fd.MapValue()
+				steps[i].fd = elem
 				at += "." + steps[i].key
-				md = fd.MapValue().Message()
-				if md == nil && i+1 < len(steps) {
-					return fmt.Errorf("%s is a %s; it has no fields", at, fd.MapValue().Kind())
-				}
+				isBytes = elem.Kind() == protoreflect.BytesKind
 			}
-			continue
 		case fd.IsList():
+			isBytes = false
 			if i+1 < len(steps) {
 				i++
 				if err := setIndex(&steps[i], at); err != nil {
-					return err
+					return false, err
 				}
 				at += "." + steps[i].key
+				isBytes = fd.Kind() == protoreflect.BytesKind
 			}
-			md = fd.Message()
-			if md == nil && i+1 < len(steps) {
-				return fmt.Errorf("%s is a %s; it has no fields", at, fd.Kind())
-			}
-			continue
+		default:
+			isBytes = fd.Kind() == protoreflect.BytesKind
 		}
-		md = fd.Message()
+		md = elem.Message()
 		if md == nil && i+1 < len(steps) {
-			return fmt.Errorf("%s is a %s; it has no fields", at, fd.Kind())
+			return false, fmt.Errorf("%s is a %s; it has no fields", at, elem.Kind())
 		}
 	}
-	return nil
+	return isBytes, nil
 }
 
 // findField finds a field by proto name or JSON name.
@@ -498,6 +523,11 @@ func stringify(v any) string {
 		return ""
 	case string:
 		return x
+	case bytesVal:
+		if utf8.Valid(x) {
+			return string(x)
+		}
+		return base64.StdEncoding.EncodeToString(x)
 	case json.Number:
 		return string(x)
 	case bool:

@@ -35,7 +35,7 @@ const (
 	coerceNone   coercion = iota
 	coerceString          // any scalar becomes its text
 	coerceBool            // "true"/"false" become booleans
-	coerceText            // text becomes base64 (bytes fields tagged !text)
+	coerceBytes           // text (or raw bytes) becomes base64 for a bytes field
 )
 
 type tmplValue struct {
@@ -50,22 +50,28 @@ func (v tmplValue) render(s *scope) (any, error) {
 	}
 	switch v.coerce {
 	case coerceString:
+		if b, ok := x.(bytesVal); ok {
+			return stringify(b), nil
+		}
 		switch x.(type) {
 		case nil, string, map[string]any, []any:
 			return x, nil
 		}
 		return stringify(x), nil
+	case coerceBytes:
+		switch y := x.(type) {
+		case nil:
+			return nil, nil
+		case bytesVal:
+			return base64.StdEncoding.EncodeToString(y), nil
+		}
+		return base64.StdEncoding.EncodeToString([]byte(stringify(x))), nil
 	case coerceBool:
 		if str, ok := x.(string); ok {
 			if b, err := strconv.ParseBool(str); err == nil {
 				return b, nil
 			}
 		}
-	case coerceText:
-		if x == nil {
-			return nil, nil
-		}
-		return base64.StdEncoding.EncodeToString([]byte(stringify(x))), nil
 	}
 	return x, nil
 }
@@ -358,24 +364,19 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 		}
 		return constValue{n.Value}
 	case protoreflect.BytesKind:
-		text := n.Tag == "!text"
-		coerce := coerceNone
-		if text {
-			coerce = coerceText
-		}
-		if v := c.template(n, path, coerce); v != nil {
+		if v := c.template(n, path, coerceBytes); v != nil {
 			return v
 		}
 		if n.Kind != yaml.ScalarNode {
 			c.d.errorf(n, "%s is bytes, not %s", path, describeNode(n))
 			return constValue{nil}
 		}
-		if text {
+		if n.ShortTag() != "!!binary" {
 			return constValue{base64.StdEncoding.EncodeToString([]byte(n.Value))}
 		}
 		s := strings.Join(strings.Fields(n.Value), "")
 		if _, err := decodeBase64(s); err != nil {
-			c.d.errorf(n, "%s is bytes: %q is not base64 (as protojson wants); write UTF-8 text as !text %q", path, n.Value, n.Value)
+			c.d.errorf(n, "%s: !!binary %q is not base64", path, n.Value)
 			return constValue{nil}
 		}
 		return constValue{s}
