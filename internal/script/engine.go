@@ -216,43 +216,66 @@ func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst boo
 	return true, ""
 }
 
-// explain says why no rule matched, naming the closest rule.
+// explain says why no rule matched, naming the closest rule: one that
+// matched but has retired, else the one meeting the largest share of its
+// conditions, else the one whose method pattern is nearest.
 func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFirst bool) string {
-	sec := SectionRules
-	if len(rs.rules) > 0 {
-		sec = rs.rules[0].Section
-	}
 	if len(rs.rules) == 0 {
+		sec := SectionRules
+		if rs.rules == nil && rs.script != nil && len(rs.script.Backchannel) > 0 {
+			sec = SectionBackchannel
+		}
 		return fmt.Sprintf("no rule matched %s: the script %s has no %s rules", method, rs.script.Name, sec)
 	}
-	best, bestScore, bestWhy := -1, -1, ""
-	bestDist := 1 << 30
+	best, bestWhy := -1, ""
+	bestScore, bestHits, bestDist := -1.0, -1, 1<<30
 	for i, r := range rs.rules {
 		ok, why := r.test(method, md, first, haveFirst)
-		score := 0
+		score, hits, dist := 0.0, 0, 0
 		switch {
-		case ok: // matched but retired
+		case ok: // it matches, so it has retired
 			score = 4
 			why = fmt.Sprintf("it has answered its %d calls (times: %d)", rs.used[i].Load(), r.Times)
 		case r.bodies[method] == nil:
 			if r.methodRE.MatchString(method) {
 				score = 1
 			}
-		default:
-			score = 2
-			if len(r.metadata) == 0 || metadataOK(r, md) {
-				score = 3
-			}
-		}
-		dist := 0
-		if score == 0 {
 			dist = editDistance(normalizeMethod(r.Method), method)
+		default:
+			h, t := r.closeness(method, md, first, haveFirst)
+			score, hits = 2+float64(h)/float64(max(t, 1)), h
 		}
-		if score > bestScore || (score == 0 && bestScore == 0 && dist < bestDist) {
-			best, bestScore, bestWhy, bestDist = i, score, why, dist
+		better := score > bestScore ||
+			(score == bestScore && hits > bestHits) ||
+			(score == bestScore && hits == bestHits && dist < bestDist)
+		if better {
+			best, bestWhy, bestScore, bestHits, bestDist = i, why, score, hits, dist
 		}
 	}
 	return fmt.Sprintf("no rule matched %s; closest: %s: %s", method, rs.rules[best], bestWhy)
+}
+
+// closeness counts the metadata and request conditions a call meets.
+func (r *Rule) closeness(method string, md metadata.MD, first *msgView, haveFirst bool) (hit, total int) {
+	for _, m := range r.metadata {
+		total++
+		if ok, _ := m.match(md); ok {
+			hit++
+		}
+	}
+	b := r.bodies[method]
+	if b.request == nil {
+		return hit, total
+	}
+	if !haveFirst {
+		return hit, total + 1
+	}
+	v, err := first.json()
+	if err != nil {
+		return hit, total + 1
+	}
+	h, t := closeness(b.request, v, true)
+	return hit + h, total + t
 }
 
 func metadataOK(r *Rule, md metadata.MD) bool {

@@ -116,12 +116,12 @@ func (e *Expectation) describe() string {
 // bounds formats what count is wanted.
 func (e *Expectation) bounds() string {
 	switch {
+	case e.Max >= 0 && e.Min == 0:
+		return fmt.Sprintf("at most %d", e.Max)
 	case e.Max >= 0 && e.Min == e.Max:
 		return fmt.Sprintf("exactly %d", e.Min)
 	case e.Max >= 0 && e.Min > 0:
 		return fmt.Sprintf("%d to %d", e.Min, e.Max)
-	case e.Max >= 0:
-		return fmt.Sprintf("at most %d", e.Max)
 	}
 	return fmt.Sprintf("at least %d", e.Min)
 }

@@ -191,7 +191,7 @@ func newCall(t testing.TB, method string, md metadata.MD, reqs ...string) *fakeC
 	return c
 }
 
-func (c *fakeCall) Context() context.Context               { return c.ctx }
+func (c *fakeCall) Context() context.Context              { return c.ctx }
 func (c *fakeCall) Method() protoreflect.MethodDescriptor { return c.method }
 func (c *fakeCall) Metadata() metadata.MD                 { return c.md }
 func (c *fakeCall) Peer() dynamic.Peer                    { return c.peer }

@@ -70,8 +70,15 @@ func textOf(v any, kind cmpKind) string {
 
 // showKind formats a value as the user thinks of it (bytes as text).
 func showKind(v any, kind cmpKind) string {
-	if kind == cmpBytes {
+	switch kind {
+	case cmpBytes:
 		return strconv.Quote(textOf(v, kind))
+	case cmpNumber:
+		if s, ok := v.(string); ok {
+			if _, isNum := ratOf(s); isNum {
+				return s // an int64 that protojson quoted
+			}
+		}
 	}
 	return show(v)
 }
@@ -184,6 +191,50 @@ func (m existsMatcher) match(v any, present bool) (bool, string) {
 	return false, fmt.Sprintf("%s is present (%s), want it absent", m.path, show(v))
 }
 
+// closeness counts how many of m's leaf conditions v meets, to find the
+// rule that came closest to matching a call.
+func closeness(m matcher, v any, present bool) (hit, total int) {
+	switch x := m.(type) {
+	case objMatcher:
+		obj, _ := v.(map[string]any)
+		for _, f := range x.fields {
+			got, has := obj[f.key]
+			if !has && f.fd != nil {
+				got = defaultJSON(f.fd)
+			}
+			h, t := closeness(f.m, got, has)
+			hit, total = hit+h, total+t
+		}
+		if x.exact {
+			total++
+			if ok, _ := x.match(v, present); ok {
+				hit++
+			}
+		}
+		return hit, total
+	case allMatcher:
+		for _, sub := range x {
+			h, t := closeness(sub, v, present)
+			hit, total = hit+h, total+t
+		}
+		return hit, total
+	case listMatcher:
+		l, _ := v.([]any)
+		if len(l) != len(x.items) {
+			return 0, max(1, len(x.items))
+		}
+		for i, it := range x.items {
+			h, t := closeness(it, l[i], true)
+			hit, total = hit+h, total+t
+		}
+		return hit, total
+	}
+	if ok, _ := m.match(v, present); ok {
+		return 1, 1
+	}
+	return 0, 1
+}
+
 type cmpMatcher struct {
 	path string
 	op   string
@@ -211,7 +262,7 @@ func (m cmpMatcher) match(v any, _ bool) (bool, string) {
 	if good {
 		return true, ""
 	}
-	return false, fmt.Sprintf("%s is %s, want %s %s", m.path, show(v), m.op, m.src)
+	return false, fmt.Sprintf("%s is %s, want %s %s", m.path, showKind(v, cmpNumber), m.op, m.src)
 }
 
 type oneOfMatcher struct {

@@ -70,9 +70,14 @@ type CallEvent struct {
 	Step Pos
 }
 
-// Record returns what expectations count of the event.
+// Record returns what expectations count of the event. Rule is set only
+// for answered calls: `expect: {rule: X}` counts the calls X answered.
 func (ev *CallEvent) Record() Record {
-	return Record{Dir: ev.Dir, Method: ev.Method, Peer: ev.Peer.BackchannelID, Code: ev.Status.Code(), Rule: ev.Rule.Name}
+	rec := Record{Dir: ev.Dir, Method: ev.Method, Peer: ev.Peer.BackchannelID, Code: ev.Status.Code()}
+	if ev.Origin == Answered {
+		rec.Rule = ev.Rule.Name
+	}
+	return rec
 }
 
 // Observer receives an event for every call the engine finishes. It is
