@@ -29,6 +29,8 @@ func deref(n *yaml.Node) *yaml.Node {
 		switch n.Kind {
 		case yaml.AliasNode:
 			n = n.Alias
+		case 0: // an empty document
+			return nil
 		case yaml.DocumentNode:
 			if len(n.Content) == 0 {
 				return nil
