@@ -28,7 +28,7 @@ type streamCall struct {
 	method protoreflect.MethodDescriptor
 }
 
-func (c *streamCall) Context() context.Context               { return c.stream.Context() }
+func (c *streamCall) Context() context.Context              { return c.stream.Context() }
 func (c *streamCall) Method() protoreflect.MethodDescriptor { return c.method }
 func (c *streamCall) Metadata() metadata.MD {
 	md, _ := metadata.FromIncomingContext(c.stream.Context())

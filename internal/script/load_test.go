@@ -103,17 +103,17 @@ rules:
 rules:
   - match: {method: acme.Users/Get, request: {idd: 1}}
     reply: {}
-`, []string{`test.yaml:3:47: request: unknown field "idd" in acme.GetUserRequest`}},
+`, []string{`test.yaml:3:47: rules[0].match.request: unknown field "idd" in acme.GetUserRequest`}},
 		{"bad regex", `
 rules:
   - match: {method: acme.Users/Get, request: {trace_id: {re: "(["}}}
     reply: {}
-`, []string{`test.yaml:3:62: request.trace_id: bad re "([":`}},
+`, []string{`test.yaml:3:62: rules[0].match.request.trace_id: bad re "([":`}},
 		{"unknown matcher", `
 rules:
   - match: {method: acme.Users/Get, request: {trace_id: {regex: "x"}}}
     reply: {}
-`, []string{`test.yaml:3:58: request.trace_id: unknown matcher "regex"; did you mean "re"`}},
+`, []string{`test.yaml:3:58: rules[0].match.request.trace_id: unknown matcher "regex"; did you mean "re"`}},
 		{"bad code name", `
 rules:
   - match: {method: acme.Users/Get}

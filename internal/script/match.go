@@ -481,7 +481,12 @@ func fieldTarget(fd protoreflect.FieldDescriptor) mtarget {
 
 // matchCompiler compiles YAML matchers.
 type matchCompiler struct {
-	d *diags
+	d      *diags
+	prefix string // where the matcher is, for load errors: "rules[0].match."
+}
+
+func (c *matchCompiler) errorf(n *yaml.Node, format string, args ...any) {
+	c.d.errorf(n, c.prefix+format, args...)
 }
 
 // isOpMap reports a mapping whose keys are all operators (and, for a
@@ -509,7 +514,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 		return eqMatcher{path: path, want: nil, kind: cmpJSON}
 	}
 	if n.Kind == yaml.ScalarNode && hasTemplate(n.Value) {
-		c.d.errorf(n, "%s: templates are not allowed in matchers", path)
+		c.errorf(n, "%s: templates are not allowed in matchers", path)
 		return allMatcher{}
 	}
 	if c.isOpMap(n, t) {
@@ -519,7 +524,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 		ps, _ := c.d.pairs(n, path)
 		for _, p := range ps {
 			if !isOp(p.key) {
-				c.d.errorf(p.knode, "%s: unknown matcher %q%s", path, p.key, didYouMean(p.key, matchOps))
+				c.errorf(p.knode, "%s: unknown matcher %q%s", path, p.key, didYouMean(p.key, matchOps))
 			}
 		}
 		return allMatcher{}
@@ -527,7 +532,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 	switch {
 	case t.whole && t.fd.IsList():
 		if n.Kind != yaml.SequenceNode {
-			c.d.errorf(n, "%s is a repeated %s: write a list (matched element by element) or a matcher such as contains or len, not %s", path, kindName(t.fd), describeNode(n))
+			c.errorf(n, "%s is a repeated %s: write a list (matched element by element) or a matcher such as contains or len, not %s", path, kindName(t.fd), describeNode(n))
 			return allMatcher{}
 		}
 		lm := listMatcher{path: path}
@@ -543,7 +548,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 		om := objMatcher{path: path, exact: exact}
 		for _, p := range ps {
 			if err := checkMapKey(t.fd.MapKey(), p.key); err != nil {
-				c.d.errorf(p.knode, "%s: %v", path, err)
+				c.errorf(p.knode, "%s: %v", path, err)
 				continue
 			}
 			om.fields = append(om.fields, objField{key: p.key, m: c.compile(p.val, t.elem(), path+"."+p.key, exact)})
@@ -554,7 +559,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 			return existsMatcher{path: path, want: false}
 		}
 		if n.Kind != yaml.MappingNode {
-			c.d.errorf(n, "%s is a %s: write a mapping of its fields (or a matcher), not %s", path, t.md.FullName(), describeNode(n))
+			c.errorf(n, "%s is a %s: write a mapping of its fields (or a matcher), not %s", path, t.md.FullName(), describeNode(n))
 			return allMatcher{}
 		}
 		return c.object(n, t.md, path, exact)
@@ -563,7 +568,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 	}
 	want, err := c.literal(n, t)
 	if err != nil {
-		c.d.errorf(n, "%s: %v", path, err)
+		c.errorf(n, "%s: %v", path, err)
 		return allMatcher{}
 	}
 	return eqMatcher{path: path, want: want, kind: t.kind()}
@@ -577,11 +582,11 @@ func (c *matchCompiler) object(n *yaml.Node, md protoreflect.MessageDescriptor, 
 	for _, p := range ps {
 		fd := findField(md, p.key)
 		if fd == nil {
-			c.d.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), didYouMean(p.key, fieldNames(md)))
+			c.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), didYouMean(p.key, fieldNames(md)))
 			continue
 		}
 		if seen[fd.Number()] {
-			c.d.errorf(p.knode, "%s: field %s is matched twice", path, fd.Name())
+			c.errorf(p.knode, "%s: field %s is matched twice", path, fd.Name())
 			continue
 		}
 		seen[fd.Number()] = true
@@ -650,7 +655,7 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 		case "eq":
 			all = append(all, c.compile(v, t, path, exact))
 		case "re", "glob":
-			src, ok := c.d.scalarString(v, path+": "+p.key)
+			src, ok := c.d.scalarString(v, c.prefix+path+": "+p.key)
 			if !ok {
 				continue
 			}
@@ -662,13 +667,13 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 				re, err = compileGlob(src, false)
 			}
 			if err != nil {
-				c.d.errorf(v, "%s: bad %s %q: %v", path, p.key, src, err)
+				c.errorf(v, "%s: bad %s %q: %v", path, p.key, src, err)
 				continue
 			}
 			all = append(all, reMatcher{path: path, re: re, op: p.key, src: src, kind: kind})
 		case "one_of":
 			if v == nil || v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
-				c.d.errorf(orNode(v), "%s: one_of wants a non-empty list, not %s", path, describeNode(v))
+				c.errorf(orNode(v), "%s: one_of wants a non-empty list, not %s", path, describeNode(v))
 				continue
 			}
 			om := oneOfMatcher{path: path, kind: kind}
@@ -681,18 +686,18 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 			om.src = show(shown)
 			all = append(all, om)
 		case "exists":
-			b, ok := c.d.scalarBool(v, path+": exists")
+			b, ok := c.d.scalarBool(v, c.prefix+path+": exists")
 			if ok {
 				all = append(all, existsMatcher{path: path, want: b})
 			}
 		case "gt", "ge", "lt", "le":
 			if v == nil || v.Kind != yaml.ScalarNode {
-				c.d.errorf(orNode(v), "%s: %s wants a number, not %s", path, p.key, describeNode(v))
+				c.errorf(orNode(v), "%s: %s wants a number, not %s", path, p.key, describeNode(v))
 				continue
 			}
 			r, ok := new(big.Rat).SetString(v.Value)
 			if !ok {
-				c.d.errorf(v, "%s: %s wants a number, not %s", path, p.key, describeNode(v))
+				c.errorf(v, "%s: %s wants a number, not %s", path, p.key, describeNode(v))
 				continue
 			}
 			all = append(all, cmpMatcher{path: path, op: p.key, want: r, src: v.Value})
@@ -707,7 +712,7 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 				all = append(all, containsMatcher{path: path, list: true, elem: c.free(v, path+"[]")})
 				continue
 			}
-			src, ok := c.d.scalarString(v, path+": contains")
+			src, ok := c.d.scalarString(v, c.prefix+path+": contains")
 			if ok {
 				all = append(all, containsMatcher{path: path, sub: src, kind: kind})
 			}

@@ -192,7 +192,7 @@ func (l *loader) rule(n *yaml.Node, sec Section, idx int, names map[string]Pos) 
 	}
 	if mdn := mget("metadata"); mdn != nil {
 		mps, _ := d.pairs(mdn, at+".match.metadata")
-		mc := &matchCompiler{d: d}
+		mc := &matchCompiler{d: d, prefix: at + ".match."}
 		for _, p := range mps {
 			key := toLowerKey(p.key)
 			r.metadata = append(r.metadata, mdMatcher{key: key, m: mc.compile(p.val, mtarget{str: true}, "metadata "+key, false)})
@@ -240,7 +240,7 @@ func (l *loader) body(ps []pair, md protoreflect.MethodDescriptor, r *Rule, at s
 	}
 	b := &body{method: md, kind: kindOfMethod(md)}
 	if reqNode != nil {
-		mc := &matchCompiler{d: d}
+		mc := &matchCompiler{d: d, prefix: at + ".match."}
 		b.request = mc.compile(reqNode, mtarget{md: md.Input()}, "request", exact)
 	}
 	if dn := get("delay"); dn != nil {

@@ -340,7 +340,7 @@ func (c *stepCtx) expect(n *yaml.Node, cs *callSpec, at string) {
 		return
 	}
 	d.checkKeys(ps, at, expectCallKeys...)
-	mc := &matchCompiler{d: d}
+	mc := &matchCompiler{d: d, prefix: at + "."}
 	for _, p := range ps {
 		switch p.key {
 		case "code":
