@@ -71,6 +71,7 @@ var _ dynamic.Responder = (*Engine)(nil)
 // ruleset pairs a script with the use counts of its rules.
 type ruleset struct {
 	script *Script
+	sec    Section
 	rules  []*Rule
 	used   []atomic.Int64
 }
@@ -81,7 +82,7 @@ func newRuleset(s *Script, role Role) *ruleset {
 		sec = SectionBackchannel
 	}
 	rules := s.section(sec)
-	return &ruleset{script: s, rules: rules, used: make([]atomic.Int64, len(rules))}
+	return &ruleset{script: s, sec: sec, rules: rules, used: make([]atomic.Int64, len(rules))}
 }
 
 // NewEngine returns an engine that plays role with script s.
@@ -221,11 +222,7 @@ func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst boo
 // conditions, else the one whose method pattern is nearest.
 func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFirst bool) string {
 	if len(rs.rules) == 0 {
-		sec := SectionRules
-		if rs.rules == nil && rs.script != nil && len(rs.script.Backchannel) > 0 {
-			sec = SectionBackchannel
-		}
-		return fmt.Sprintf("no rule matched %s: the script %s has no %s rules", method, rs.script.Name, sec)
+		return fmt.Sprintf("no rule matched %s: the script %s has no %s", method, rs.script.Name, rs.sec)
 	}
 	best, bestWhy := -1, ""
 	bestScore, bestHits, bestDist := -1.0, -1, 1<<30
@@ -235,7 +232,7 @@ func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFi
 		switch {
 		case ok: // it matches, so it has retired
 			score = 4
-			why = fmt.Sprintf("it has answered its %d calls (times: %d)", rs.used[i].Load(), r.Times)
+			why = fmt.Sprintf("it has retired after answering %s (times: %d)", plural(rs.used[i].Load(), "call"), r.Times)
 		case r.bodies[method] == nil:
 			if r.methodRE.MatchString(method) {
 				score = 1
@@ -278,14 +275,14 @@ func (r *Rule) closeness(method string, md metadata.MD, first *msgView, haveFirs
 	return hit + h, total + t
 }
 
-func metadataOK(r *Rule, md metadata.MD) bool {
-	for _, m := range r.metadata {
-		if ok, _ := m.match(md); !ok {
-			return false
-		}
+// plural formats "1 call", "2 calls".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	return true
+	return fmt.Sprintf("%d %ss", n, noun)
 }
+
 
 // respond is Respond with messages already received.
 func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error) {

@@ -146,7 +146,7 @@ rules:
 			`no rule matched acme.Users/Get; closest: "needs-meta" (test.yaml:11): metadata x-transaction is missing`},
 		{"gitaly.RefTransaction/StopTransaction", `{}`, ""},
 		{"gitaly.RefTransaction/StopTransaction", `{}`,
-			`no rule matched gitaly.RefTransaction/StopTransaction; closest: "once" (test.yaml:16): it has answered its 1 calls (times: 1)`},
+			`no rule matched gitaly.RefTransaction/StopTransaction; closest: "once" (test.yaml:16): it has retired after answering 1 call (times: 1)`},
 		{"acme.Users/Upload", "",
 			`no rule matched acme.Users/Upload; closest: "other" (test.yaml:3): method is acme.Users/Upload, not acme.Users/List`},
 	}
