@@ -283,7 +283,6 @@ func plural(n int64, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-
 // respond is Respond with messages already received.
 func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error) {
 	rs := e.rules.Load()

@@ -53,7 +53,7 @@ type oneCall struct {
 	req    proto.Message
 }
 
-func (c *oneCall) Context() context.Context               { return context.Background() }
+func (c *oneCall) Context() context.Context              { return context.Background() }
 func (c *oneCall) Method() protoreflect.MethodDescriptor { return c.method }
 func (c *oneCall) Metadata() metadata.MD                 { return c.md }
 func (c *oneCall) Peer() dynamic.Peer                    { return dynamic.Peer{BackchannelID: 1} }
