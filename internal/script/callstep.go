@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,11 @@ func (x *caller) call(cs *callSpec) (*failSpec, error) {
 		if !ok {
 			st = status.New(codes.Unavailable, err.Error())
 		}
-		results = []*callResult{{peer: x.peer, st: st}}
+		target := x.peer
+		if id, perr := strconv.ParseUint(cs.to, 10, 64); perr == nil {
+			target = dynamic.Peer{BackchannelID: id}
+		}
+		results = []*callResult{{peer: target, st: st}}
 	} else {
 		results = make([]*callResult, len(targets))
 		var wg sync.WaitGroup
@@ -104,11 +109,24 @@ func (x *caller) call(cs *callSpec) (*failSpec, error) {
 			break
 		}
 	}
-	msg := fmt.Sprintf("call %s (%s) to peer %d: %s", methodName(cs.method), cs.pos, first.peer.BackchannelID, first.why)
+	msg := fmt.Sprintf("call %s (%s) to %s: %s", methodName(cs.method), cs.pos, x.describe(first.peer), first.why)
 	if len(results) > 1 {
 		msg += fmt.Sprintf(" (%d of %d calls failed)", failed, len(results))
 	}
 	return &failSpec{pos: cs.pos, code: codes.Aborted, message: &template{parts: []tpart{{lit: msg}}}}, nil
+}
+
+// describe names the peer a call went to in failure messages.
+func (x *caller) describe(p dynamic.Peer) string {
+	switch {
+	case x.e.role == Downstream:
+		return "the upstream"
+	case p.BackchannelID != 0:
+		return fmt.Sprintf("peer %d", p.BackchannelID)
+	case p.Addr != "":
+		return "peer " + p.Addr
+	}
+	return "the caller"
 }
 
 // invoke makes one call and reports it to the observer.

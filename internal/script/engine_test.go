@@ -614,7 +614,7 @@ backchannel:
 		t.Errorf("fan out: %v %v", got, st)
 	}
 	_, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": 2}`))
-	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "code is NOT_FOUND, want OK (message \"no peer 42\")") {
+	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "to peer 42: code is NOT_FOUND, want OK (message \"no peer 42\")") {
 		t.Errorf("unknown peer: %v", st)
 	}
 	got, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": 3}`))
