@@ -257,5 +257,3 @@ func runStreams(b *testing.B, n, perStream int, stream func(messages int) error)
 		b.Fatal(err)
 	}
 }
-
-
