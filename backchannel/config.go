@@ -1,0 +1,119 @@
+package backchannel
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Configuration holds the yamux settings of one side of a multiplexed
+// connection. Keepalives are always off: gRPC has its own.
+type Configuration struct {
+	// MaximumStreamWindowSizeBytes is the most data a peer may send on one
+	// stream before this side has read it. It is advertised to the peer and
+	// bounds the throughput of large messages flowing into this side; it is
+	// at least 256 KiB.
+	MaximumStreamWindowSizeBytes uint32
+	// AcceptBacklog is the number of peer-opened streams that may wait to
+	// be accepted.
+	AcceptBacklog int
+	// StreamCloseTimeout is how long a half-closed stream waits for the
+	// peer's close before it is reset.
+	StreamCloseTimeout time.Duration
+	// StreamOpenTimeout is how long an opened stream waits for the peer's
+	// acknowledgement before the session is torn down. Zero disables it.
+	StreamOpenTimeout time.Duration
+	// ConnectionWriteTimeout bounds a single write to the connection.
+	ConnectionWriteTimeout time.Duration
+}
+
+const (
+	minStreamWindow = 256 * 1024
+	// serverStreamWindow is the window Gitaly's server side advertises.
+	serverStreamWindow = 16 * 1024 * 1024
+)
+
+// DefaultConfiguration returns yamux's defaults, which is what Gitaly's
+// clients (Praefect) use: a 256 KiB stream window and a backlog of 256.
+func DefaultConfiguration() Configuration {
+	d := yamux.DefaultConfig()
+	return Configuration{
+		MaximumStreamWindowSizeBytes: d.MaxStreamWindowSize,
+		AcceptBacklog:                d.AcceptBacklog,
+		StreamCloseTimeout:           d.StreamCloseTimeout,
+		StreamOpenTimeout:            d.StreamOpenTimeout,
+		ConnectionWriteTimeout:       d.ConnectionWriteTimeout,
+	}
+}
+
+// DefaultServerConfiguration returns the settings of Gitaly's server side:
+// yamux's defaults with a backlog of 1 (a client opens exactly one stream)
+// and a 16 MiB stream window.
+func DefaultServerConfiguration() Configuration {
+	c := DefaultConfiguration()
+	c.AcceptBacklog = 1
+	c.MaximumStreamWindowSizeBytes = serverStreamWindow
+	return c
+}
+
+// validate reports what is wrong with c.
+func (c Configuration) validate() error {
+	if c.MaximumStreamWindowSizeBytes < minStreamWindow {
+		return fmt.Errorf("backchannel: maximum stream window %d bytes is below yamux's minimum of %d", c.MaximumStreamWindowSizeBytes, minStreamWindow)
+	}
+	if c.AcceptBacklog <= 0 {
+		return fmt.Errorf("backchannel: accept backlog %d must be positive", c.AcceptBacklog)
+	}
+	return nil
+}
+
+// yamuxConfig turns c into a yamux configuration that logs to logger.
+func (c Configuration) yamuxConfig(logger *slog.Logger) *yamux.Config {
+	y := yamux.DefaultConfig()
+	y.EnableKeepAlive = false
+	y.AcceptBacklog = c.AcceptBacklog
+	y.MaxStreamWindowSize = c.MaximumStreamWindowSizeBytes
+	y.StreamCloseTimeout = c.StreamCloseTimeout
+	y.StreamOpenTimeout = c.StreamOpenTimeout
+	y.ConnectionWriteTimeout = c.ConnectionWriteTimeout
+	// yamux refuses a configuration with both LogOutput and Logger.
+	y.LogOutput = nil
+	y.Logger = yamuxLogger{logger: logger}
+	return y
+}
+
+// orDiscard returns logger, or a logger that discards everything.
+func orDiscard(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return logger
+}
+
+// yamuxLogger adapts yamux's Printf-style logging to slog. yamux prefixes
+// its messages with a level such as "[ERR]" or "[WARN]".
+type yamuxLogger struct {
+	logger *slog.Logger
+}
+
+func (l yamuxLogger) Print(v ...any)                 { l.log(fmt.Sprint(v...)) }
+func (l yamuxLogger) Printf(format string, v ...any) { l.log(fmt.Sprintf(format, v...)) }
+func (l yamuxLogger) Println(v ...any)               { l.log(fmt.Sprintln(v...)) }
+
+func (l yamuxLogger) log(msg string) {
+	level := slog.LevelDebug
+	switch {
+	case strings.HasPrefix(msg, "[ERR]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(msg, "[WARN]"):
+		level = slog.LevelInfo
+	}
+	if !l.logger.Enabled(context.Background(), level) {
+		return
+	}
+	l.logger.Log(context.Background(), level, strings.TrimSpace(msg), "component", "yamux")
+}

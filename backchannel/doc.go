@@ -1,0 +1,47 @@
+// Package backchannel multiplexes one client connection so that the server
+// can invoke RPCs on the client while the client's own calls are running.
+//
+// gRPC only lets a client call a server. Gitaly, GitLab's Git RPC server,
+// needs to ask its caller (Praefect) to vote on a transaction in the middle of
+// Praefect's call. This package, wire-compatible with Gitaly's, runs two
+// independent gRPC sessions over one TCP or TLS connection:
+//
+//   - The client writes the 11 magic bytes "backchannel" after the transport
+//     handshake and starts a yamux client session. Stream 1 carries the
+//     client's ordinary (forward) gRPC connection; every stream the server
+//     opens is served by the client's backchannel gRPC server.
+//   - The server, behind a listenmux.Mux, starts a yamux server session,
+//     accepts stream 1 and hands it to grpc-go, and dials back to the client
+//     over streams it opens. The dial-back connection is stored in a Registry
+//     under a new ID, and the ID travels in the connection's AuthInfo so that
+//     RPC handlers find their caller's backchannel with GetPeerID.
+//
+// Clients that do not multiplex keep working on the same listener: their
+// calls report ErrNonMultiplexedConnection from GetPeerID.
+//
+// # Usage
+//
+// Client: build a ClientHandshaker with a ServerFactory that returns the
+// server to run on the backchannel of each connection, and dial with
+// grpc.WithTransportCredentials(handshaker.ClientHandshake(creds)).
+//
+// Server: register a ServerHandshaker with a listenmux.Mux and pass the Mux
+// to grpc.Creds. In a handler, GetPeerID(ctx) and Registry.Backchannel give a
+// *grpc.ClientConn to the calling client.
+//
+// # Differences from Gitaly
+//
+// The API keeps Gitaly's names; loggers are *slog.Logger. Beyond Gitaly:
+//
+//   - the transport credentials' Clone keeps the logger and configuration;
+//   - the server's yamux settings are configurable (WithServerConfiguration);
+//   - the AuthInfo handed to handlers forwards GetCommonAuthInfo, so
+//     credentials.CheckSecurityLevel sees the real security level, and
+//     exposes the wrapped AuthInfo (a TLS peer's certificates) through
+//     AuthInfo.Unwrap;
+//   - the dial-back connects lazily, on the first reverse call, and reports
+//     the wrapped connection's security level to per-RPC credentials;
+//   - the client handshake honours the context's deadline;
+//   - the Registry lists its live peers and tells watchers when peers join
+//     and leave.
+package backchannel

@@ -1,0 +1,316 @@
+package backchannel_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bcctl/bcctl/backchannel"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+)
+
+// TestBadClientsAreDropped connects clients that break the protocol next
+// to good clients. Each bad client is dropped: the ones that stall within
+// grpc.ConnectionTimeout, the one that sends garbage at once. Good clients
+// are not disturbed.
+func TestBadClientsAreDropped(t *testing.T) {
+	const connectionTimeout = 500 * time.Millisecond
+	badClients := []struct {
+		name  string
+		sends []byte
+	}{
+		{name: "five bytes then stall", sends: []byte("backc")},
+		{name: "magic then garbage", sends: []byte("backchannel\xff\xfe garbage that is no yamux frame")},
+		{name: "magic then nothing", sends: []byte("backchannel")},
+		{name: "magic then half a yamux header", sends: []byte("backchannel\x00\x01\x00")},
+	}
+
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		srv := startServer(t, tr, newReverseService, grpc.ConnectionTimeout(connectionTimeout))
+		ctx := testContext(t)
+
+		var wg sync.WaitGroup
+		for _, bc := range badClients {
+			wg.Go(func() {
+				conn := rawDial(t, tr, srv.addr)
+				defer conn.Close()
+				if _, err := conn.Write(bc.sends); err != nil {
+					t.Errorf("%s: write: %v", bc.name, err)
+					return
+				}
+				// The server must close the connection; the test's own
+				// deadline only guards against a hang.
+				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+				_, err := io.Copy(io.Discard, conn)
+				var netErr net.Error
+				if errors.As(err, &netErr) && netErr.Timeout() {
+					t.Errorf("%s: server did not drop the connection", bc.name)
+				}
+			})
+		}
+
+		// Good clients work while the bad ones are connected.
+		for i := range 4 {
+			wg.Go(func() {
+				cc := dialMuxed(t, tr, srv.addr, &namedService{name: "good"})
+				for range 10 {
+					resp, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, payloadRequest("x"))
+					if err != nil {
+						t.Errorf("good client %d: %v", i, err)
+						return
+					}
+					if got := string(resp.GetPayload().GetBody()); got != "good:x" {
+						t.Errorf("good client %d: got %q", i, got)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// rawDial opens a connection to addr and runs the transport's client
+// handshake on it, without gRPC.
+func rawDial(t testing.TB, tr transport, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if tr.name != "tls" {
+		return conn
+	}
+	tlsConn := tls.Client(conn, &tls.Config{RootCAs: testCert(t).pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if err := tlsConn.Handshake(); err != nil {
+		conn.Close()
+		t.Fatalf("tls handshake: %v", err)
+	}
+	return tlsConn
+}
+
+// TestConnectDisconnectCycles connects, calls forward and backward, and
+// disconnects 1,000 times; afterwards the registry is empty and no goroutine
+// is left behind.
+func TestConnectDisconnectCycles(t *testing.T) {
+	cycles := 1000
+	if testing.Short() {
+		cycles = 100
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		srv := startServer(t, tr, newReverseService)
+		ctx := testContext(t)
+		_, events := srv.registry.Watch(ctx)
+		baseline := goleak.IgnoreCurrent()
+
+		for i := range cycles {
+			cc, err := grpc.NewClient("passthrough:///"+srv.addr, grpc.WithTransportCredentials(
+				backchannel.NewClientHandshaker(nil, func() backchannel.Server {
+					s := grpc.NewServer()
+					testgrpc.RegisterTestServiceServer(s, &namedService{name: "cycle"})
+					return s
+				}, backchannel.DefaultConfiguration()).ClientHandshake(tr.client(t))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, payloadRequest("x")); err != nil {
+				t.Fatalf("cycle %d: %v", i, err)
+			}
+			if err := cc.Close(); err != nil {
+				t.Fatalf("cycle %d: close: %v", i, err)
+			}
+			waitForEvent(t, ctx, events, backchannel.PeerJoined)
+			waitForEvent(t, ctx, events, backchannel.PeerLeft)
+		}
+
+		if n := srv.registry.Len(); n != 0 {
+			t.Errorf("registry holds %d peers after every client left", n)
+		}
+		if err := goleak.Find(baseline); err != nil {
+			t.Errorf("goroutines left after %d cycles: %v", cycles, err)
+		}
+	})
+}
+
+// TestCloseIsIdempotent closes both ends of a multiplexed connection twice,
+// concurrently, as gRPC may: every Close returns and the peer leaves the
+// registry once.
+func TestCloseIsIdempotent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		lis := listen(t)
+		registry := backchannel.NewRegistry()
+		mux := newMux(tr.server(t), registry)
+		ctx := testContext(t)
+		_, events := registry.Watch(ctx)
+
+		type result struct {
+			conn net.Conn
+			err  error
+		}
+		accepted := make(chan result, 1)
+		go func() {
+			raw, err := lis.Accept()
+			if err != nil {
+				accepted <- result{err: err}
+				return
+			}
+			conn, _, err := mux.ServerHandshake(raw)
+			accepted <- result{conn: conn, err: err}
+		}()
+
+		raw, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds := backchannel.NewClientHandshaker(nil, func() backchannel.Server { return grpc.NewServer() }, backchannel.DefaultConfiguration()).
+			ClientHandshake(tr.client(t))
+		clientConn, _, err := creds.ClientHandshake(ctx, "127.0.0.1", raw)
+		if err != nil {
+			t.Fatalf("client handshake: %v", err)
+		}
+		server := <-accepted
+		if server.err != nil {
+			t.Fatalf("server handshake: %v", server.err)
+		}
+		waitForEvent(t, ctx, events, backchannel.PeerJoined)
+
+		for _, conn := range []net.Conn{server.conn, clientConn} {
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					if err := conn.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if err := conn.Close(); err != nil {
+				t.Errorf("third Close: %v", err)
+			}
+		}
+		waitForEvent(t, ctx, events, backchannel.PeerLeft)
+		if n := registry.Len(); n != 0 {
+			t.Errorf("registry holds %d peers after Close", n)
+		}
+	})
+}
+
+// TestClientHandshakeHonoursDeadline checks that the magic write is bound
+// by the context's deadline: a server that never reads cannot hold the
+// handshake past it.
+func TestClientHandshakeHonoursDeadline(t *testing.T) {
+	client, server := net.Pipe() // unbuffered: a write blocks until read
+	defer server.Close()
+
+	creds := backchannel.NewClientHandshaker(nil, func() backchannel.Server { return grpc.NewServer() }, backchannel.DefaultConfiguration()).
+		ClientHandshake(insecureCreds())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := creds.ClientHandshake(ctx, "127.0.0.1", client)
+	var netErr net.Error
+	if !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Fatalf("handshake against a server that never reads = %v, want a timeout", err)
+	}
+}
+
+// TestClientHandshakeClearsDeadline checks that the connection has no
+// deadline left after a handshake with a deadline.
+func TestClientHandshakeClearsDeadline(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go io.Copy(io.Discard, server)
+
+	recorder := &deadlineRecorder{Conn: client}
+	creds := backchannel.NewClientHandshaker(nil, func() backchannel.Server { return grpc.NewServer() }, backchannel.DefaultConfiguration()).
+		ClientHandshake(insecureCreds())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, _, err := creds.ClientHandshake(ctx, "127.0.0.1", recorder)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer conn.Close()
+
+	recorder.mu.Lock()
+	defer recorder.mu.Unlock()
+	if len(recorder.deadlines) < 2 {
+		t.Fatalf("deadlines set = %v, want the context's and then none", recorder.deadlines)
+	}
+	if first := recorder.deadlines[0]; first.IsZero() {
+		t.Errorf("first deadline is zero, want the context's deadline")
+	}
+	if last := recorder.deadlines[len(recorder.deadlines)-1]; !last.IsZero() {
+		t.Errorf("last deadline = %v, want it cleared", last)
+	}
+}
+
+type deadlineRecorder struct {
+	net.Conn
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.deadlines = append(d.deadlines, t)
+	d.mu.Unlock()
+	return d.Conn.SetWriteDeadline(t)
+}
+
+func (d *deadlineRecorder) SetDeadline(t time.Time) error {
+	return d.SetWriteDeadline(t)
+}
+
+// TestPeerLeavesWhenItHangsUpAfterHandshake covers a client that completes
+// the multiplexing handshake (magic and stream 1) and hangs up before gRPC
+// has started: grpc-go then closes only the raw connection, and the peer
+// must still leave the registry.
+func TestPeerLeavesWhenItHangsUpAfterHandshake(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		srv := startServer(t, tr, newReverseService)
+		ctx := testContext(t)
+		_, events := srv.registry.Watch(ctx)
+
+		conn := rawDial(t, tr, srv.addr)
+		if _, err := conn.Write([]byte("backchannel")); err != nil {
+			t.Fatal(err)
+		}
+		writeFrame(t, conn, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
+		writeFrame(t, conn, yamuxFrame{typ: frameWindowUpdate, flags: flagRST, stream: 1})
+		waitForEvent(t, ctx, events, backchannel.PeerJoined)
+		waitForEvent(t, ctx, events, backchannel.PeerLeft)
+		conn.Close()
+	})
+}
+
+// TestPeerLeavesWhenSessionEnds hands the connection from a successful
+// handshake to nobody: when the peer hangs up, the session ends and the peer
+// must leave the registry even though no one called Close (grpc-go closes
+// only the raw connection when its transport fails to start).
+func TestPeerLeavesWhenSessionEnds(t *testing.T) {
+	registry := backchannel.NewRegistry()
+	handshaker := backchannel.NewServerHandshaker(nil, registry, nil)
+	ctx := testContext(t)
+	_, events := registry.Watch(ctx)
+
+	client, server := net.Pipe()
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		writeFrame(t, client, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
+		readFrame(t, client)
+	}()
+	if _, _, err := handshaker.Handshake(server, nil); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	<-acked
+	waitForEvent(t, ctx, events, backchannel.PeerJoined)
+	client.Close()
+	waitForEvent(t, ctx, events, backchannel.PeerLeft)
+}

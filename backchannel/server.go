@@ -1,0 +1,145 @@
+package backchannel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+
+	"github.com/hashicorp/yamux"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// ServerHandshaker performs the server side of the multiplexing handshake.
+// Register it with a listenmux.Mux.
+type ServerHandshaker struct {
+	logger   *slog.Logger
+	registry *Registry
+	dialOpts []grpc.DialOption
+	cfg      Configuration
+}
+
+// ServerHandshakerOption configures a ServerHandshaker.
+type ServerHandshakerOption func(*ServerHandshaker)
+
+// WithServerConfiguration sets the yamux settings of the server side. The
+// default is DefaultServerConfiguration().
+func WithServerConfiguration(cfg Configuration) ServerHandshakerOption {
+	return func(s *ServerHandshaker) { s.cfg = cfg }
+}
+
+// NewServerHandshaker returns a ServerHandshaker that registers the
+// backchannel of every multiplexed peer in reg. dialOpts configure the
+// dial-back connections; they must not set a dialer or transport
+// credentials, which the handshaker provides. logger (nil discards) receives
+// multiplexing errors.
+func NewServerHandshaker(logger *slog.Logger, reg *Registry, dialOpts []grpc.DialOption, opts ...ServerHandshakerOption) *ServerHandshaker {
+	s := &ServerHandshaker{
+		logger:   orDiscard(logger),
+		registry: reg,
+		dialOpts: dialOpts,
+		cfg:      DefaultServerConfiguration(),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// Magic returns the bytes that select this handshaker in a listenmux.Mux.
+func (s *ServerHandshaker) Magic() string { return magicBytes }
+
+// Handshake starts the yamux server session on conn, accepts the client's
+// forward stream, prepares the lazy dial-back connection and registers it.
+// The returned AuthInfo is an AuthInfo carrying the peer's ID. The returned
+// connection's Close removes the peer from the registry and closes the
+// dial-back, the session and conn.
+//
+// gRPC keeps a deadline on the raw connection while Handshake runs
+// (grpc.ConnectionTimeout), which bounds how long a client that never opens
+// its stream can hold the handshake.
+func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInfo) (net.Conn, credentials.AuthInfo, error) {
+	if err := s.cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+
+	session, err := yamux.Server(newCoalescingConn(conn), s.cfg.yamuxConfig(s.logger))
+	if err != nil {
+		return nil, nil, fmt.Errorf("backchannel: start yamux server: %w", err)
+	}
+
+	stream, err := session.Accept()
+	if err != nil {
+		session.Close()
+		return nil, nil, fmt.Errorf("backchannel: accept forward stream: %w", err)
+	}
+
+	dialBack, err := s.dialBack(session, conn.RemoteAddr(), authInfo)
+	if err != nil {
+		session.Close()
+		return nil, nil, err
+	}
+
+	id := s.registry.register(dialBack, conn.RemoteAddr())
+	closer := &closeFuncConn{
+		Conn: stream,
+		cleanup: func() error {
+			s.registry.RemoveBackchannel(id)
+			return errors.Join(dialBack.Close(), session.Close())
+		},
+	}
+	closeWithSession(session, closer)
+	return closer, AuthInfo{Wrapped: authInfo, ID: id, session: session}, nil
+}
+
+// dialBack returns a ClientConn to the client's backchannel server whose
+// transports are new streams of session. It connects on the first call.
+func (s *ServerHandshaker) dialBack(session *yamux.Session, remote net.Addr, authInfo credentials.AuthInfo) (*grpc.ClientConn, error) {
+	target := "passthrough:///multiplexed/" + url.PathEscape(addrString(remote))
+	opts := append([]grpc.DialOption{}, s.dialOpts...)
+	opts = append(opts,
+		grpc.WithTransportCredentials(dialBackCredentials{wrapped: authInfo}),
+		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+			return session.Open()
+		}),
+	)
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("backchannel: create dial-back connection: %w", err)
+	}
+	return conn, nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// dialBackCredentials run no handshake of their own (the stream travels
+// inside the already secured connection) but report the security of the
+// wrapped connection, so per-RPC credentials that require transport
+// security work on reverse calls.
+type dialBackCredentials struct {
+	wrapped credentials.AuthInfo
+}
+
+func (c dialBackCredentials) ClientHandshake(_ context.Context, _ string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return conn, AuthInfo{Wrapped: c.wrapped}, nil
+}
+
+func (c dialBackCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("backchannel: dial-back credentials cannot perform a server handshake")
+}
+
+func (c dialBackCredentials) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "backchannel"}
+}
+
+func (c dialBackCredentials) Clone() credentials.TransportCredentials { return c }
+
+func (c dialBackCredentials) OverrideServerName(string) error { return nil }
