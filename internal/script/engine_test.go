@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -719,5 +720,19 @@ expect:
 	}
 	if rep := e.Check(); !rep.OK() {
 		t.Errorf("expectations after reload:\n%s", rep)
+	}
+}
+
+func TestRuleRefJSON(t *testing.T) {
+	s := parse(t, `
+rules:
+  - {name: get, match: {method: acme.Users/Get}, reply: {}}
+`)
+	b, err := json.Marshal(s.Rules[0].Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"name":"get","at":"test.yaml:3:5"}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
 	}
 }

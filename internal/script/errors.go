@@ -35,6 +35,10 @@ func (p Pos) String() string {
 	}
 }
 
+// MarshalText writes p as "file:line:col" (so JSON journals carry it as a
+// string).
+func (p Pos) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
 // Diagnostic is one problem found while loading a script.
 type Diagnostic struct {
 	Pos Pos

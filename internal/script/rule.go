@@ -48,7 +48,7 @@ func (r *Rule) Ref() RuleRef {
 // RuleRef identifies a rule in events and journals.
 type RuleRef struct {
 	Name string `json:"name"`
-	Pos  Pos    `json:"-"`
+	Pos  Pos    `json:"at"`
 }
 
 // IsZero reports a RuleRef that names no rule.
