@@ -105,7 +105,7 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 		return nil, fmt.Errorf("backchannel: clear handshake deadline: %w", err)
 	}
 
-	session, err := yamux.Client(conn, ch.cfg.yamuxConfig(ch.logger))
+	session, err := yamux.Client(newCoalescingConn(conn), ch.cfg.yamuxConfig(ch.logger))
 	if err != nil {
 		return nil, fmt.Errorf("backchannel: start yamux client: %w", err)
 	}

@@ -66,7 +66,7 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 		return nil, nil, err
 	}
 
-	session, err := yamux.Server(conn, s.cfg.yamuxConfig(s.logger))
+	session, err := yamux.Server(newCoalescingConn(conn), s.cfg.yamuxConfig(s.logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backchannel: start yamux server: %w", err)
 	}

@@ -1,0 +1,454 @@
+package script
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+)
+
+// Role says which side of a backchannel connection an engine plays.
+type Role int
+
+const (
+	// Upstream is bcctl serve: it answers forward calls with `rules`, and
+	// its `call` steps go into peers' backchannels (reverse calls).
+	Upstream Role = iota + 1
+	// Downstream is bcctl call/connect: it answers reverse calls with
+	// `backchannel` rules, and its `call` steps go to the upstream.
+	Downstream
+)
+
+// String returns "upstream" or "downstream".
+func (r Role) String() string {
+	if r == Downstream {
+		return "downstream"
+	}
+	return "upstream"
+}
+
+// Options configure an Engine. Every field is optional.
+type Options struct {
+	// Caller connects `call` steps to the other side. Without one, a call
+	// step ends with UNAVAILABLE (which its expect/else may handle).
+	Caller Caller
+	// Observer receives an event per finished call.
+	Observer Observer
+	// Logger reports rule failures and panics; nil discards.
+	Logger *slog.Logger
+	// Env looks up `${env.NAME}`; nil means os.Getenv.
+	Env func(string) string
+}
+
+// Engine runs a script: it answers calls with the script's rules (it is a
+// dynamic.Responder), makes the calls of `call` steps, runs on_connect, and
+// counts calls for the expectations. It is safe for concurrent use: rules
+// are matched and their `times` uses claimed atomically.
+type Engine struct {
+	role  Role
+	opts  Options
+	log   *slog.Logger
+	rules atomic.Pointer[ruleset]
+	ids   atomic.Uint64
+	tally *tally
+}
+
+var _ dynamic.Responder = (*Engine)(nil)
+
+// ruleset pairs a script with the use counts of its rules.
+type ruleset struct {
+	script *Script
+	sec    Section
+	rules  []*Rule
+	used   []atomic.Int64
+}
+
+func newRuleset(s *Script, role Role) *ruleset {
+	sec := SectionRules
+	if role == Downstream {
+		sec = SectionBackchannel
+	}
+	rules := s.section(sec)
+	return &ruleset{script: s, sec: sec, rules: rules, used: make([]atomic.Int64, len(rules))}
+}
+
+// NewEngine returns an engine that plays role with script s.
+func NewEngine(s *Script, role Role, opts Options) *Engine {
+	if role != Downstream {
+		role = Upstream
+	}
+	e := &Engine{role: role, opts: opts, log: opts.Logger, tally: newTally()}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.opts.Env == nil {
+		e.opts.Env = os.Getenv
+	}
+	e.rules.Store(newRuleset(s, role))
+	return e
+}
+
+// Script returns the script in force.
+func (e *Engine) Script() *Script { return e.rules.Load().script }
+
+// Reload puts s in force for calls that start from now on; calls in flight
+// finish with the old script. Use counts start afresh; the calls counted
+// for expectations are kept.
+func (e *Engine) Reload(s *Script) { e.rules.Store(newRuleset(s, e.role)) }
+
+// answeredDir is the direction of the calls this engine answers.
+func (e *Engine) answeredDir() Direction {
+	if e.role == Downstream {
+		return Reverse
+	}
+	return Forward
+}
+
+// madeDir is the direction of the calls `call` steps make.
+func (e *Engine) madeDir() Direction {
+	if e.role == Downstream {
+		return Forward
+	}
+	return Reverse
+}
+
+// Count counts a call the engine did not handle itself (bcctl call's own
+// forward call, a reverse call answered by hand in the TUI) for the
+// expectations.
+func (e *Engine) Count(rec Record) { e.tally.add(rec) }
+
+// Check checks the expectations of the script in force against every call
+// counted so far.
+func (e *Engine) Check() *Report { return e.tally.check(e.Script().Expectations) }
+
+// Respond answers call with the first matching rule, or with UNIMPLEMENTED
+// naming the closest rule and why it missed. It never panics: a rule that
+// fails fails only this call (INTERNAL, logged).
+func (e *Engine) Respond(call dynamic.Call) error { return e.respond(call, nil) }
+
+// RespondReceived is Respond for a call whose first messages the caller has
+// already received (the TUI shows a request before the user lets the
+// script answer): received are seen by the rules before any later message.
+func (e *Engine) RespondReceived(call dynamic.Call, received ...proto.Message) error {
+	return e.respond(call, received)
+}
+
+// MatchResult is the answer to "which rule would answer this call".
+type MatchResult struct {
+	// Rule is the rule that would answer, nil when none would.
+	Rule *Rule
+	// Reason explains a miss in the words of the UNIMPLEMENTED status.
+	Reason string
+}
+
+// Match reports which rule would answer a call of method with metadata md
+// and first request req (nil for streams not yet started), without
+// answering or using up a `times` use.
+func (e *Engine) Match(method protoreflect.MethodDescriptor, md metadata.MD, req proto.Message) MatchResult {
+	rs := e.rules.Load()
+	var view *msgView
+	if req != nil {
+		view = newView(req, rs.script.types(e.role))
+	}
+	name := methodName(method)
+	if md == nil {
+		md = metadata.MD{}
+	}
+	for i, r := range rs.rules {
+		if ok, _ := r.test(name, md, view, req != nil); !ok {
+			continue
+		}
+		if r.Times > 0 && rs.used[i].Load() >= int64(r.Times) {
+			continue
+		}
+		return MatchResult{Rule: r}
+	}
+	return MatchResult{Reason: rs.explain(name, md, view, req != nil)}
+}
+
+// types returns the resolver for messages of the calls role answers.
+func (s *Script) types(role Role) dynamic.TypeResolver {
+	if role == Downstream {
+		return s.backTypes
+	}
+	return s.upTypes
+}
+
+// test reports whether the rule matches a call (ignoring `times`); why
+// says how it missed, score how close it came.
+func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst bool) (ok bool, why string) {
+	b := r.bodies[method]
+	if b == nil {
+		if r.methodRE.MatchString(method) {
+			return false, fmt.Sprintf("%s was not in the schema when the script was loaded", method)
+		}
+		return false, fmt.Sprintf("method is %s, not %s", method, r.Method)
+	}
+	for _, m := range r.metadata {
+		if ok, why := m.match(md); !ok {
+			return false, why
+		}
+	}
+	if b.request != nil {
+		if !haveFirst {
+			return false, "the stream ended before its first message"
+		}
+		v, err := first.json()
+		if err != nil {
+			return false, err.Error()
+		}
+		if ok, why := b.request.match(v, true); !ok {
+			return false, why
+		}
+	}
+	return true, ""
+}
+
+// explain says why no rule matched, naming the closest rule: one that
+// matched but has retired, else the one meeting the largest share of its
+// conditions, else the one whose method pattern is nearest.
+func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFirst bool) string {
+	if len(rs.rules) == 0 {
+		return fmt.Sprintf("no rule matched %s: the script %s has no %s", method, rs.script.Name, rs.sec)
+	}
+	best, bestWhy := -1, ""
+	bestScore, bestHits, bestDist := -1.0, -1, 1<<30
+	for i, r := range rs.rules {
+		ok, why := r.test(method, md, first, haveFirst)
+		score, hits, dist := 0.0, 0, 0
+		switch {
+		case ok: // it matches, so it has retired
+			score = 4
+			why = fmt.Sprintf("it has retired after answering %s (times: %d)", plural(rs.used[i].Load(), "call"), r.Times)
+		case r.bodies[method] == nil:
+			if r.methodRE.MatchString(method) {
+				score = 1
+			}
+			dist = editDistance(normalizeMethod(r.Method), method)
+		default:
+			h, t := r.closeness(method, md, first, haveFirst)
+			score, hits = 2+float64(h)/float64(max(t, 1)), h
+		}
+		better := score > bestScore ||
+			(score == bestScore && hits > bestHits) ||
+			(score == bestScore && hits == bestHits && dist < bestDist)
+		if better {
+			best, bestWhy, bestScore, bestHits, bestDist = i, why, score, hits, dist
+		}
+	}
+	return fmt.Sprintf("no rule matched %s; closest: %s: %s", method, rs.rules[best], bestWhy)
+}
+
+// closeness counts the metadata and request conditions a call meets.
+func (r *Rule) closeness(method string, md metadata.MD, first *msgView, haveFirst bool) (hit, total int) {
+	for _, m := range r.metadata {
+		total++
+		if ok, _ := m.match(md); ok {
+			hit++
+		}
+	}
+	b := r.bodies[method]
+	if b.request == nil {
+		return hit, total
+	}
+	if !haveFirst {
+		return hit, total + 1
+	}
+	v, err := first.json()
+	if err != nil {
+		return hit, total + 1
+	}
+	h, t := closeness(b.request, v, true)
+	return hit + h, total + t
+}
+
+// plural formats "1 call", "2 calls".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// respond is Respond with messages already received.
+func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error) {
+	rs := e.rules.Load()
+	start := time.Now()
+	rec := &recorder{Call: call, pending: received}
+	rec.in = append(rec.in, received...)
+	method := call.Method()
+	md := call.Metadata()
+	if md == nil {
+		md = metadata.MD{}
+	}
+	ev := &CallEvent{
+		ID: e.ids.Add(1), Dir: e.answeredDir(), Origin: Answered, Peer: call.Peer(),
+		Method: methodName(method), Metadata: md, Start: start,
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("script: panic while answering a call", "method", ev.Method, "rule", ev.Rule.String(), "panic", p, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "script: rule %s failed: %v", ev.Rule, p)
+		}
+		err = toStatus(err)
+		ev.Status = status.Convert(err)
+		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.in, rec.out, rec.header, rec.trailer
+		ev.Duration = time.Since(start)
+		e.tally.add(ev.Record())
+		if e.opts.Observer != nil {
+			e.opts.Observer.ObserveCall(ev)
+		}
+	}()
+
+	types := rs.script.types(e.role)
+	name := ev.Method
+	kind := kindOfMethod(method)
+	var first *msgView
+	haveFirst, peeked := false, false
+	peek := func() error {
+		if peeked {
+			return nil
+		}
+		peeked = true
+		m, err := rec.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec.unread(m)
+		first, haveFirst = newView(m, types), true
+		return nil
+	}
+	if kind == kindUnary || kind == kindServerStream {
+		if err := peek(); err != nil {
+			return err
+		}
+	}
+	var rule *Rule
+	var b *body
+	var n int64
+	for i, r := range rs.rules {
+		rb := r.bodies[name]
+		if rb == nil {
+			continue
+		}
+		if rb.needsRequest() {
+			if err := peek(); err != nil {
+				return err
+			}
+		}
+		if ok, _ := r.test(name, md, first, haveFirst); !ok {
+			continue
+		}
+		if got, ok := claim(&rs.used[i], r.Times); ok {
+			rule, b, n = r, rb, got
+			break
+		}
+	}
+	if rule == nil {
+		return status.Error(codes.Unimplemented, rs.explain(name, md, first, haveFirst))
+	}
+	ev.Rule = rule.Ref()
+	r := &run{
+		e: e, call: rec, rule: rule, b: b, id: ev.ID, ctx: call.Context(), types: types,
+		sc: &scope{n: n, md: md, peer: ev.Peer, vars: rs.script.vars, caps: map[string]any{}, env: e.opts.Env},
+	}
+	if haveFirst {
+		r.sc.req = first
+	}
+	return r.execute()
+}
+
+// claim takes one use of a rule; it fails when the rule has retired.
+func claim(used *atomic.Int64, times int) (int64, bool) {
+	if times <= 0 {
+		return used.Add(1), true
+	}
+	for {
+		u := used.Load()
+		if u >= int64(times) {
+			return 0, false
+		}
+		if used.CompareAndSwap(u, u+1) {
+			return u + 1, true
+		}
+	}
+}
+
+// toStatus turns any error into a status error: context errors keep their
+// meaning, other non-status errors become INTERNAL.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// recorder keeps what passes through a call for the event, and lets the
+// matcher put back a message it looked at.
+type recorder struct {
+	dynamic.Call
+	pending []proto.Message
+	in, out []proto.Message
+	header  metadata.MD
+	trailer metadata.MD
+}
+
+func (r *recorder) unread(m proto.Message) {
+	r.pending = append([]proto.Message{m}, r.pending...)
+}
+
+func (r *recorder) Recv() (proto.Message, error) {
+	if len(r.pending) > 0 {
+		m := r.pending[0]
+		r.pending = r.pending[1:]
+		return m, nil
+	}
+	m, err := r.Call.Recv()
+	if err == nil {
+		r.in = append(r.in, m)
+	}
+	return m, err
+}
+
+func (r *recorder) Send(m proto.Message) error {
+	if err := r.Call.Send(m); err != nil {
+		return err
+	}
+	r.out = append(r.out, m)
+	return nil
+}
+
+func (r *recorder) SetHeader(md metadata.MD) error {
+	if err := r.Call.SetHeader(md); err != nil {
+		return err
+	}
+	r.header = metadata.Join(r.header, md)
+	return nil
+}
+
+func (r *recorder) SetTrailer(md metadata.MD) {
+	r.Call.SetTrailer(md)
+	r.trailer = metadata.Join(r.trailer, md)
+}

@@ -1,0 +1,319 @@
+package script
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bufbuild/protocompile"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+)
+
+// testSchema is a Schema over the .proto files in testdata, compiled with
+// protocompile (well-known types included).
+type testSchema struct {
+	files *protoregistry.Files
+	types *protoregistry.Types
+}
+
+var (
+	schemaOnce sync.Once
+	schemaVal  *testSchema
+	schemaErr  error
+)
+
+func loadTestSchema(t testing.TB) *testSchema {
+	t.Helper()
+	schemaOnce.Do(func() {
+		c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{"testdata"}})}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		fs, err := c.Compile(ctx, "gitaly.proto", "acme.proto")
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		s := &testSchema{files: &protoregistry.Files{}, types: &protoregistry.Types{}}
+		var add func(fd protoreflect.FileDescriptor) error
+		add = func(fd protoreflect.FileDescriptor) error {
+			if _, err := s.files.FindFileByPath(fd.Path()); err == nil {
+				return nil
+			}
+			for i := 0; i < fd.Imports().Len(); i++ {
+				if err := add(fd.Imports().Get(i).FileDescriptor); err != nil {
+					return err
+				}
+			}
+			if err := s.files.RegisterFile(fd); err != nil {
+				return err
+			}
+			return registerTypes(s.types, fd.Messages())
+		}
+		for _, f := range fs {
+			if err := add(f); err != nil {
+				schemaErr = err
+				return
+			}
+		}
+		schemaVal = s
+	})
+	if schemaErr != nil {
+		t.Fatalf("compile test protos: %v", schemaErr)
+	}
+	return schemaVal
+}
+
+func registerTypes(types *protoregistry.Types, msgs protoreflect.MessageDescriptors) error {
+	for i := 0; i < msgs.Len(); i++ {
+		md := msgs.Get(i)
+		if err := types.RegisterMessage(dynamicpb.NewMessageType(md)); err != nil {
+			return err
+		}
+		if err := registerTypes(types, md.Messages()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *testSchema) ListServices(context.Context) ([]protoreflect.FullName, error) {
+	var out []protoreflect.FullName
+	s.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			out = append(out, fd.Services().Get(i).FullName())
+		}
+		return true
+	})
+	return out, nil
+}
+
+func (s *testSchema) FindSymbol(_ context.Context, name string) (protoreflect.Descriptor, error) {
+	name = strings.TrimPrefix(name, "/")
+	name = strings.ReplaceAll(name, "/", ".")
+	d, err := s.files.FindDescriptorByName(protoreflect.FullName(name))
+	if err != nil {
+		return nil, fmt.Errorf("symbol %q: %w", name, dynamic.ErrNotFound)
+	}
+	return d, nil
+}
+
+func (s *testSchema) Types() dynamic.TypeResolver { return s.types }
+
+// method returns a method descriptor of the test schema.
+func (s *testSchema) method(t testing.TB, name string) protoreflect.MethodDescriptor {
+	t.Helper()
+	d, err := s.FindSymbol(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.(protoreflect.MethodDescriptor)
+}
+
+// parse loads src against the test schema, failing the test on error.
+func parse(t testing.TB, src string) *Script {
+	t.Helper()
+	s, err := Parse(context.Background(), "test.yaml", []byte(src), Config{Upstream: loadTestSchema(t)})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return s
+}
+
+// parseErr loads src and returns the error text ("" when it loads).
+func parseErr(t testing.TB, src string) string {
+	t.Helper()
+	_, err := Parse(context.Background(), "test.yaml", []byte(src), Config{Upstream: loadTestSchema(t)})
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// msg builds a dynamic message of the named type from JSON.
+func msg(t testing.TB, md protoreflect.MessageDescriptor, js string) proto.Message {
+	t.Helper()
+	m := dynamicpb.NewMessage(md)
+	if err := (protojson.UnmarshalOptions{Resolver: loadTestSchema(t).types}).Unmarshal([]byte(js), m); err != nil {
+		t.Fatalf("message %s from %s: %v", md.FullName(), js, err)
+	}
+	return m
+}
+
+// toJSON renders a message compactly (proto names) for comparisons.
+func toJSON(t testing.TB, m proto.Message) string {
+	t.Helper()
+	v, err := messageJSON(m, loadTestSchema(t).types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stringify(v)
+}
+
+// fakeCall is a dynamic.Call fed from a list of requests.
+type fakeCall struct {
+	ctx     context.Context
+	method  protoreflect.MethodDescriptor
+	md      metadata.MD
+	peer    dynamic.Peer
+	mu      sync.Mutex
+	reqs    []proto.Message
+	recvs   chan proto.Message // when non-nil, Recv reads from it until closed
+	sent    []proto.Message
+	header  metadata.MD
+	trailer metadata.MD
+	onSend  func(proto.Message)
+}
+
+func newCall(t testing.TB, method string, md metadata.MD, reqs ...string) *fakeCall {
+	t.Helper()
+	s := loadTestSchema(t)
+	m := s.method(t, method)
+	c := &fakeCall{ctx: context.Background(), method: m, md: md, peer: dynamic.Peer{Addr: "127.0.0.1:5555", BackchannelID: 7}}
+	if c.md == nil {
+		c.md = metadata.MD{}
+	}
+	for _, r := range reqs {
+		c.reqs = append(c.reqs, msg(t, m.Input(), r))
+	}
+	return c
+}
+
+func (c *fakeCall) Context() context.Context              { return c.ctx }
+func (c *fakeCall) Method() protoreflect.MethodDescriptor { return c.method }
+func (c *fakeCall) Metadata() metadata.MD                 { return c.md }
+func (c *fakeCall) Peer() dynamic.Peer                    { return c.peer }
+
+func (c *fakeCall) Recv() (proto.Message, error) {
+	if c.recvs != nil {
+		select {
+		case m, ok := <-c.recvs:
+			if !ok {
+				return nil, io.EOF
+			}
+			return m, nil
+		case <-c.ctx.Done():
+			return nil, c.ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.reqs) == 0 {
+		return nil, io.EOF
+	}
+	m := c.reqs[0]
+	c.reqs = c.reqs[1:]
+	return m, nil
+}
+
+func (c *fakeCall) SetHeader(md metadata.MD) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.header = metadata.Join(c.header, md)
+	return nil
+}
+
+func (c *fakeCall) SendHeader(md metadata.MD) error { return c.SetHeader(md) }
+
+func (c *fakeCall) Send(m proto.Message) error {
+	c.mu.Lock()
+	c.sent = append(c.sent, m)
+	f := c.onSend
+	c.mu.Unlock()
+	if f != nil {
+		f(m)
+	}
+	return nil
+}
+
+func (c *fakeCall) SetTrailer(md metadata.MD) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trailer = metadata.Join(c.trailer, md)
+}
+
+// sentJSON returns the sent messages as JSON texts.
+func (c *fakeCall) sentJSON(t testing.TB) []string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.sent {
+		out = append(out, toJSON(t, m))
+	}
+	return out
+}
+
+// engineConn is a grpc.ClientConnInterface that answers with an Engine,
+// in process: the other side of a backchannel for tests.
+type engineConn struct {
+	engine *Engine
+	schema *testSchema
+	peer   dynamic.Peer
+}
+
+func (c *engineConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	d, err := c.schema.FindSymbol(ctx, method)
+	if err != nil {
+		return err
+	}
+	call := &fakeCall{ctx: ctx, method: d.(protoreflect.MethodDescriptor), md: md.Copy(), peer: c.peer}
+	if call.md == nil {
+		call.md = metadata.MD{}
+	}
+	call.reqs = []proto.Message{args.(proto.Message)}
+	if err := c.engine.Respond(call); err != nil {
+		return err
+	}
+	if len(call.sent) != 1 {
+		return status.Errorf(13, "engineConn: %d replies", len(call.sent))
+	}
+	b, err := proto.Marshal(call.sent[0])
+	if err != nil {
+		return err
+	}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = call.header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = call.trailer
+		}
+	}
+	return proto.Unmarshal(b, reply.(proto.Message))
+}
+
+func (c *engineConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(12, "engineConn: streams are not supported")
+}
+
+// events collects observer events.
+type events struct {
+	mu   sync.Mutex
+	list []*CallEvent
+}
+
+func (e *events) ObserveCall(ev *CallEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, ev)
+}
+
+func (e *events) all() []*CallEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*CallEvent(nil), e.list...)
+}
