@@ -1,0 +1,234 @@
+package dynamic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// FindMethod resolves a method name written as "pkg.Svc/Method",
+// "pkg.Svc.Method" or "/pkg.Svc/Method". When the name is unknown, the error
+// wraps ErrNotFound and names the closest methods the source does know
+// ("did you mean ...?"), or lists the service's methods when only the method
+// part is wrong.
+func FindMethod(ctx context.Context, src Source, name string) (protoreflect.MethodDescriptor, error) {
+	d, err := src.FindSymbol(ctx, name)
+	if err == nil {
+		md, ok := d.(protoreflect.MethodDescriptor)
+		if !ok {
+			return nil, fmt.Errorf("dynamic: %q is a %s, not a method", name, describeKind(d))
+		}
+		return md, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	full := normalizeSymbol(name)
+	// The service exists but not the method: list the service's methods.
+	if svc, serr := src.FindSymbol(ctx, string(full.Parent())); serr == nil {
+		if sd, ok := svc.(protoreflect.ServiceDescriptor); ok {
+			var methods []string
+			for i := range sd.Methods().Len() {
+				methods = append(methods, MethodName(sd.Methods().Get(i)))
+			}
+			msg := fmt.Sprintf("dynamic: service %s has no method %q", sd.FullName(), string(full.Name()))
+			short := make([]string, len(methods))
+			for i, m := range methods {
+				short[i] = lastElement(m)
+			}
+			if best := closest(string(full.Name()), short, 3); len(best) > 0 {
+				for i := range best {
+					best[i] = MethodName(sd) + "/" + best[i]
+				}
+				msg += "; did you mean " + quoteList(best) + "?"
+			} else if len(methods) > 0 {
+				msg += "; it has " + quoteList(methods)
+			}
+			return nil, fmt.Errorf("%s: %w", msg, ErrNotFound)
+		}
+	}
+	all, lerr := AllMethods(ctx, src)
+	if lerr != nil || len(all) == 0 {
+		return nil, fmt.Errorf("dynamic: method %q: %w", name, ErrNotFound)
+	}
+	names := make([]string, len(all))
+	for i, md := range all {
+		names[i] = MethodName(md)
+	}
+	want := strings.TrimPrefix(strings.TrimSpace(name), "/")
+	if best := closest(want, names, 3); len(best) > 0 {
+		return nil, fmt.Errorf("dynamic: method %q not found; did you mean %s?: %w", name, quoteList(best), ErrNotFound)
+	}
+	return nil, fmt.Errorf("dynamic: method %q not found (services: %s): %w", name, strings.Join(serviceNames(all), ", "), ErrNotFound)
+}
+
+// MethodName returns "pkg.Svc/Method" for a method (and "pkg.Svc" for a
+// service): the spelling bcctl prints and accepts.
+func MethodName(d protoreflect.Descriptor) string {
+	if md, ok := d.(protoreflect.MethodDescriptor); ok {
+		return string(md.Parent().FullName()) + "/" + string(md.Name())
+	}
+	return string(d.FullName())
+}
+
+// FullMethod returns "/pkg.Svc/Method", the gRPC path of a method.
+func FullMethod(md protoreflect.MethodDescriptor) string {
+	return "/" + MethodName(md)
+}
+
+// AllMethods returns every method of every service src lists, in service
+// then declaration order. Services the source lists but cannot describe are
+// skipped.
+func AllMethods(ctx context.Context, src Source) ([]protoreflect.MethodDescriptor, error) {
+	services, err := src.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []protoreflect.MethodDescriptor
+	for _, name := range services {
+		d, err := src.FindSymbol(ctx, string(name))
+		if err != nil {
+			continue
+		}
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if !ok {
+			continue
+		}
+		for i := range sd.Methods().Len() {
+			out = append(out, sd.Methods().Get(i))
+		}
+	}
+	return out, nil
+}
+
+// Services returns the descriptors of every service src lists. A listed
+// service the source cannot describe is an error.
+func Services(ctx context.Context, src Source) ([]protoreflect.ServiceDescriptor, error) {
+	names, err := src.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]protoreflect.ServiceDescriptor, 0, len(names))
+	for _, name := range names {
+		d, err := src.FindSymbol(ctx, string(name))
+		if err != nil {
+			return nil, fmt.Errorf("dynamic: describe service %s: %w", name, err)
+		}
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if !ok {
+			return nil, fmt.Errorf("dynamic: %s is a %s, not a service", name, describeKind(d))
+		}
+		out = append(out, sd)
+	}
+	return out, nil
+}
+
+func serviceNames(methods []protoreflect.MethodDescriptor) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, md := range methods {
+		n := string(md.Parent().FullName())
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func describeKind(d protoreflect.Descriptor) string {
+	switch d := d.(type) {
+	case protoreflect.MethodDescriptor:
+		return "method"
+	case protoreflect.ServiceDescriptor:
+		return "service"
+	case protoreflect.MessageDescriptor:
+		return "message"
+	case protoreflect.EnumDescriptor:
+		return "enum"
+	case protoreflect.EnumValueDescriptor:
+		return "enum value"
+	case protoreflect.FieldDescriptor:
+		if d.IsExtension() {
+			return "extension"
+		}
+		return "field"
+	case protoreflect.OneofDescriptor:
+		return "oneof"
+	case protoreflect.FileDescriptor:
+		return "file"
+	default:
+		return "descriptor"
+	}
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// closest returns up to n candidates that look like want, best first:
+// those at the smallest edit distance (case-insensitive) when that distance
+// is small for want's length, else those whose last element (the method
+// name) is nearly the same.
+func closest(want string, candidates []string, n int) []string {
+	lw := strings.ToLower(want)
+	limit := max(2, len(lw)/4)
+	best := limit + 1
+	var near []string
+	for _, c := range candidates {
+		d := editDistance(lw, strings.ToLower(c))
+		switch {
+		case d < best:
+			best, near = d, []string{c}
+		case d == best:
+			near = append(near, c)
+		}
+	}
+	if len(near) == 0 {
+		tail := lastElement(lw)
+		for _, c := range candidates {
+			if tail != "" && editDistance(tail, lastElement(strings.ToLower(c))) <= 1 {
+				near = append(near, c)
+			}
+		}
+	}
+	if len(near) > n {
+		near = near[:n]
+	}
+	return near
+}
+
+func lastElement(name string) string {
+	if i := strings.LastIndexAny(name, "./"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
