@@ -14,6 +14,7 @@ import (
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/tui/internal/mailbox"
 )
 
 // Options configure a Responder. Every field is optional.
@@ -41,11 +42,12 @@ type Responder struct {
 	opts     Options
 	resolver dynamic.TypeResolver
 
+	box *mailbox.Box
+
 	mu      sync.Mutex
-	events  []tea.Msg
-	signal  chan struct{} // a token when events were added
 	closed  bool
 	closing chan struct{}
+	active  int // calls in Respond
 	nextID  uint64
 }
 
@@ -57,7 +59,7 @@ func NewResponder(opts Options) *Responder {
 	return &Responder{
 		opts:     opts,
 		resolver: detailResolver(opts.Resolver),
-		signal:   make(chan struct{}, 1),
+		box:      mailbox.New(),
 		closing:  make(chan struct{}),
 	}
 }
@@ -69,34 +71,12 @@ func (r *Responder) HasScript() bool { return r.opts.Script != nil }
 // ArrivedMsg, ReceivedMsg, HalfClosedMsg, MatchMsg, SentMsg, DelegatedMsg
 // or EndedMsg, and ClosedMsg once it is closed. Issue it again after each
 // event; only one may be waiting at a time.
-func (r *Responder) Next() tea.Cmd {
-	return func() tea.Msg {
-		for {
-			r.mu.Lock()
-			if len(r.events) > 0 {
-				ev := r.events[0]
-				r.events[0] = nil
-				r.events = r.events[1:]
-				r.mu.Unlock()
-				return ev
-			}
-			closed := r.closed
-			r.mu.Unlock()
-			if closed {
-				return ClosedMsg{}
-			}
-			select {
-			case <-r.signal:
-			case <-r.closing:
-			}
-		}
-	}
-}
+func (r *Responder) Next() tea.Cmd { return r.box.Next(ClosedMsg{}) }
 
 // Close ends every pending call with UNAVAILABLE (the person is gone) and
-// makes Next return ClosedMsg once the events before are delivered. Calls
-// that arrive afterwards are answered by the script, or with UNAVAILABLE.
-// Close does not wait for the calls to end.
+// makes Next return ClosedMsg once every call's last event is delivered.
+// Calls that arrive afterwards are answered by the script, or with
+// UNAVAILABLE. Close does not wait for the calls to end.
 func (r *Responder) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -104,23 +84,23 @@ func (r *Responder) Close() {
 		r.closed = true
 		close(r.closing)
 	}
-}
-
-func (r *Responder) isClosed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.closed
-}
-
-func (r *Responder) publish(msg tea.Msg) {
-	r.mu.Lock()
-	r.events = append(r.events, msg)
-	r.mu.Unlock()
-	select {
-	case r.signal <- struct{}{}:
-	default:
+	if r.active == 0 {
+		r.box.Close()
 	}
 }
+
+// callDone counts a call out; the box closes after the last call ends once
+// the Responder is closed, so every call's EndedMsg is delivered.
+func (r *Responder) callDone() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if r.closed && r.active == 0 {
+		r.box.Close()
+	}
+}
+
+func (r *Responder) publish(msg tea.Msg) { r.box.Put(msg) }
 
 func (r *Responder) publishMatch(c *Call, req proto.Message) {
 	if r.opts.Script == nil {
@@ -141,21 +121,24 @@ var errAbandoned = status.Error(codes.Unavailable, "bcctl: the TUI was closed be
 // Respond implements dynamic.Responder: it queues call and blocks until it
 // is answered.
 func (r *Responder) Respond(call dynamic.Call) error {
-	if r.isClosed() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
 		if r.opts.Script != nil {
 			return r.opts.Script.Respond(call)
 		}
 		return errAbandoned
 	}
+	r.active++
+	r.nextID++
+	id := r.nextID
+	r.mu.Unlock()
+	defer r.callDone()
 	ctx := call.Context()
 	md := call.Metadata()
 	if md == nil {
 		md = metadata.MD{}
 	}
-	r.mu.Lock()
-	r.nextID++
-	id := r.nextID
-	r.mu.Unlock()
 	c := &Call{
 		ID: id, Method: call.Method(), Metadata: md, Peer: call.Peer(), Arrived: r.opts.Now(),
 		r: r, inner: call, decisions: make(chan decision), done: make(chan struct{}),
