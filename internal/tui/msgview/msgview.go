@@ -140,7 +140,7 @@ func (m Model) content(width int) string {
 		}
 		body := s.Body
 		if width > 0 {
-			body = ansi.Hardwrap(body, width, true)
+			body = ansi.Wrap(body, width, "")
 		}
 		for _, line := range strings.Split(body, "\n") {
 			b.WriteString(style.Render(line))

@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"google.golang.org/grpc/codes"
 
 	"github.com/bcctl/bcctl/internal/script"
@@ -128,6 +129,9 @@ func (m *Model) Blur() { m.focused = false }
 
 // Focused reports whether keys move the selection.
 func (m Model) Focused() bool { return m.focused }
+
+// Len returns the number of calls in the queue.
+func (m Model) Len() int { return len(m.items) }
 
 // Items returns the calls in the queue, oldest first.
 func (m Model) Items() []Item { return m.items }
@@ -253,7 +257,7 @@ func (m *Model) clamp() {
 
 // View renders one line per call, newest last:
 //
-//	▸ 14:02:11 VoteTransaction        9s left
+//	▸ 14:02:11 RefTransaction/VoteTransaction   9s left
 func (m Model) View() string {
 	if m.width <= 0 || m.height <= 0 {
 		return ""
@@ -268,6 +272,9 @@ func (m Model) View() string {
 	return theme.FitLines(strings.Join(lines, "\n"), m.width, m.height)
 }
 
+// stateWidth is the width of the state column ("pending 1m05s").
+const stateWidth = 12
+
 func (m Model) row(i int) string {
 	it := m.items[i]
 	marker := "  "
@@ -275,18 +282,30 @@ func (m Model) row(i int) string {
 		marker = "▸ "
 	}
 	state := m.state(it)
-	stateW := lipgloss.Width(state)
+	stateW := min(stateWidth, max(m.width/2, 1))
 	when := it.Arrived.Format("15:04:05")
-	methodW := m.width - 2 - len(when) - 1 - 1 - stateW
-	method := shortMethod(it.Method)
-	if methodW < lipgloss.Width(method) {
-		method = theme.Fit(method, max(methodW, 1))
+	methodW := max(m.width-2-len(when)-1-1-stateW, 1)
+	method := it.Method
+	if lipgloss.Width(method) > methodW {
+		method = shortMethod(it.Method)
 	}
-	line := marker + m.Styles.Time.Render(when) + " " + m.Styles.Method.Render(theme.Fit(method, max(methodW, 0))) + " " + state
+	if lipgloss.Width(method) > methodW {
+		_, method, _ = strings.Cut(it.Method, "/")
+	}
+	plain := marker + when + " " + theme.Fit(method, methodW) + " " + padLeft(ansi.Strip(state), stateW)
 	if i == m.cursor && m.focused {
-		return m.Styles.Selected.Render(theme.Fit(line, m.width))
+		return m.Styles.Selected.Render(theme.Fit(plain, m.width))
 	}
-	return line
+	return marker + m.Styles.Time.Render(when) + " " + m.Styles.Method.Render(theme.Fit(method, methodW)) + " " + padLeft(state, stateW)
+}
+
+// padLeft right-aligns s in width cells (cutting it when longer).
+func padLeft(s string, width int) string {
+	w := lipgloss.Width(s)
+	if w >= width {
+		return theme.Fit(s, width)
+	}
+	return strings.Repeat(" ", width-w) + s
 }
 
 // state renders the state column: the time left of a pending call, or how
@@ -294,12 +313,15 @@ func (m Model) row(i int) string {
 func (m Model) state(it Item) string {
 	switch it.State {
 	case answer.Pending:
-		s := "pending"
+		s := ""
 		if it.Sent > 0 {
-			s = fmt.Sprintf("open, %d sent", it.Sent)
+			s = fmt.Sprintf("%d sent ", it.Sent)
 		}
 		if it.Deadline.IsZero() {
-			return m.Styles.Pending.Render(s)
+			if s == "" {
+				s = "pending"
+			}
+			return m.Styles.Pending.Render(strings.TrimSpace(s))
 		}
 		left := it.Deadline.Sub(m.now)
 		if left < 0 {
@@ -309,19 +331,18 @@ func (m Model) state(it Item) string {
 		if left < SoonThreshold {
 			style = m.Styles.Soon
 		}
-		return style.Render(s + " " + FormatLeft(left))
+		if s == "" {
+			return style.Render(FormatLeft(left) + " left")
+		}
+		return style.Render(s + FormatLeft(left))
 	case answer.Delegated:
 		return m.Styles.Pending.Render("script…")
 	case answer.Answered, answer.Scripted:
-		by := "you"
-		if it.State == answer.Scripted {
-			by = "script"
-		}
 		style := m.Styles.Done
 		if it.Code != codes.OK {
 			style = m.Styles.Fail
 		}
-		return style.Render(by + " " + script.CodeName(it.Code))
+		return style.Render(script.CodeName(it.Code))
 	default:
 		return m.Styles.Fail.Render(it.State.String())
 	}
