@@ -114,6 +114,10 @@ func (r *Responder) publishMatch(c *Call, req proto.Message) {
 	r.publish(m)
 }
 
+// expiryTolerance is how close to its deadline a cancelled call counts as
+// expired.
+const expiryTolerance = 500 * time.Millisecond
+
 // errAbandoned is the status of calls still pending when the Responder
 // closes.
 var errAbandoned = status.Error(codes.Unavailable, "bcctl: the TUI was closed before this call was answered")
@@ -161,10 +165,11 @@ func (r *Responder) Respond(call dynamic.Call) error {
 				return err
 			}
 		case <-ctx.Done():
-			// The caller's deadline and its cancellation (the caller's own
-			// timer fired first and reset the stream) look alike here.
+			// When the caller's own timer fires first, its reset of the
+			// stream arrives as a cancellation just before this side's
+			// deadline: near the deadline, a cancellation is an expiry.
 			st, state := status.New(codes.DeadlineExceeded, "the call's deadline passed before it was answered"), Expired
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) && (c.Deadline.IsZero() || time.Now().Before(c.Deadline)) {
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) && (c.Deadline.IsZero() || time.Until(c.Deadline) > expiryTolerance) {
 				st, state = status.New(codes.Canceled, "the caller cancelled the call before it was answered"), Cancelled
 			}
 			r.end(c, state, st)
@@ -183,7 +188,7 @@ func (r *Responder) decide(c *Call, d decision) (end bool, err error) {
 	case ActionReply:
 		if err := c.inner.Send(d.msg); err != nil {
 			d.result <- err
-			st := status.Convert(err)
+			st := statusOf(err)
 			r.end(c, Answered, st)
 			return true, err
 		}
@@ -223,7 +228,7 @@ func (r *Responder) decide(c *Call, d decision) (end bool, err error) {
 		c.mu.Lock()
 		header, trailer := c.header, c.trailer
 		c.mu.Unlock()
-		r.publish(EndedMsg{ID: c.ID, State: Scripted, Status: status.Convert(err), Header: header, Trailer: trailer})
+		r.publish(EndedMsg{ID: c.ID, State: Scripted, Status: statusOf(err), Header: header, Trailer: trailer})
 		return true, err
 	}
 	d.result <- errors.New("answer: unknown action")
@@ -251,4 +256,12 @@ func (r *Responder) end(c *Call, state State, st *status.Status) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.ObserveCall(ev)
 	}
+}
+
+// statusOf is the status of err, OK (not nil) for nil.
+func statusOf(err error) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	return status.Convert(err)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -146,5 +147,8 @@ func (h *handler) OnReceiveResponse(msg proto.Message) {
 	h.run.box.Put(ResponseMsg{Run: h.run.id, Msg: msg})
 }
 func (h *handler) OnReceiveTrailers(st *status.Status, md metadata.MD) {
+	if st == nil { // grpc-go's OK
+		st = status.New(codes.OK, "")
+	}
 	h.run.box.Put(TrailerMsg{Run: h.run.id, Status: st, MD: md, Elapsed: time.Since(h.start)})
 }
