@@ -83,4 +83,3 @@ func trimPkg(err error) string {
 	}
 	return s
 }
-
