@@ -48,3 +48,27 @@ type helpKeys struct {
 
 func (h helpKeys) ShortHelp() []key.Binding  { return h.short }
 func (h helpKeys) FullHelp() [][]key.Binding { return h.full }
+
+// ServeKeyMap are the keys of the serve program. Keys with ctrl or a
+// function key work everywhere; single letters only when no text field has
+// the focus.
+type ServeKeyMap struct {
+	Quit, Help, Screen, NextPane, PrevPane       key.Binding
+	Call, QuitLetter, HelpLetter, Peers, Reverse key.Binding
+}
+
+// DefaultServeKeyMap returns the serve program's default keys.
+func DefaultServeKeyMap() ServeKeyMap {
+	return ServeKeyMap{
+		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Help:       key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
+		Screen:     key.NewBinding(key.WithKeys("f2"), key.WithHelp("f2", "peers/reverse call")),
+		NextPane:   key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
+		PrevPane:   key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+		Call:       key.NewBinding(key.WithKeys("enter", "c"), key.WithHelp("enter/c", "call this peer")),
+		QuitLetter: key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
+		HelpLetter: key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Peers:      key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "peers")),
+		Reverse:    key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "reverse call")),
+	}
+}

@@ -27,3 +27,12 @@ func run(ctx context.Context, model tea.Model, opts []tea.ProgramOption) error {
 	}
 	return err
 }
+
+// RunServe runs the serve program on the terminal until the person quits
+// or ctx is done. Its watches end with it.
+func RunServe(ctx context.Context, cfg ServeConfig, opts ...tea.ProgramOption) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg.Context = ctx
+	return run(ctx, NewServeModel(cfg), opts)
+}
