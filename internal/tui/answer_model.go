@@ -435,7 +435,9 @@ func (m *AnswerModel) setScreen(s int) tea.Cmd {
 		m.detail.Blur()
 		return m.fwd.Activate()
 	}
-	m.fwd.Deactivate()
+	if m.cfg.Forward != nil {
+		m.fwd.Deactivate()
+	}
 	return m.setPane(m.pane)
 }
 

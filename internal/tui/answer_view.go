@@ -27,7 +27,7 @@ func (m AnswerModel) queueWidth() int {
 }
 
 func (m AnswerModel) detailHeight() int {
-	return max(m.bodyHeight()*9/20, 5)
+	return max(m.bodyHeight()*11/20, 5)
 }
 
 // layout gives every component its size.
@@ -44,7 +44,9 @@ func (m *AnswerModel) layout() {
 	m.detail.SetSize(rw-2, dh-2)
 	m.editor.SetSize(rw-2, eh-2)
 	m.errForm.SetSize(rw-2, eh-2)
-	m.fwd.SetSize(m.width-2, body-2)
+	if m.cfg.Forward != nil {
+		m.fwd.SetSize(m.width-2, body-2)
+	}
 }
 
 // View implements tea.Model.

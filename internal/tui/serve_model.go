@@ -257,7 +257,9 @@ func (m *ServeModel) callPeer() tea.Cmd {
 
 func (m *ServeModel) showPeers() {
 	m.screen = screenPeers
-	m.fwd.Deactivate()
+	if m.cfg.Caller != nil {
+		m.fwd.Deactivate()
+	}
 	m.setPane(m.pane)
 }
 
@@ -338,7 +340,9 @@ func (m *ServeModel) layout() {
 	th := m.tableHeight()
 	m.peers.SetSize(m.width-2, th-2)
 	m.journal.SetSize(m.width-2, m.bodyHeight()-th-2)
-	m.fwd.SetSize(m.width-2, m.bodyHeight()-2)
+	if m.cfg.Caller != nil {
+		m.fwd.SetSize(m.width-2, m.bodyHeight()-2)
+	}
 }
 
 // View implements tea.Model.

@@ -105,7 +105,11 @@ func ParseReply(c *Call, jsonText string) (proto.Message, error) {
 		return nil, fmt.Errorf("the reply is empty: write a %s as JSON ({} for an empty one)", out.FullName())
 	}
 	msg := dynamicpb.NewMessage(out)
-	if err := dynamic.ParseJSON([]byte(jsonText), msg, c.r.resolver); err != nil {
+	var resolver dynamic.TypeResolver
+	if c.r != nil {
+		resolver = c.r.resolver
+	}
+	if err := dynamic.ParseJSON([]byte(jsonText), msg, resolver); err != nil {
 		return nil, err
 	}
 	return msg, nil

@@ -91,6 +91,9 @@ func (m *Model) SetValue(s string) {
 	m.err, m.note = "", ""
 }
 
+// SetPlaceholder sets the text shown, muted, while the editor is empty.
+func (m *Model) SetPlaceholder(s string) { m.ta.Placeholder = s }
+
 // Value returns the text.
 func (m Model) Value() string { return m.ta.Value() }
 

@@ -109,7 +109,9 @@ func New(th theme.Theme) Model {
 	ti.PlaceholderStyle = th.Muted
 	ti.TextStyle = th.Text
 	ti.Cursor.Style = th.Selected
-	m := Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), message: ti, details: editor.New(th)}
+	details := editor.New(th)
+	details.SetPlaceholder("")
+	m := Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), message: ti, details: details}
 	m.SetCode(codes.Aborted)
 	return m
 }
@@ -167,7 +169,7 @@ func (m *Model) focus(f Field) tea.Cmd {
 func (m *Model) SetSize(width, height int) {
 	m.width, m.height = width, height
 	right := max(width-listWidth-1, 10)
-	m.message.Width = right - 1
+	m.message.Width = max(right-4, 1)
 	m.details.SetSize(right, max(height-4, 2))
 }
 

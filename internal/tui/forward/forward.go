@@ -12,6 +12,7 @@ package forward
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -244,7 +245,9 @@ func (m *Model) Send() tea.Cmd {
 	m.current = r
 	m.result = callResult{running: true, sentMD: m.cfg.Headers}
 	m.resp.Reset(m.sections())
-	m.resp.Follow()
+	if m.method.IsStreamingServer() {
+		m.resp.Follow() // keep the newest message in view
+	}
 	return start(ctx, r, m.cfg.Invoker, m.method, m.cfg.Headers, m.editor.Value(), m.cfg.Source.Types())
 }
 
@@ -407,7 +410,8 @@ func (m Model) View() string {
 	if m.width >= 90 {
 		left := m.width / 2
 		body = lipgloss.JoinHorizontal(lipgloss.Top,
-			theme.FitLines(m.editor.View(), left-1, m.height-2), " │",
+			theme.FitLines(m.editor.View(), left-1, m.height-2),
+			strings.TrimSuffix(strings.Repeat(" │\n", max(m.height-2, 1)), "\n"),
 			theme.FitLines(m.resp.View(), m.width-left-2, m.height-2))
 		hint = theme.Fit(m.Styles.Hint.Render(hint), left) + state
 	} else {
