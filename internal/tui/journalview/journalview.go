@@ -94,6 +94,9 @@ func (m *Model) Add(entries ...journal.Entry) {
 	m.clamp()
 }
 
+// Entries returns every entry, in journal order.
+func (m Model) Entries() []journal.Entry { return m.entries }
+
 // Len returns the number of entries, and how many pass the filter.
 func (m Model) Len() (all, shown int) { return len(m.entries), len(m.shown) }
 
