@@ -142,13 +142,18 @@ func TestFlowAnswerWithReply(t *testing.T) {
 	f.waitFor("✗")
 	f.keys(keyBack) // the x goes again
 	f.keys(keySend)
-	f.waitFor("sent to call #1")
+	f.waitFor("sent to call #1", "OK││") // the note, and the queue row ended OK
 
 	r := f.result(done)
 	if r.status.Code() != codes.OK || len(r.responses) != 1 || !strings.Contains(r.responses[0], `"name":"feature/tui"`) {
 		t.Fatalf("CreateBranch got %v %v, want OK with the branch", r.status, r.responses)
 	}
-	f.waitFor("OK")
+	_ = f.tm.Quit()
+	final := f.tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(AnswerModel)
+	cv := final.calls[1]
+	if cv == nil || cv.state != answer.Answered || len(cv.sent) != 1 || final.Pending() != 0 {
+		t.Errorf("call #1 in the final model: %+v, pending %d; want answered with one reply", cv, final.Pending())
+	}
 }
 
 // TestFlowAnswerWithError: the person answers the vote with ABORTED and a

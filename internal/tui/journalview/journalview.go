@@ -74,7 +74,7 @@ func New(th theme.Theme) Model {
 	ti := textinput.New()
 	ti.Prompt = "/"
 	ti.PromptStyle = th.Accent
-	ti.Placeholder = "filter: words that must all appear (method, peer 3, forward, ABORTED, rule…)"
+	ti.Placeholder = `words that must all appear: vote reverse ABORTED "peer 3"`
 	ti.PlaceholderStyle = th.Muted
 	ti.Cursor.Style = th.Selected
 	return Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), Location: time.Local, filter: ti, follow: true, detail: msgview.New(th)}
@@ -253,20 +253,36 @@ func (m *Model) clamp() {
 	}
 }
 
-// matches reports whether every word of the filter appears in the entry's
-// line (case-insensitive).
+// matches reports whether every term of the filter appears in the entry's
+// text (case-insensitive).
 func (m Model) matches(e journal.Entry) bool {
-	words := strings.Fields(strings.ToLower(m.filter.Value()))
-	if len(words) == 0 {
+	terms := Terms(m.filter.Value())
+	if len(terms) == 0 {
 		return true
 	}
 	hay := strings.ToLower(Haystack(e, m.Location))
-	for _, w := range words {
+	for _, w := range terms {
 		if !strings.Contains(hay, w) {
 			return false
 		}
 	}
 	return true
+}
+
+// Terms splits a filter into lower-case terms: words, or phrases in double
+// quotes (`"peer 1" vote` is two terms).
+func Terms(filter string) []string {
+	var out []string
+	for i, part := range strings.Split(strings.ToLower(filter), `"`) {
+		if i%2 == 1 { // inside quotes
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+			continue
+		}
+		out = append(out, strings.Fields(part)...)
+	}
+	return out
 }
 
 // Haystack is the text of an entry that the filter searches: its line,
