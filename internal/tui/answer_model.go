@@ -341,6 +341,15 @@ func (m AnswerModel) sections(cv *callView) []msgview.Section {
 		Title: "Metadata", Body: msgview.Metadata(c.Metadata),
 	}}
 	switch {
+	case !m.cfg.Responder.HasScript():
+		out = append(out, msgview.Section{Title: "Script", Body: "no script loaded", Tone: "muted"})
+	case cv.match == nil:
+	case cv.match.Rule != "":
+		out = append(out, msgview.Section{Title: "Script", Body: "rule " + cv.match.Rule + " would answer"})
+	default:
+		out = append(out, msgview.Section{Title: "Script", Body: "no rule would answer: " + cv.match.Reason, Tone: "muted"})
+	}
+	switch {
 	case len(cv.requests) == 0 && !cv.halfClosed:
 		out = append(out, msgview.Section{Title: "Request", Body: "waiting for the first message…", Tone: "muted"})
 	case len(cv.requests) == 0:
@@ -362,15 +371,6 @@ func (m AnswerModel) sections(cv *callView) []msgview.Section {
 			title = fmt.Sprintf("Sent %d by %s", i+1, s.by)
 		}
 		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, types)})
-	}
-	switch {
-	case !m.cfg.Responder.HasScript():
-		out = append(out, msgview.Section{Title: "Script", Body: "no script loaded", Tone: "muted"})
-	case cv.match == nil:
-	case cv.match.Rule != "":
-		out = append(out, msgview.Section{Title: "Script", Body: "rule " + cv.match.Rule + " would answer"})
-	default:
-		out = append(out, msgview.Section{Title: "Script", Body: "no rule would answer: " + cv.match.Reason, Tone: "muted"})
 	}
 	if e := cv.ended; e != nil {
 		out = append(out, msgview.Section{Title: "Ended: " + e.State.String(), Body: msgview.Status(e.Status, types), Tone: msgview.StatusTone(e.Status)})

@@ -81,6 +81,9 @@ func (m AnswerModel) titleBar() string {
 	case pending > 1:
 		left += m.th.Warn.Render(fmt.Sprintf(" · %d calls waiting", pending))
 	}
+	if pending > 0 && m.screen == screenForward {
+		left += m.th.Warn.Render(" (f2 to answer)")
+	}
 	tab := func(n int, name string, active bool) string {
 		if active {
 			return m.th.ActiveTab.Render(fmt.Sprintf("[%d %s]", n, name))

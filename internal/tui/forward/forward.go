@@ -390,9 +390,6 @@ func (m Model) View() string {
 	}
 	head := m.Styles.Method.Render(dynamic.MethodName(m.method)) + " " +
 		m.Styles.Kind.Render("("+picker.Kind(m.method)+", "+string(m.method.Input().FullName())+" → "+string(m.method.Output().FullName())+")")
-	if m.cfg.Target != "" {
-		head += m.Styles.Kind.Render(" to " + m.cfg.Target)
-	}
 	state := ""
 	switch {
 	case m.result.running:

@@ -69,7 +69,7 @@ rules:
           timeout: 60s
           expect: {code: OK, reply: {state: COMMIT}}
           as: vote
-          else: {code: ABORTED, message: "vote ${vote.code}: ${vote.message}${vote.reply.state}"}
+          else: {code: ABORTED, message: "vote ${vote.code} ${vote.reply.state}: ${vote.message}"}
       - reply: {branch: {name: "${req.branch_name}", target_commit_id: "${req.start_point}"}}
   - name: get-user
     match: {method: acme.Users/Get}
