@@ -9,7 +9,12 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/golden"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
 	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/tui/forward"
 	"github.com/bcctl/bcctl/internal/tui/internal/tuitest"
 	"github.com/bcctl/bcctl/internal/tui/registry"
 )
@@ -66,6 +71,17 @@ func TestServeGolden(t *testing.T) {
 	})
 	t.Run("peers", func(t *testing.T) {
 		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30)
+		golden.RequireEqual(t, []byte(s))
+	})
+	t.Run("reverse-call", func(t *testing.T) {
+		vote := tuitest.Method(t, "gitaly.RefTransaction/VoteTransaction")
+		msgs := []tea.Msg{runes("c"), runes("v"), runes("o"), runes("t"), runes("e"), keyEnter, picked(vote), keySend,
+			forward.StartedMsg{Run: 1},
+			forward.HeaderMsg{Run: 1, MD: metadata.MD{}},
+			forward.ResponseMsg{Run: 1, Msg: message(t, vote.Output(), `{"state": "ABORT"}`)},
+			forward.TrailerMsg{Run: 1, Status: status.New(codes.OK, ""), Elapsed: 2 * time.Millisecond},
+		}
+		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30, msgs...)
 		golden.RequireEqual(t, []byte(s))
 	})
 	t.Run("journal-filtered", func(t *testing.T) {

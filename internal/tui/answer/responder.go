@@ -24,9 +24,9 @@ type Options struct {
 	// can only be answered by hand.
 	Script *script.Engine
 	// Observer is told of every call the Responder ends itself: answered
-	// by a person, expired, cancelled or abandoned. The script reports the
-	// calls it answers to its own observer. Hand-answered calls are also
-	// counted for the script's expectations (Engine.Count).
+	// by a person, expired, cancelled or abandoned (the script reports the
+	// calls it answers to its own observer). It is where those calls are
+	// journaled and counted for the script's expectations (Engine.Count).
 	Observer script.Observer
 	// Resolver resolves the types inside google.protobuf.Any in replies and
 	// error details; nil means the program's registry.
@@ -250,9 +250,6 @@ func (r *Responder) end(c *Call, state State, st *status.Status) {
 	}
 	c.mu.Unlock()
 	r.publish(EndedMsg{ID: c.ID, State: state, Status: st})
-	if r.opts.Script != nil {
-		r.opts.Script.Count(ev.Record())
-	}
 	if r.opts.Observer != nil {
 		r.opts.Observer.ObserveCall(ev)
 	}
