@@ -273,7 +273,7 @@ func (m Model) View() string {
 }
 
 // stateWidth is the width of the state column ("pending 1m05s").
-const stateWidth = 12
+const stateWidth = 10
 
 func (m Model) row(i int) string {
 	it := m.items[i]

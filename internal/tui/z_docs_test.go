@@ -12,7 +12,8 @@ var captureRE = regexp.MustCompile("(?s)```text golden=(\\S+)\n(.*?)\n```")
 
 // TestDocsShowTheScreens checks that every capture in docs/tui.md is the
 // golden file it names, so the page shows the screens as they are. With
-// -update (the golden files' flag) it copies the golden files into the page.
+// -update (the golden files' flag) it copies the golden files into the page
+// (this file sorts last, so the golden files are written first).
 func TestDocsShowTheScreens(t *testing.T) {
 	const path = "../../docs/tui.md"
 	doc, err := os.ReadFile(path)
