@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,12 +34,16 @@ func TestMain(m *testing.M) {
 //	bccall-peers NAME METHOD JSON
 //	    make a reverse call into every peer connected to server NAME
 //	    (waiting up to 10s for one) and print each answer
-//	bcserver-log NAME
-//	    print what server NAME's own reverse calls got ("vote COMMIT")
+//	bcserver-log NAME [N]
+//	    print what server NAME's own reverse calls got ("vote COMMIT"),
+//	    after waiting (up to 10s) until it has made N of them
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
-//	waitfile [-timeout 10s] FILE [REGEXP]
-//	    wait until FILE exists (and matches REGEXP)
+//	waitfile [-timeout 10s] FILE [TEXT]
+//	    wait until FILE exists (and contains TEXT)
+//	exitcode N PROGRAM ARGS...
+//	    run PROGRAM like exec and require exit code N; stdout and stderr
+//	    are checked afterwards as after exec
 var updateScripts = flag.Bool("update-scripts", false, "update testscript golden output in place")
 
 func TestScripts(t *testing.T) {
@@ -103,6 +110,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"bcserver-log": cmdServerLog,
 		"gencerts":     cmdGenCerts,
 		"waitfile":     cmdWaitFile,
+		"exitcode":     cmdExitCode,
 	}
 	extraScriptCmdsMu.Lock()
 	defer extraScriptCmdsMu.Unlock()
@@ -163,13 +171,17 @@ func cmdCallPeers(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdServerLog(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: bcserver-log NAME")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: bcserver-log NAME [N]")
 	}
 	srv := servers(ts).get(ts, args[0])
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for _, l := range srv.reverse {
+	n := 0
+	if len(args) == 2 {
+		var err error
+		n, err = strconv.Atoi(args[1])
+		ts.Check(err)
+	}
+	for _, l := range srv.reverseLog(n, 10*time.Second) {
 		fmt.Fprintln(ts.Stdout(), l)
 	}
 }
@@ -204,5 +216,25 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("waitfile: %s did not appear (with %q) within %s", filepath.Base(path), want, *timeout)
 		}
 		<-tick.C
+	}
+}
+
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
 }

@@ -65,6 +65,10 @@ backchannel server that calls back into its peers.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(
+		newCallCmd(f, nil),
+		newListCmd(f, nil),
+		newDescribeCmd(f, nil),
+		newConnectCmd(f, nil),
 		newVersionCmd(f, nil),
 		newCompletionCmd(f),
 	)

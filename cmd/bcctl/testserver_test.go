@@ -66,7 +66,8 @@ type testServer struct {
 	done     chan struct{}
 
 	mu      sync.Mutex
-	reverse []string // results of the reverse calls it made
+	reverse []string      // results of the reverse calls it made
+	changed chan struct{} // closed and replaced when reverse grows
 }
 
 // corpusSource returns the corpus schema.
@@ -81,7 +82,7 @@ func corpusSource() *dynamic.FileSource {
 // startTestServer starts a server; Stop it when done.
 func startTestServer(opts testServerOptions) (*testServer, error) {
 	src := corpusSource()
-	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{})}
+	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{}), changed: make(chan struct{})}
 
 	var creds credentials.TransportCredentials = insecure.NewCredentials()
 	if opts.TLSDir != "" {
@@ -338,6 +339,28 @@ func (ts *testServer) record(s string) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.reverse = append(ts.reverse, s)
+	close(ts.changed)
+	ts.changed = make(chan struct{})
+}
+
+// reverseLog waits until the server has made n reverse calls (or timeout
+// passed) and returns what they got.
+func (ts *testServer) reverseLog(n int, timeout time.Duration) []string {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		ts.mu.Lock()
+		log, ch := append([]string(nil), ts.reverse...), ts.changed
+		ts.mu.Unlock()
+		if len(log) >= n {
+			return log
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return log
+		}
+	}
 }
 
 // callPeers invokes method with the JSON request on the backchannel of
