@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 //	bcserver-log NAME [N]
 //	    print what server NAME's own reverse calls got ("vote COMMIT"),
 //	    after waiting (up to 10s) until it has made N of them
+//	bcserver-stop NAME
+//	    stop server NAME now (its peers lose their connection)
+//	bclist-peers NAME
+//	    list, by reflection over each connected peer's backchannel, the
+//	    services the peer hosts (waiting up to 10s for a peer)
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
 //	waitfile [-timeout 10s] FILE [TEXT]
@@ -105,12 +110,14 @@ func registerScriptCmd(name string, cmd func(ts *testscript.TestScript, neg bool
 
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"bcserver":     cmdBCServer,
-		"bccall-peers": cmdCallPeers,
-		"bcserver-log": cmdServerLog,
-		"gencerts":     cmdGenCerts,
-		"waitfile":     cmdWaitFile,
-		"exitcode":     cmdExitCode,
+		"bcserver":      cmdBCServer,
+		"bccall-peers":  cmdCallPeers,
+		"bcserver-log":  cmdServerLog,
+		"gencerts":      cmdGenCerts,
+		"waitfile":      cmdWaitFile,
+		"exitcode":      cmdExitCode,
+		"bcserver-stop": cmdServerStop,
+		"bclist-peers":  cmdListPeers,
 	}
 	extraScriptCmdsMu.Lock()
 	defer extraScriptCmdsMu.Unlock()
@@ -236,5 +243,24 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+func cmdServerStop(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bcserver-stop NAME")
+	}
+	servers(ts).get(ts, args[0]).Stop()
+}
+
+func cmdListPeers(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bclist-peers NAME")
+	}
+	srv := servers(ts).get(ts, args[0])
+	lines, err := srv.listPeers(context.Background(), 10*time.Second)
+	ts.Check(err)
+	for _, l := range lines {
+		fmt.Fprintln(ts.Stdout(), l)
 	}
 }

@@ -64,6 +64,7 @@ type testServer struct {
 	srv      *grpc.Server
 	src      *dynamic.FileSource
 	done     chan struct{}
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	reverse []string      // results of the reverse calls it made
@@ -141,10 +142,12 @@ func startTestServer(opts testServerOptions) (*testServer, error) {
 	return ts, nil
 }
 
-// Stop stops the server and waits for it.
+// Stop stops the server and waits for it. It may be called more than once.
 func (ts *testServer) Stop() {
-	ts.srv.Stop()
-	<-ts.done
+	ts.stopOnce.Do(func() {
+		ts.srv.Stop()
+		<-ts.done
+	})
 }
 
 func (ts *testServer) message(name string, json string) proto.Message {
@@ -363,10 +366,8 @@ func (ts *testServer) reverseLog(n int, timeout time.Duration) []string {
 	}
 }
 
-// callPeers invokes method with the JSON request on the backchannel of
-// every connected peer, after waiting (up to timeout) for at least one
-// peer, and returns each peer's answer as a line of text.
-func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, timeout time.Duration) ([]string, error) {
+// waitPeers returns the connected peers, waiting up to timeout for one.
+func (ts *testServer) waitPeers(ctx context.Context, timeout time.Duration) ([]backchannel.PeerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	snapshot, events := ts.Registry.Watch(ctx)
@@ -383,6 +384,49 @@ func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, tim
 			return nil, fmt.Errorf("no peer connected within %s", timeout)
 		}
 	}
+	return snapshot, nil
+}
+
+// listPeers lists the services each connected peer hosts, by reflection
+// over its backchannel.
+func (ts *testServer) listPeers(ctx context.Context, timeout time.Duration) ([]string, error) {
+	peers, err := ts.waitPeers(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range peers {
+		conn, err := ts.Registry.Backchannel(p.ID)
+		if err != nil {
+			out = append(out, fmt.Sprintf("peer %d: %v", p.ID, err))
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		src := dynamic.NewSourceFromReflection(rctx, conn, nil)
+		names, err := src.ListServices(rctx)
+		src.Close()
+		cancel()
+		if err != nil {
+			out = append(out, fmt.Sprintf("peer %d: %v", p.ID, err))
+			continue
+		}
+		for _, n := range names {
+			out = append(out, fmt.Sprintf("peer %d: %s", p.ID, n))
+		}
+	}
+	return out, nil
+}
+
+// callPeers invokes method with the JSON request on the backchannel of
+// every connected peer, after waiting (up to timeout) for at least one
+// peer, and returns each peer's answer as a line of text.
+func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, timeout time.Duration) ([]string, error) {
+	snapshot, err := ts.waitPeers(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	md, err := dynamic.FindMethod(ctx, ts.src, method)
 	if err != nil {
 		return nil, err
