@@ -3,6 +3,7 @@ package backchannel
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 )
 
 // yamux frame header layout (version, type, flags, stream ID, length).
@@ -26,19 +27,33 @@ const (
 type coalescingConn struct {
 	net.Conn
 
-	header  [yamuxHeaderLen]byte
-	held    bool
-	writev  bool   // the connection writes net.Buffers in one system call
-	scratch []byte // header and body, for connections without writev
+	header [yamuxHeaderLen]byte
+	held   bool
+	writev bool // the connection writes net.Buffers in one system call
+
+	// onClose, when set, runs once in its own goroutine when the
+	// connection is closed. yamux closes it whenever its session ends, for
+	// whatever reason, which makes this the place to learn of the end
+	// without a goroutine per connection waiting for it.
+	onClose   func()
+	closeOnce sync.Once
 }
 
-func newCoalescingConn(conn net.Conn) *coalescingConn {
+// scratchPool holds the buffers that join a header and its body for
+// connections without writev. Pooled, so that idle connections hold none.
+var scratchPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, yamuxHeaderLen+coalesceLimit)
+	return &b
+}}
+
+// newCoalescingConn wraps conn; onClose may be nil.
+func newCoalescingConn(conn net.Conn, onClose func()) *coalescingConn {
 	var writev bool
 	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		writev = true
 	}
-	return &coalescingConn{Conn: conn, writev: writev}
+	return &coalescingConn{Conn: conn, writev: writev, onClose: onClose}
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -62,8 +77,10 @@ func (c *coalescingConn) writeFrame(body []byte) (int, error) {
 		n, err := bufs.WriteTo(c.Conn)
 		return max(int(n)-yamuxHeaderLen, 0), err
 	case len(body) <= coalesceLimit:
-		c.scratch = append(append(c.scratch[:0], c.header[:]...), body...)
-		n, err := c.Conn.Write(c.scratch)
+		buf := scratchPool.Get().(*[]byte)
+		*buf = append(append((*buf)[:0], c.header[:]...), body...)
+		n, err := c.Conn.Write(*buf)
+		scratchPool.Put(buf)
 		return max(n-yamuxHeaderLen, 0), err
 	default:
 		if _, err := c.Conn.Write(c.header[:]); err != nil {
@@ -71,4 +88,14 @@ func (c *coalescingConn) writeFrame(body []byte) (int, error) {
 		}
 		return c.Conn.Write(body)
 	}
+}
+
+// Close closes the connection and starts onClose.
+func (c *coalescingConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			go c.onClose()
+		}
+	})
+	return c.Conn.Close()
 }
