@@ -356,4 +356,3 @@ func TestSniffing(t *testing.T) {
 		t.Error("TLS alert detection is wrong")
 	}
 }
-
