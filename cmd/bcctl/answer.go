@@ -33,7 +33,7 @@ type AnswerFlags struct {
 func (a *AnswerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&a.Answer, "answer", "", "script `file` whose backchannel rules answer reverse calls (docs/script.md); its expect entries decide the exit code")
 	a.Schema.AddBackchannelFlags(fs)
-	fs.StringVar(&a.Journal, "journal", "", "write one JSON line per forward and reverse call to `file` (docs/journal.md)")
+	fs.StringVar(&a.Journal, "journal", "", "write one JSON line per forward and reverse call to `file` (docs/cli.md)")
 	fs.IntVar(&a.WaitReverse, "wait-reverse", 0, "stay connected until `n` reverse calls have been answered (bounded by --max-time)")
 }
 

@@ -42,7 +42,7 @@ func newConnectCmd(f *Factory, runF func(context.Context, *ConnectOptions) error
 reverse calls it makes, with the backchannel rules of the --answer script,
 until interrupted (Ctrl-C, SIGTERM), --max-time passes, or --wait-reverse calls
 have been answered. Each call is printed as it ends: for people on a terminal,
-as JSON lines (the journal's format, docs/journal.md) when stdout is not one.
+as JSON lines (the journal format of docs/cli.md) when stdout is not one.
 
 The exit code is the script's expectations' result: 0 when they are met (or
 there are none), 3 when not; 1 when the connection could not be made or was
