@@ -87,14 +87,14 @@ func (s *SchemaFlags) FileSource(ctx context.Context) (*dynamic.FileSource, erro
 	if len(s.Protos) > 0 {
 		src, err := dynamic.NewSourceFromProtoFiles(ctx, dynamic.ProtoFilesOptions{ImportPaths: s.ImportPaths}, s.Protos...)
 		if err != nil {
-			return nil, fmt.Errorf("--%sproto: %w", s.prefix, err)
+			return nil, fmt.Errorf("--%sproto: %s", s.prefix, trimPkg(err))
 		}
 		files = append(files, src)
 	}
 	if len(s.Protosets) > 0 {
 		src, err := dynamic.NewSourceFromProtosets(s.Protosets...)
 		if err != nil {
-			return nil, fmt.Errorf("--%sprotoset: %w", s.prefix, err)
+			return nil, fmt.Errorf("--%sprotoset: %s", s.prefix, trimPkg(err))
 		}
 		files = append(files, src)
 	}

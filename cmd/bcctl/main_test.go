@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // TestMain lets testscripts run `bcctl` as a command: the test binary
@@ -42,6 +45,9 @@ func TestMain(m *testing.M) {
 //	bclist-peers NAME
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)
+//	bccorpus DIR
+//	    write the schema corpus of testdata/protos into DIR: the .proto
+//	    files at their import paths and corpus.protoset
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
 //	waitfile [-timeout 10s] FILE [TEXT]
@@ -118,6 +124,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"exitcode":      cmdExitCode,
 		"bcserver-stop": cmdServerStop,
 		"bclist-peers":  cmdListPeers,
+		"bccorpus":      cmdCorpus,
 	}
 	extraScriptCmdsMu.Lock()
 	defer extraScriptCmdsMu.Unlock()
@@ -263,4 +270,26 @@ func cmdListPeers(ts *testscript.TestScript, neg bool, args []string) {
 	for _, l := range lines {
 		fmt.Fprintln(ts.Stdout(), l)
 	}
+}
+
+func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bccorpus DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := protos.FS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	}))
+	ts.Check(os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644))
 }
