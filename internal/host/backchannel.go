@@ -48,19 +48,32 @@ type Backchannel struct {
 }
 
 // Host makes the backchannel serve b. Reverse calls that arrived before are
-// answered now. It can be called once; the services are checked at once.
+// answered now. It can be called once. Services named like the reflection
+// and health services, which the backchannel serves itself, are left out.
 func (c *Conn) Host(b Backchannel) error {
 	if b.Responder == nil {
 		return errors.New("host: Backchannel.Responder is nil")
 	}
-	// Build once to report a bad set of services now rather than per
-	// connection.
-	srv, err := c.bc.build(&b)
-	if err != nil {
-		return err
+	seen := map[protoreflect.FullName]bool{}
+	services := make([]protoreflect.ServiceDescriptor, 0, len(b.Services))
+	for _, sd := range b.Services {
+		name := sd.FullName()
+		if builtIn(name) {
+			continue
+		}
+		if seen[name] {
+			return fmt.Errorf("host: service %s is given twice", name)
+		}
+		seen[name] = true
+		services = append(services, sd)
 	}
-	srv.Stop()
+	b.Services = services
 	return c.bc.host(&b)
+}
+
+// builtIn reports the services every backchannel serves itself.
+func builtIn(name protoreflect.FullName) bool {
+	return name == "grpc.health.v1.Health" || strings.HasPrefix(string(name), "grpc.reflection.")
 }
 
 // ReverseCalls returns how many reverse calls the backchannel has finished

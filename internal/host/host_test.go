@@ -14,8 +14,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
@@ -355,4 +357,33 @@ func TestSniffing(t *testing.T) {
 	if !looksLikeTLSAlert([]byte{0x15, 0x03, 0x03, 0, 2}) || looksLikeTLSAlert(yamuxAck) {
 		t.Error("TLS alert detection is wrong")
 	}
+}
+
+func TestHostLeavesOutBuiltInServices(t *testing.T) {
+	s := startServer(t, false)
+	c, err := dial(t, s.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tx := service(t, "gitaly.RefTransaction")
+	if err := c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{tx, tx}, Responder: voteResponder("COMMIT")}); err == nil || !strings.Contains(err.Error(), "service gitaly.RefTransaction is given twice") {
+		t.Errorf("Host with a service twice: %v", err)
+	}
+	health := healthService(t)
+	if err := c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{health, tx}, Responder: voteResponder("COMMIT")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := createBranch(ctxT(t), t, c); err != nil || got != "COMMIT" {
+		t.Errorf("forward call: %q, %v", got, err)
+	}
+}
+
+func healthService(t *testing.T) protoreflect.ServiceDescriptor {
+	t.Helper()
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName("grpc.health.v1.Health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.(protoreflect.ServiceDescriptor)
 }
