@@ -190,25 +190,27 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	supplier := func(msg protoMessage) error {
 		err := parser.Next(msg)
 		if err == nil {
-			rec.requests = append(rec.requests, msg)
+			rec.addRequest(msg)
 		}
 		return err
 	}
 	callStart := time.Now()
 	invokeErr := dynamic.Invoke(ctx, s.conn.ClientConn(), md, plan.rpcMD, handler, supplier)
 	callTime := time.Since(callStart)
-	if invokeErr != nil && !rec.ended {
-		return fmt.Errorf("-d: %s", trimPkg(invokeErr))
-	}
-	st := rec.status
-	if !rec.ended { // Invoke reports every outcome; this would be a bug
+	if !rec.ended {
+		// Only a request that could not be read or sent ends a call
+		// without a status.
+		if invokeErr != nil {
+			return fmt.Errorf("-d: %s", trimPkg(invokeErr))
+		}
 		return errors.New("the call ended without a status")
 	}
+	st := rec.status
 	entry, jerr := s.journal.NewCall(journal.Call{
 		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
 		Peer: dynamic.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
 		Metadata: plan.rpcMD, Header: rec.header, Trailer: rec.trailer,
-		Requests: rec.requests, Responses: rec.responses, Status: st,
+		Requests: rec.sentRequests(), Responses: rec.responses, Status: st,
 		Start: callStart, Duration: callTime,
 	})
 	if s.engine != nil {

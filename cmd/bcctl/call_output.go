@@ -23,12 +23,30 @@ type protoMessage = proto.Message
 // callRecorder keeps what happened in a forward call, for the journal and
 // the JSON document.
 type callRecorder struct {
+	// reqMu guards requests: a bidi call's requests are read in a goroutine
+	// that may outlive the call (the server ended it while bcctl waited
+	// for stdin).
+	reqMu     sync.Mutex
 	requests  []proto.Message
 	header    metadata.MD
 	responses []proto.Message
 	trailer   metadata.MD
 	status    *status.Status
 	ended     bool
+}
+
+// addRequest records a request as it is sent.
+func (r *callRecorder) addRequest(m proto.Message) {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	r.requests = append(r.requests, m)
+}
+
+// sentRequests returns the requests sent so far.
+func (r *callRecorder) sentRequests() []proto.Message {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	return append([]proto.Message(nil), r.requests...)
 }
 
 func (r *callRecorder) OnResolveMethod(protoreflect.MethodDescriptor) {}
