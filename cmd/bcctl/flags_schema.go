@@ -119,6 +119,11 @@ func (s *SchemaFlags) Source(ctx context.Context, cc grpc.ClientConnInterface, m
 	if err != nil {
 		return nil, err
 	}
+	return s.Combine(ctx, files, cc, md)
+}
+
+// Combine is Source with the files already loaded (nil when none).
+func (s *SchemaFlags) Combine(ctx context.Context, files *dynamic.FileSource, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
 	if !s.Reflection() {
 		if files == nil {
 			return nil, usageErrorf("no schema: give --proto or --protoset, or use reflection")

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -23,16 +24,17 @@ import (
 // through which every call is reported (to the --journal file, to the
 // printed output, to the JSON document).
 type session struct {
-	f         *Factory
-	plan      *clientPlan
-	conn      *host.Conn // nil when no address was given
-	forward   dynamic.Source
-	hosted    dynamic.Source
-	engine    *script.Engine
-	hasAnswer bool
-	journal   *journal.Writer
-	taps      []func(journal.Entry)
-	closers   []func() error
+	f       *Factory
+	plan    *clientPlan
+	conn    *host.Conn // nil when no address was given
+	forward dynamic.Source
+	// forwardFiles are the forward schema's files; nil without any.
+	forwardFiles *dynamic.FileSource
+	hosted       dynamic.Source
+	engine       *script.Engine
+	hasAnswer    bool
+	journal      *journal.Writer
+	closers      []func() error
 }
 
 // sessionOptions say what a command needs of its session.
@@ -113,21 +115,22 @@ func (s *session) resolveForward(ctx context.Context, c *ClientFlags) error {
 	if s.forward != nil {
 		return nil
 	}
-	var cc *host.Conn = s.conn
-	if cc == nil && c.Schema.Reflection() {
+	if s.conn == nil && c.Schema.Reflection() {
 		return usageErrorf("reflection needs the server's address")
 	}
-	var src dynamic.Source
-	var err error
-	if cc != nil {
-		src, err = c.Schema.Source(ctx, cc.ClientConn(), s.plan.reflectMD)
-	} else {
-		src, err = c.Schema.Source(ctx, nil, nil)
-	}
+	files, err := c.Schema.FileSource(ctx)
 	if err != nil {
 		return err
 	}
-	s.forward = src
+	var cc grpc.ClientConnInterface
+	if s.conn != nil {
+		cc = s.conn.ClientConn()
+	}
+	src, err := c.Schema.Combine(ctx, files, cc, s.plan.reflectMD)
+	if err != nil {
+		return err
+	}
+	s.forward, s.forwardFiles = src, files
 	s.closers = append(s.closers, src.Close)
 	return nil
 }
@@ -148,11 +151,10 @@ func (s *session) hostBackchannel(ctx context.Context, o sessionOptions) error {
 		}
 		hostedFiles = fs
 	case o.Client.Schema.HasFiles():
-		fs, err := o.Client.Schema.FileSource(ctx)
-		if err != nil {
+		if err := s.resolveForward(ctx, o.Client); err != nil {
 			return err
 		}
-		hostedFiles = fs
+		hostedFiles = s.forwardFiles
 	}
 	if hostedFiles != nil {
 		s.hosted = hostedFiles
