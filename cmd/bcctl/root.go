@@ -77,6 +77,12 @@ backchannel server that calls back into its peers.`,
 		root.AddCommand(c(f))
 	}
 	extraCommandsMu.Unlock()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "call", "list", "describe", "connect":
+			completeFlagValues(c)
+		}
+	}
 	return root
 }
 
