@@ -94,7 +94,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	fs.StringVarP(&opts.Data, "data", "d", "", "request `data`: JSON (or text), @FILE, or @- for stdin")
 	opts.Format.AddFlags(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "show headers, trailers and every reverse call (-vv: also metadata, timing and sizes)")
-	fs.StringVarP(&opts.Output, "output", "o", "text", "`mode`: text (grpcurl's output) or json (one JSON document with the call, its status and every reverse call)")
+	fs.StringVarP(&opts.Output, "output", "o", "text", "output `mode`: text (grpcurl's output) or json (one JSON document with the call, its status and every reverse call)")
 	opts.Client.AddFlags(fs)
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)

@@ -67,7 +67,7 @@ lost.`,
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	opts.Answer.AddFlags(fs)
-	fs.StringVarP(&opts.Output, "output", "o", "auto", "`mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
+	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
 	opts.Client.AddFlags(fs)
 	if interactive != nil {

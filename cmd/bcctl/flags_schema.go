@@ -30,7 +30,7 @@ type SchemaFlags struct {
 // AddFlags adds --proto, --import-path, --protoset and --use-reflection.
 func (s *SchemaFlags) AddFlags(fs *pflag.FlagSet) {
 	s.addFileFlags(fs, "", "")
-	fs.BoolVar(&s.UseReflection, "use-reflection", true, "resolve the schema by server reflection (default: true unless --proto or --protoset is given)")
+	fs.BoolVar(&s.UseReflection, "use-reflection", false, "resolve the schema by server reflection (on unless --proto or --protoset is given; with them, reflection first and the files as fallback)")
 	s.reflectionSet = func() bool { return fs.Changed("use-reflection") }
 }
 
