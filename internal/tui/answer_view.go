@@ -148,8 +148,8 @@ func (m AnswerModel) helpKeys() helpKeys {
 	global := []key.Binding{k.Screen, k.Help, k.Quit}
 	if m.screen == screenForward {
 		f := m.fwd.KeyMap
-		short := []key.Binding{f.Send, f.Pick, f.Cancel, f.Leave, k.Screen, k.Help, k.Quit}
-		return helpKeys{short: short, full: [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.Leave}, global}}
+		short := []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit}
+		return helpKeys{short: short, full: [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global}}
 	}
 	cv, ok := m.selected()
 	streaming := ok && cv.call.ServerStreams()

@@ -410,8 +410,8 @@ func (m ServeModel) helpKeys() helpKeys {
 	if m.screen == screenReverse {
 		f := m.fwd.KeyMap
 		return helpKeys{
-			short: []key.Binding{f.Send, f.Pick, f.Cancel, f.Leave, k.Screen, k.Quit},
-			full:  [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.Leave}, global},
+			short: []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit},
+			full:  [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global},
 		}
 	}
 	tk := m.peers.KeyMap()

@@ -12,10 +12,13 @@ package forward
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"google.golang.org/grpc/metadata"
@@ -37,7 +40,8 @@ type Config struct {
 	Source dynamic.Source
 	// Invoker makes the calls. Required.
 	Invoker Invoker
-	// Headers are sent with every call (the -H flags).
+	// Headers start the metadata line, which is sent with every call and
+	// can be edited in the pane (the -H and --rpc-header flags).
 	Headers metadata.MD
 	// Target names what is called, for the pane's title ("127.0.0.1:9000",
 	// "peer 3").
@@ -46,17 +50,18 @@ type Config struct {
 
 // KeyMap are the pane's keys.
 type KeyMap struct {
-	Send, Cancel, Pick, Edit, Leave key.Binding
+	Send, Cancel, Pick, Edit, Leave, NextPart key.Binding
 }
 
 // DefaultKeyMap returns the pane's default keys.
 func DefaultKeyMap() KeyMap {
 	return KeyMap{
-		Send:   key.NewBinding(key.WithKeys("ctrl+s"), key.WithHelp("ctrl+s", "send")),
-		Cancel: key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "cancel call")),
-		Pick:   key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "pick method")),
-		Edit:   key.NewBinding(key.WithKeys("enter", "i"), key.WithHelp("enter", "edit request")),
-		Leave:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "stop editing")),
+		Send:     key.NewBinding(key.WithKeys("ctrl+s"), key.WithHelp("ctrl+s", "send")),
+		Cancel:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "cancel call")),
+		Pick:     key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "pick method")),
+		Edit:     key.NewBinding(key.WithKeys("enter", "i"), key.WithHelp("enter", "edit request")),
+		Leave:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "stop editing")),
+		NextPart: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "request/metadata/response")),
 	}
 }
 
@@ -77,6 +82,7 @@ type Focus int
 const (
 	FocusPicker Focus = iota
 	FocusEditor
+	FocusMetadata
 	FocusResponse
 )
 
@@ -89,6 +95,7 @@ type Model struct {
 	th      theme.Theme
 	picker  picker.Model
 	editor  editor.Model
+	meta    textinput.Model
 	resp    msgview.Model
 	method  protoreflect.MethodDescriptor
 	focus   Focus
@@ -115,12 +122,51 @@ type callResult struct {
 
 // New returns a pane over cfg styled by th. Call Init to load the methods.
 func New(cfg Config, th theme.Theme) Model {
+	meta := textinput.New()
+	meta.Prompt = "metadata › "
+	meta.PromptStyle = th.Muted
+	meta.Placeholder = "none (write name: value; name2: value)"
+	meta.PlaceholderStyle = th.Muted
+	meta.TextStyle = th.Text
+	meta.Cursor.Style = th.Selected
+	meta.SetValue(FormatHeaders(cfg.Headers))
 	return Model{
 		KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th),
 		cfg: cfg, th: th,
-		picker: picker.New(th), editor: editor.New(th), resp: msgview.New(th),
+		picker: picker.New(th), editor: editor.New(th), meta: meta, resp: msgview.New(th),
 	}
 }
+
+// FormatHeaders writes md as the metadata line shows it:
+// "name: value; name: value", sorted by name.
+func FormatHeaders(md metadata.MD) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		for _, v := range md[k] {
+			parts = append(parts, k+": "+v)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ParseHeaders reads the metadata line: "name: value" entries separated by
+// ";".
+func ParseHeaders(line string) (metadata.MD, error) {
+	var entries []string
+	for _, e := range strings.Split(line, ";") {
+		if e = strings.TrimSpace(e); e != "" {
+			entries = append(entries, e)
+		}
+	}
+	md, err := dynamic.ParseHeaders(entries)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return md, nil
+}
+
+// SetMetadata replaces the metadata line with md.
+func (m *Model) SetMetadata(md metadata.MD) { m.meta.SetValue(FormatHeaders(md)) }
 
 // Init returns the tea.Cmd that loads the methods of the schema.
 func (m Model) Init() tea.Cmd { return picker.Load(context.Background(), m.cfg.Source) }
@@ -144,7 +190,7 @@ func (m Model) FocusedPart() Focus { return m.focus }
 // Editing reports whether typed letters go into a text field (the
 // filter or the editor), so a program's single-letter keys must not act.
 func (m Model) Editing() bool {
-	return m.active && (m.focus == FocusPicker || m.focus == FocusEditor)
+	return m.active && (m.focus == FocusPicker || m.focus == FocusEditor || m.focus == FocusMetadata)
 }
 
 // SetMethods sets the methods to pick from (instead of Init's loading).
@@ -173,6 +219,7 @@ func (m *Model) Deactivate() {
 	m.active = false
 	m.picker.Blur()
 	m.editor.Blur()
+	m.meta.Blur()
 	m.resp.Blur()
 }
 
@@ -183,6 +230,7 @@ func (m *Model) setFocus(f Focus) tea.Cmd {
 	m.focus = f
 	m.picker.Blur()
 	m.editor.Blur()
+	m.meta.Blur()
 	m.resp.Blur()
 	if !m.active {
 		return nil
@@ -192,6 +240,8 @@ func (m *Model) setFocus(f Focus) tea.Cmd {
 		return m.picker.Focus()
 	case FocusEditor:
 		return m.editor.Focus()
+	case FocusMetadata:
+		return m.meta.Focus()
 	default:
 		m.resp.Focus()
 	}
@@ -222,7 +272,8 @@ func (m *Model) SetSize(width, height int) {
 // editor and the response share it side by side (stacked when narrow).
 func (m *Model) layout() {
 	m.picker.SetSize(m.width, m.height)
-	body := max(m.height-2, 1) // method line and hint line
+	m.meta.Width = max(m.width-len(m.meta.Prompt)-2, 1)
+	body := max(m.height-3, 1) // method, metadata and hint lines
 	if m.width >= 90 {
 		left := m.width / 2
 		m.editor.SetSize(left-1, body)
@@ -239,16 +290,21 @@ func (m *Model) Send() tea.Cmd {
 	if m.method == nil || m.result.running {
 		return nil
 	}
+	headers, err := ParseHeaders(m.meta.Value())
+	if err != nil {
+		m.editor.SetError(err)
+		return nil
+	}
 	m.runs++
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{id: m.runs, box: mailbox.New(), cancel: cancel}
 	m.current = r
-	m.result = callResult{running: true, sentMD: m.cfg.Headers}
+	m.result = callResult{running: true, sentMD: headers}
 	m.resp.Reset(m.sections())
 	if m.method.IsStreamingServer() {
 		m.resp.Follow() // keep the newest message in view
 	}
-	return start(ctx, r, m.cfg.Invoker, m.method, m.cfg.Headers, m.editor.Value(), m.cfg.Source.Types())
+	return start(ctx, r, m.cfg.Invoker, m.method, headers, m.editor.Value(), m.cfg.Source.Types())
 }
 
 // Cancel cancels the call in flight.
@@ -330,16 +386,27 @@ func (m Model) key(msg tea.KeyMsg) (Model, tea.Cmd) {
 			return m, m.setFocus(FocusEditor)
 		}
 		m.picker, cmd = m.picker.Update(msg)
-	case FocusEditor:
-		if key.Matches(msg, m.KeyMap.Leave) {
+	case FocusEditor, FocusMetadata, FocusResponse:
+		switch {
+		case key.Matches(msg, m.KeyMap.NextPart):
+			next := map[Focus]Focus{FocusEditor: FocusMetadata, FocusMetadata: FocusResponse, FocusResponse: FocusEditor}
+			return m, m.setFocus(next[m.focus])
+		case m.focus != FocusResponse && key.Matches(msg, m.KeyMap.Leave):
 			return m, m.setFocus(FocusResponse)
-		}
-		m.editor, cmd = m.editor.Update(msg)
-	case FocusResponse:
-		if key.Matches(msg, m.KeyMap.Edit) {
+		case m.focus == FocusResponse && key.Matches(msg, m.KeyMap.Edit):
 			return m, m.setFocus(FocusEditor)
 		}
-		m.resp, cmd = m.resp.Update(msg)
+		switch m.focus {
+		case FocusEditor:
+			m.editor, cmd = m.editor.Update(msg)
+		case FocusMetadata:
+			if msg.Type == tea.KeyEnter {
+				return m, m.setFocus(FocusEditor)
+			}
+			m.meta, cmd = m.meta.Update(msg)
+		default:
+			m.resp, cmd = m.resp.Update(msg)
+		}
 	}
 	return m, cmd
 }
@@ -407,13 +474,13 @@ func (m Model) View() string {
 	if m.width >= 90 {
 		left := m.width / 2
 		body = lipgloss.JoinHorizontal(lipgloss.Top,
-			theme.FitLines(m.editor.View(), left-1, m.height-2),
-			strings.TrimSuffix(strings.Repeat(" │\n", max(m.height-2, 1)), "\n"),
-			theme.FitLines(m.resp.View(), m.width-left-2, m.height-2))
+			theme.FitLines(m.editor.View(), left-1, m.height-3),
+			strings.TrimSuffix(strings.Repeat(" │\n", max(m.height-3, 1)), "\n"),
+			theme.FitLines(m.resp.View(), m.width-left-2, m.height-3))
 		hint = theme.Fit(m.Styles.Hint.Render(hint), left) + state
 	} else {
 		body = m.editor.View() + "\n" + m.Styles.Hint.Render("──") + " " + state + "\n" + m.resp.View()
 		hint = m.Styles.Hint.Render(hint)
 	}
-	return theme.FitLines(head+"\n"+hint+"\n"+body, m.width, m.height)
+	return theme.FitLines(head+"\n"+m.meta.View()+"\n"+hint+"\n"+body, m.width, m.height)
 }

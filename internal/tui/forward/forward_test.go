@@ -8,6 +8,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
@@ -70,6 +71,7 @@ func TestSendUnary(t *testing.T) {
 		t.Fatalf("the editor lacks the request template: %q", m.Request())
 	}
 	m.SetRequest(`{"id": "7"}`)
+	m.SetMetadata(metadata.Pairs("x-test", "yes", "x-b", "2"))
 	m = drive(t, m, m.Send())
 	if m.Running() {
 		t.Fatal("still running")
@@ -87,8 +89,36 @@ func TestSendUnary(t *testing.T) {
 	}
 	ev := (*events)[0]
 	if ev.Origin != script.Made || ev.Dir != script.Forward || ev.Method != "acme.Users/Get" || len(ev.Requests) != 1 ||
-		len(ev.Responses) != 1 || ev.Status.Code() != codes.OK || ev.Header.Get("x-served-by") == nil || ev.Trailer.Get("x-trailer") == nil {
+		len(ev.Responses) != 1 || ev.Status.Code() != codes.OK || ev.Header.Get("x-served-by") == nil || ev.Trailer.Get("x-trailer") == nil ||
+		ev.Metadata.Get("x-test")[0] != "yes" {
 		t.Errorf("observed %+v", ev)
+	}
+}
+
+func TestMetadataLine(t *testing.T) {
+	tests := []struct {
+		line, want, err string
+	}{
+		{"", "", ""},
+		{"x-a: 1; X-B: two words ;", "x-a: 1; x-b: two words", ""},
+		{"x-a: 1; x-a: 2", "x-a: 1; x-a: 2", ""},
+		{"no colon", "", "metadata"},
+	}
+	for _, tt := range tests {
+		md, err := ParseHeaders(tt.line)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseHeaders(%q) error = %v, want one mentioning %q", tt.line, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseHeaders(%q): %v", tt.line, err)
+			continue
+		}
+		if got := FormatHeaders(md); got != tt.want {
+			t.Errorf("ParseHeaders(%q) = %q, want %q", tt.line, got, tt.want)
+		}
 	}
 }
 
@@ -104,6 +134,13 @@ func TestSendInvalidRequest(t *testing.T) {
 	m = drive(t, m, m.Send())
 	if v := m.View(); !strings.Contains(v, "exactly one request") {
 		t.Errorf("two requests for a unary method:\n%s", v)
+	}
+	m.SetRequest(`{}`)
+	m.SetMetadata(nil)
+	m.meta.SetValue("bad header")
+	m = drive(t, m, m.Send())
+	if v := m.View(); !strings.Contains(v, "✗ metadata") {
+		t.Errorf("a bad metadata line:\n%s", v)
 	}
 	mu.Lock()
 	defer mu.Unlock()
