@@ -267,6 +267,7 @@ func (m *AnswerModel) applyResult(msg answer.ResultMsg) {
 		m.errOpen = false
 		m.layout()
 		m.editor.SetNote("error sent")
+		m.setPane(paneQueue) // the call is over: keys go to the queue again
 		return
 	}
 	if msg.Err != nil {
@@ -276,11 +277,15 @@ func (m *AnswerModel) applyResult(msg answer.ResultMsg) {
 	switch msg.Action {
 	case answer.ActionReply:
 		m.editor.SetNote(fmt.Sprintf("sent to call #%d", msg.ID))
+		if sel.call.ServerStreams() {
+			return // the stream stays open for more
+		}
 	case answer.ActionEnd:
 		m.editor.SetNote("ended with OK")
 	case answer.ActionDelegate:
 		m.editor.SetNote("the script is answering")
 	}
+	m.setPane(paneQueue)
 }
 
 // selected returns the selected call.
