@@ -79,8 +79,6 @@ type ResponderEnv struct {
 	Stop func()
 	// Headers are the request metadata of forward calls (-H, --rpc-header).
 	Headers metadata.MD
-	// Getenv reads the environment (NO_COLOR).
-	Getenv func(string) string
 }
 
 // A Responder that is also an io.Closer (the TUI's) is closed with the

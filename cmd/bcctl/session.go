@@ -218,7 +218,7 @@ func (s *session) hostBackchannel(ctx context.Context, o sessionOptions) error {
 		r, err := factory(ResponderEnv{
 			Context: ctx, Engine: s.engine, Report: s.report,
 			Hosted: s.hosted, Forward: s.forward, Conn: s.conn, IO: s.f.IOStreams, Stop: o.Stop,
-			Headers: s.plan.rpcMD, Getenv: s.f.Getenv,
+			Headers: s.plan.rpcMD,
 		})
 		if err != nil {
 			return err

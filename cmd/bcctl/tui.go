@@ -40,7 +40,7 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
 	cfg := tui.AnswerConfig{
 		Responder: r, Resolver: types,
-		Theme: theme.New(theme.NewRenderer(env.IO.Out, env.Getenv)),
+		Theme: tuiTheme(env.IO),
 	}
 	if env.Conn != nil {
 		cfg.Title = "connected to " + env.Conn.Address()
@@ -111,4 +111,13 @@ func (t *tuiRun) Close() error {
 	errs = append(errs, t.err)
 	t.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// tuiTheme styles the TUI with color when the command's output may use it
+// (a terminal, no NO_COLOR, TERM not dumb).
+func tuiTheme(streams *IOStreams) theme.Theme {
+	if !streams.ColorEnabled() {
+		return theme.New(theme.Plain())
+	}
+	return theme.New(theme.NewRenderer(streams.Out, func(string) string { return "" }))
 }
