@@ -209,20 +209,27 @@ func (s scriptCall) Context() context.Context              { return s.c.inner.Co
 func (s scriptCall) Method() protoreflect.MethodDescriptor { return s.c.Method }
 func (s scriptCall) Metadata() metadata.MD                 { return s.c.Metadata }
 func (s scriptCall) Peer() dynamic.Peer                    { return s.c.Peer }
-func (s scriptCall) SetHeader(md metadata.MD) error        { s.addHeader(md); return s.c.inner.SetHeader(md) }
+
+func (s scriptCall) SetHeader(md metadata.MD) error {
+	s.addHeader(md)
+	return s.c.inner.SetHeader(md)
+}
+
 func (s scriptCall) SendHeader(md metadata.MD) error {
 	s.addHeader(md)
 	return s.c.inner.SendHeader(md)
 }
-func (s scriptCall) SetTrailer(md metadata.MD) { s.addTrailer(md); s.c.inner.SetTrailer(md) }
+
+func (s scriptCall) SetTrailer(md metadata.MD) {
+	s.c.mu.Lock()
+	s.c.trailer = metadata.Join(s.c.trailer, md)
+	s.c.mu.Unlock()
+	s.c.inner.SetTrailer(md)
+}
+
 func (s scriptCall) addHeader(md metadata.MD) {
 	s.c.mu.Lock()
 	s.c.header = metadata.Join(s.c.header, md)
-	s.c.mu.Unlock()
-}
-func (s scriptCall) addTrailer(md metadata.MD) {
-	s.c.mu.Lock()
-	s.c.trailer = metadata.Join(s.c.trailer, md)
 	s.c.mu.Unlock()
 }
 
