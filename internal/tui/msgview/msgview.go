@@ -127,8 +127,10 @@ func (m Model) content(width int) string {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(m.Styles.Title.Render(s.Title))
-		b.WriteByte('\n')
+		if s.Title != "" {
+			b.WriteString(m.Styles.Title.Render(s.Title))
+			b.WriteByte('\n')
+		}
 		style := m.Styles.Body
 		switch s.Tone {
 		case "ok":
