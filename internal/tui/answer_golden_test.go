@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,31 @@ func TestForwardGolden(t *testing.T) {
 			_, s := screen(t, newAnswerModel(t, answer.Options{}, true), 120, 30, tt.msgs...)
 			golden.RequireEqual(t, []byte(s))
 		})
+	}
+}
+
+// TestQuitAsksWhenCallsWait: q with calls waiting asks first; any other key
+// cancels the question; q twice quits.
+func TestQuitAsksWhenCallsWait(t *testing.T) {
+	events, _ := goldenCalls(t)
+	var m tea.Model = newAnswerModel(t, answer.Options{}, false)
+	m, s := screen(t, m, 100, 24, append(events, runes("q"))...)
+	if !strings.Contains(s, "q again to quit: 3 waiting calls will get UNAVAILABLE") {
+		t.Fatalf("no question after q:\n%s", s)
+	}
+	m, _ = m.Update(runes("j"))
+	if s := ansi.Strip(m.View()); strings.Contains(s, "q again") {
+		t.Errorf("another key should cancel the question:\n%s", s)
+	}
+	m, cmd := m.Update(runes("q"))
+	if cmd != nil {
+		t.Fatal("the first q quit")
+	}
+	_, cmd = m.Update(runes("q"))
+	if cmd == nil {
+		t.Fatal("the second q did not quit")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Error("the second q did not quit")
 	}
 }

@@ -94,6 +94,8 @@ type AnswerModel struct {
 	height   int
 	closed   bool
 	quitting bool
+	// confirmQuit: q was pressed with calls waiting; q again quits.
+	confirmQuit bool
 }
 
 // NewAnswerModel returns the answer program's model.
@@ -448,6 +450,8 @@ func (m *AnswerModel) setScreen(s int) tea.Cmd {
 
 func (m AnswerModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.keys
+	confirming := m.confirmQuit
+	m.confirmQuit = false
 	switch {
 	case key.Matches(msg, k.Quit):
 		m.quitting = true
@@ -462,6 +466,11 @@ func (m AnswerModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if !m.editing() {
 		switch {
 		case key.Matches(msg, k.QuitLetter):
+			// Quitting answers the waiting calls UNAVAILABLE: ask first.
+			if m.queue.Pending() > 0 && !confirming {
+				m.confirmQuit = true
+				return m, nil
+			}
 			m.quitting = true
 			return m, tea.Quit
 		case key.Matches(msg, k.HelpLetter):

@@ -84,6 +84,9 @@ func (m AnswerModel) titleBar() string {
 	if pending > 0 && m.screen == screenForward {
 		left += m.th.Warn.Render(" (f2 to answer)")
 	}
+	if m.confirmQuit {
+		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, plural(pending, "call", "calls")))
+	}
 	tab := func(n int, name string, active bool) string {
 		if active {
 			return m.th.ActiveTab.Render(fmt.Sprintf("[%d %s]", n, name))
@@ -187,4 +190,11 @@ func (m AnswerModel) helpKeys() helpKeys {
 	}
 	full := [][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav, {k.Calls, k.Forward, k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter}}
 	return helpKeys{short: short, full: full}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
