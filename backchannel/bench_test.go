@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/listenmux"
@@ -17,12 +17,15 @@ import (
 // The benchmarks compare a multiplexed connection with plain grpc-go in the
 // same run, over TCP on 127.0.0.1:
 //
-//	go test -run '^$' -bench . -benchmem -count 6 ./backchannel | tee new.txt
+//	go test -run '^$' -bench . -count 6 ./backchannel | tee new.txt
 //	benchstat new.txt
 //
 // "plain" is a grpc-go client and server with no listenmux and no
 // handshake. "forward" calls go from the multiplexing client to the server,
-// "reverse" calls from the server to the client's backchannel.
+// "reverse" calls from the server to the client's backchannel. Each
+// benchmark runs the three lanes in alternating batches, so that load from
+// other processes falls on all of them alike, and reports each lane's rate
+// and its ratio to plain grpc-go.
 
 // benchService answers the benchmark's calls on either side.
 type benchService struct {
@@ -81,7 +84,7 @@ func newPlainPair(b *testing.B) benchPair {
 	return benchPair{forward: testgrpc.NewTestServiceClient(cc)}
 }
 
-func newMuxedPair(b *testing.B) benchPair {
+func newMuxedPair(b *testing.B, clientCfg backchannel.Configuration) benchPair {
 	lis := listen(b)
 	registry := backchannel.NewRegistry()
 	mux := listenmux.New(insecureCreds())
@@ -93,7 +96,7 @@ func newMuxedPair(b *testing.B) benchPair {
 
 	ctx := testContext(b)
 	_, events := registry.Watch(ctx)
-	cc := dialMuxedService(b, lis.Addr().String(), &benchService{payload: make([]byte, streamMessageSize)})
+	cc := dialMuxedService(b, lis.Addr().String(), clientCfg, &benchService{payload: make([]byte, streamMessageSize)})
 	forward := testgrpc.NewTestServiceClient(cc)
 	if _, err := forward.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
 		b.Fatal(err)
@@ -106,154 +109,152 @@ func newMuxedPair(b *testing.B) benchPair {
 	return benchPair{forward: forward, reverse: testgrpc.NewTestServiceClient(reverse)}
 }
 
-func dialMuxedService(b *testing.B, addr string, svc testgrpc.TestServiceServer) *grpc.ClientConn {
+func dialMuxedService(b *testing.B, addr string, cfg backchannel.Configuration, svc testgrpc.TestServiceServer) *grpc.ClientConn {
 	handshaker := backchannel.NewClientHandshaker(nil, func() backchannel.Server {
 		srv := grpc.NewServer()
 		testgrpc.RegisterTestServiceServer(srv, svc)
 		return srv
-	}, backchannel.DefaultConfiguration())
+	}, cfg)
 	return dial(b, addr, grpc.WithTransportCredentials(handshaker.ClientHandshake(insecureCreds())))
 }
 
-// concurrencies are the numbers of concurrent callers each benchmark runs.
-var concurrencies = []int{1, 64}
-
-// runConcurrently runs op b.N times in total from n goroutines.
-func runConcurrently(b *testing.B, n int, op func() error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	b.ResetTimer()
-	for range n {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := op(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+// lane is one way of making the benchmark's calls.
+type lane struct {
+	name   string
+	client testgrpc.TestServiceClient
 }
 
-// BenchmarkUnary measures small unary calls per second.
+// newLanes returns plain grpc-go and the two directions of a multiplexed
+// connection whose client uses DefaultConfiguration. With wideClient, it
+// adds the two directions of a connection whose client has a 16 MiB stream
+// window, as the server has by default.
+func newLanes(b *testing.B, wideClient bool) []lane {
+	muxed := newMuxedPair(b, backchannel.DefaultConfiguration())
+	lanes := []lane{
+		{name: "plain", client: newPlainPair(b).forward},
+		{name: "forward", client: muxed.forward},
+		{name: "reverse", client: muxed.reverse},
+	}
+	if wideClient {
+		cfg := backchannel.DefaultConfiguration()
+		cfg.MaximumStreamWindowSizeBytes = 16 << 20
+		wide := newMuxedPair(b, cfg)
+		lanes = append(lanes, lane{name: "forward16M", client: wide.forward}, lane{name: "reverse16M", client: wide.reverse})
+	}
+	return lanes
+}
+
+// interleave runs b.N rounds. In each round every lane runs op perCaller
+// times from each of callers goroutines; the lanes take turns going first.
+// It reports each lane's operations per second (times unit) and the ratio
+// of every lane's rate to the first lane's.
+func interleave(b *testing.B, lanes []lane, callers, perCaller int, unit float64, unitName string, op func(testgrpc.TestServiceClient) error) {
+	elapsed := make([]time.Duration, len(lanes))
+	b.ResetTimer()
+	for round := range b.N {
+		for k := range lanes {
+			i := (round + k) % len(lanes)
+			start := time.Now()
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			for range callers {
+				wg.Go(func() {
+					for range perCaller {
+						if err := op(lanes[i].client); err != nil {
+							errs <- fmt.Errorf("%s: %w", lanes[i].name, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed[i] += time.Since(start)
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+
+	ops := float64(b.N * callers * perCaller)
+	base := ops * unit / elapsed[0].Seconds()
+	for i, l := range lanes {
+		rate := ops * unit / elapsed[i].Seconds()
+		b.ReportMetric(rate, l.name+"-"+unitName)
+		if i > 0 {
+			b.ReportMetric(rate/base, l.name+"/"+lanes[0].name)
+		}
+	}
+	b.ReportMetric(0, "ns/op") // a round's time mixes the lanes; the rates above are the figures
+}
+
+// BenchmarkUnary measures small unary calls (64-byte payload) with 1 and
+// 64 concurrent callers.
 func BenchmarkUnary(b *testing.B) {
 	req := &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: make([]byte, 64)}}
-	cases := []struct {
-		name   string
-		client func(b *testing.B) testgrpc.TestServiceClient
-	}{
-		{"plain", func(b *testing.B) testgrpc.TestServiceClient { return newPlainPair(b).forward }},
-		{"forward", func(b *testing.B) testgrpc.TestServiceClient { return newMuxedPair(b).forward }},
-		{"reverse", func(b *testing.B) testgrpc.TestServiceClient { return newMuxedPair(b).reverse }},
-	}
-	for _, c := range concurrencies {
-		for _, tc := range cases {
-			b.Run(fmt.Sprintf("%s/c%d", tc.name, c), func(b *testing.B) {
-				client := tc.client(b)
-				ctx := testContext(b)
-				b.ReportAllocs()
-				runConcurrently(b, c, func() error {
-					_, err := client.UnaryCall(ctx, req)
-					return err
-				})
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("c%d", callers), func(b *testing.B) {
+			lanes := newLanes(b, false)
+			ctx := testContext(b)
+			interleave(b, lanes, callers, max(1, 128/callers), 1, "calls/s", func(c testgrpc.TestServiceClient) error {
+				_, err := c.UnaryCall(ctx, req)
+				return err
 			})
-		}
+		})
 	}
 }
 
 // BenchmarkStream1MiB measures the throughput of 1 MiB messages streamed
-// one way: "up" from the calling side to the called side, "down" back.
-// Over the multiplexed connection, forward calls are the client's and
-// reverse calls the server's, so the four cases cover both directions of
-// both gRPC sessions.
+// one way, in streams of four: "up" from the calling side to the called
+// side, "down" back. Over the multiplexed connection forward calls are the
+// client's and reverse calls the server's, so up and down cover both
+// directions of both gRPC sessions: forward/down and reverse/up carry data
+// into the client, whose stream window bounds them.
 func BenchmarkStream1MiB(b *testing.B) {
-	cases := []struct {
-		name   string
-		client func(b *testing.B) testgrpc.TestServiceClient
-	}{
-		{"plain", func(b *testing.B) testgrpc.TestServiceClient { return newPlainPair(b).forward }},
-		{"forward", func(b *testing.B) testgrpc.TestServiceClient { return newMuxedPair(b).forward }},
-		{"reverse", func(b *testing.B) testgrpc.TestServiceClient { return newMuxedPair(b).reverse }},
-	}
-	const perStream = 16
-	for _, c := range concurrencies {
-		for _, tc := range cases {
-			b.Run(fmt.Sprintf("%s/up/c%d", tc.name, c), func(b *testing.B) {
-				client := tc.client(b)
-				ctx := testContext(b)
-				msg := &testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, streamMessageSize)}}
-				b.SetBytes(streamMessageSize)
-				runStreams(b, c, perStream, func(n int) error {
-					stream, err := client.StreamingInputCall(ctx)
-					if err != nil {
-						return err
-					}
-					for range n {
-						if err := stream.Send(msg); err != nil {
-							return err
-						}
-					}
-					_, err = stream.CloseAndRecv()
+	const perStream = 4
+	up := func(ctx context.Context) func(testgrpc.TestServiceClient) error {
+		msg := &testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, streamMessageSize)}}
+		return func(c testgrpc.TestServiceClient) error {
+			stream, err := c.StreamingInputCall(ctx)
+			if err != nil {
+				return err
+			}
+			for range perStream {
+				if err := stream.Send(msg); err != nil {
 					return err
-				})
-			})
-			b.Run(fmt.Sprintf("%s/down/c%d", tc.name, c), func(b *testing.B) {
-				client := tc.client(b)
-				ctx := testContext(b)
-				b.SetBytes(streamMessageSize)
-				runStreams(b, c, perStream, func(n int) error {
-					stream, err := client.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{
-						ResponseParameters: make([]*testgrpc.ResponseParameters, n),
-					})
-					if err != nil {
-						return err
-					}
-					for {
-						if _, err := stream.Recv(); err == io.EOF {
-							return nil
-						} else if err != nil {
-							return err
-						}
-					}
-				})
-			})
-		}
-	}
-}
-
-// runStreams moves b.N messages in streams of up to perStream messages from
-// n concurrent goroutines.
-func runStreams(b *testing.B, n, perStream int, stream func(messages int) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	b.ResetTimer()
-	for range n {
-		wg.Go(func() {
-			for {
-				end := next.Add(int64(perStream))
-				start := end - int64(perStream)
-				if start >= int64(b.N) {
-					return
-				}
-				if err := stream(int(min(end, int64(b.N)) - start)); err != nil {
-					errs <- err
-					return
 				}
 			}
-		})
+			_, err = stream.CloseAndRecv()
+			return err
+		}
 	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
+	down := func(ctx context.Context) func(testgrpc.TestServiceClient) error {
+		req := &testgrpc.StreamingOutputCallRequest{ResponseParameters: make([]*testgrpc.ResponseParameters, perStream)}
+		return func(c testgrpc.TestServiceClient) error {
+			stream, err := c.StreamingOutputCall(ctx, req)
+			if err != nil {
+				return err
+			}
+			for {
+				if _, err := stream.Recv(); err == io.EOF {
+					return nil
+				} else if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, callers := range []int{1, 64} {
+		for _, dir := range []struct {
+			name string
+			op   func(context.Context) func(testgrpc.TestServiceClient) error
+		}{{"up", up}, {"down", down}} {
+			b.Run(fmt.Sprintf("%s/c%d", dir.name, callers), func(b *testing.B) {
+				lanes := newLanes(b, true)
+				ctx := testContext(b)
+				interleave(b, lanes, callers, max(1, 4/callers), perStream*streamMessageSize/1e6, "MB/s", dir.op(ctx))
+			})
+		}
 	}
 }

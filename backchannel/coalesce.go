@@ -3,6 +3,7 @@ package backchannel
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 )
 
 // yamux frame header layout (version, type, flags, stream ID, length).
@@ -26,11 +27,17 @@ const (
 type coalescingConn struct {
 	net.Conn
 
-	header  [yamuxHeaderLen]byte
-	held    bool
-	writev  bool   // the connection writes net.Buffers in one system call
-	scratch []byte // header and body, for connections without writev
+	header [yamuxHeaderLen]byte
+	held   bool
+	writev bool // the connection writes net.Buffers in one system call
 }
+
+// scratchPool holds the buffers that join a header and its body for
+// connections without writev. Pooled, so that idle connections hold none.
+var scratchPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, yamuxHeaderLen+coalesceLimit)
+	return &b
+}}
 
 func newCoalescingConn(conn net.Conn) *coalescingConn {
 	var writev bool
@@ -62,8 +69,10 @@ func (c *coalescingConn) writeFrame(body []byte) (int, error) {
 		n, err := bufs.WriteTo(c.Conn)
 		return max(int(n)-yamuxHeaderLen, 0), err
 	case len(body) <= coalesceLimit:
-		c.scratch = append(append(c.scratch[:0], c.header[:]...), body...)
-		n, err := c.Conn.Write(c.scratch)
+		buf := scratchPool.Get().(*[]byte)
+		*buf = append(append((*buf)[:0], c.header[:]...), body...)
+		n, err := c.Conn.Write(*buf)
+		scratchPool.Put(buf)
 		return max(n-yamuxHeaderLen, 0), err
 	default:
 		if _, err := c.Conn.Write(c.header[:]); err != nil {
