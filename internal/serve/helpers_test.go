@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -25,7 +26,12 @@ import (
 	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	runFarmIfAsked()
+	goleak.VerifyTestMain(m)
+}
+
+func corpusProtoset() []byte { return protos.Protoset }
 
 // testContext ends with the test or after 60s.
 func testContext(t testing.TB) context.Context {
@@ -282,4 +288,60 @@ func waitPeers(t testing.TB, ctx context.Context, srv *Server, n int) []PeerView
 		}
 	}
 	return srv.Peers()
+}
+
+// logRecorder is a slog handler that keeps every record as text and
+// announces each on C.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+	C     chan string
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{C: make(chan string, 1024)} }
+
+func (l *logRecorder) logger() *slog.Logger { return slog.New(l) }
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.Key + "=" + a.Value.String())
+		return true
+	})
+	line := b.String()
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	select {
+	case l.C <- line:
+	default:
+	}
+	return nil
+}
+
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// waitLog waits for a log line containing want.
+func (l *logRecorder) wait(t testing.TB, ctx context.Context, want string) string {
+	t.Helper()
+	for {
+		select {
+		case line := <-l.C:
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-ctx.Done():
+			t.Fatalf("no log line with %q; log:\n%s", want, l.String())
+		}
+	}
 }
