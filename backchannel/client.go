@@ -105,7 +105,8 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 		return nil, fmt.Errorf("backchannel: clear handshake deadline: %w", err)
 	}
 
-	session, err := yamux.Client(newCoalescingConn(conn), ch.cfg.yamuxConfig(ch.logger))
+	var ended sessionCloser
+	session, err := yamux.Client(newCoalescingConn(conn, ended.onClosed), ch.cfg.yamuxConfig(ch.logger))
 	if err != nil {
 		return nil, fmt.Errorf("backchannel: start yamux client: %w", err)
 	}
@@ -141,7 +142,7 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	}
 
 	muxed := &closeFuncConn{Conn: stream, cleanup: stop}
-	closeWithSession(session, muxed)
+	ended.set(session, muxed)
 	return muxed, nil
 }
 

@@ -30,6 +30,13 @@ type coalescingConn struct {
 	header [yamuxHeaderLen]byte
 	held   bool
 	writev bool // the connection writes net.Buffers in one system call
+
+	// onClose, when set, runs once in its own goroutine when the
+	// connection is closed. yamux closes it whenever its session ends, for
+	// whatever reason, which makes this the place to learn of the end
+	// without a goroutine per connection waiting for it.
+	onClose   func()
+	closeOnce sync.Once
 }
 
 // scratchPool holds the buffers that join a header and its body for
@@ -39,13 +46,14 @@ var scratchPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-func newCoalescingConn(conn net.Conn) *coalescingConn {
+// newCoalescingConn wraps conn; onClose may be nil.
+func newCoalescingConn(conn net.Conn, onClose func()) *coalescingConn {
 	var writev bool
 	switch conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		writev = true
 	}
-	return &coalescingConn{Conn: conn, writev: writev}
+	return &coalescingConn{Conn: conn, writev: writev, onClose: onClose}
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -80,4 +88,14 @@ func (c *coalescingConn) writeFrame(body []byte) (int, error) {
 		}
 		return c.Conn.Write(body)
 	}
+}
+
+// Close closes the connection and starts onClose.
+func (c *coalescingConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			go c.onClose()
+		}
+	})
+	return c.Conn.Close()
 }

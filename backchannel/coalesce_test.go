@@ -69,7 +69,7 @@ func TestCoalescingConn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &writeRecorder{}
-			conn := newCoalescingConn(rec)
+			conn := newCoalescingConn(rec, nil)
 			for _, w := range tt.writes {
 				n, err := conn.Write(w)
 				if err != nil || n != len(w) {

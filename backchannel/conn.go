@@ -3,6 +3,7 @@ package backchannel
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/yamux"
 )
@@ -22,14 +23,27 @@ func (c *closeFuncConn) Close() error {
 	return c.closeErr
 }
 
-// closeWithSession closes conn when session ends. gRPC closes the connection
-// it was handed on most paths, but not on all of them (a transport that fails
-// while it starts closes only the raw connection), and a session also ends
-// when the peer disappears or sends garbage; either way what belongs to the
-// connection must go.
-func closeWithSession(session *yamux.Session, conn net.Conn) {
-	go func() {
-		<-session.CloseChan()
-		conn.Close()
-	}()
+// sessionCloser closes a connection when its yamux session ends. gRPC
+// closes the connection it was handed on most paths, but not on all of them
+// (a transport that fails while it starts closes only the raw connection),
+// and a session also ends when the peer disappears or sends garbage; either
+// way what belongs to the connection must go. The raw connection under the
+// session reports the end (yamux always closes it) through onClosed.
+type sessionCloser struct {
+	target atomic.Pointer[closeFuncConn]
+}
+
+// onClosed is the raw connection's onClose hook.
+func (s *sessionCloser) onClosed() {
+	if c := s.target.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// set makes the session's end close conn, also when it has already ended.
+func (s *sessionCloser) set(session *yamux.Session, conn *closeFuncConn) {
+	s.target.Store(conn)
+	if session.IsClosed() {
+		go conn.Close()
+	}
 }

@@ -65,8 +65,43 @@ type Registry struct {
 }
 
 type registered struct {
-	conn *grpc.ClientConn
-	info PeerInfo
+	backchannel *lazyConn
+	info        PeerInfo
+}
+
+// lazyConn is a peer's backchannel connection, created on first use.
+type lazyConn struct {
+	mu     sync.Mutex
+	conn   *grpc.ClientConn
+	create func() (*grpc.ClientConn, error) // nil when conn was registered ready-made
+	closed bool
+}
+
+func (l *lazyConn) get(id ID) (*grpc.ClientConn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return nil, fmt.Errorf("backchannel: backchannel of peer %d is closed", id)
+	case l.conn == nil:
+		conn, err := l.create()
+		if err != nil {
+			return nil, err
+		}
+		l.conn = conn
+	}
+	return l.conn, nil
+}
+
+// close closes the connection if this lazyConn created it.
+func (l *lazyConn) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.conn == nil || l.create == nil {
+		return nil
+	}
+	return l.conn.Close()
 }
 
 // NewRegistry returns an empty Registry.
@@ -86,21 +121,22 @@ func (r *Registry) Backchannel(id ID) (*grpc.ClientConn, error) {
 	if !ok {
 		return nil, fmt.Errorf("backchannel: no backchannel for peer %d", id)
 	}
-	return p.conn, nil
+	return p.backchannel.get(id)
 }
 
 // RegisterBackchannel registers conn under a new ID and returns the ID.
+// The registry does not close conn.
 func (r *Registry) RegisterBackchannel(conn *grpc.ClientConn) ID {
-	return r.register(conn, nil)
+	return r.register(&lazyConn{conn: conn}, nil)
 }
 
-func (r *Registry) register(conn *grpc.ClientConn, remote net.Addr) ID {
+func (r *Registry) register(backchannel *lazyConn, remote net.Addr) ID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
 	r.lastID++
 	info := PeerInfo{ID: r.lastID, RemoteAddr: remote, ConnectedAt: time.Now()}
-	r.peers[info.ID] = registered{conn: conn, info: info}
+	r.peers[info.ID] = registered{backchannel: backchannel, info: info}
 	r.notifyLocked(PeerEvent{Kind: PeerJoined, Peer: info, At: info.ConnectedAt})
 	return info.ID
 }

@@ -53,7 +53,9 @@ func NewServerHandshaker(logger *slog.Logger, reg *Registry, dialOpts []grpc.Dia
 func (s *ServerHandshaker) Magic() string { return magicBytes }
 
 // Handshake starts the yamux server session on conn, accepts the client's
-// forward stream, prepares the lazy dial-back connection and registers it.
+// forward stream and registers the peer. Its backchannel connection is
+// created on the first Registry.Backchannel call and connects on the first
+// reverse call, so an idle peer costs neither.
 // The returned AuthInfo is an AuthInfo carrying the peer's ID. The returned
 // connection's Close removes the peer from the registry and closes the
 // dial-back, the session and conn.
@@ -66,7 +68,8 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 		return nil, nil, err
 	}
 
-	session, err := yamux.Server(newCoalescingConn(conn), s.cfg.yamuxConfig(s.logger))
+	var ended sessionCloser
+	session, err := yamux.Server(newCoalescingConn(conn, ended.onClosed), s.cfg.yamuxConfig(s.logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backchannel: start yamux server: %w", err)
 	}
@@ -77,21 +80,19 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 		return nil, nil, fmt.Errorf("backchannel: accept forward stream: %w", err)
 	}
 
-	dialBack, err := s.dialBack(session, conn.RemoteAddr(), authInfo)
-	if err != nil {
-		session.Close()
-		return nil, nil, err
-	}
-
-	id := s.registry.register(dialBack, conn.RemoteAddr())
+	remote := conn.RemoteAddr()
+	backchannel := &lazyConn{create: func() (*grpc.ClientConn, error) {
+		return s.dialBack(session, remote, authInfo)
+	}}
+	id := s.registry.register(backchannel, remote)
 	closer := &closeFuncConn{
 		Conn: stream,
 		cleanup: func() error {
 			s.registry.RemoveBackchannel(id)
-			return errors.Join(dialBack.Close(), session.Close())
+			return errors.Join(backchannel.close(), session.Close())
 		},
 	}
-	closeWithSession(session, closer)
+	ended.set(session, closer)
 	return closer, AuthInfo{Wrapped: authInfo, ID: id, session: session}, nil
 }
 
@@ -99,7 +100,10 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 // transports are new streams of session. It connects on the first call.
 func (s *ServerHandshaker) dialBack(session *yamux.Session, remote net.Addr, authInfo credentials.AuthInfo) (*grpc.ClientConn, error) {
 	target := "passthrough:///multiplexed/" + url.PathEscape(addrString(remote))
-	opts := append([]grpc.DialOption{}, s.dialOpts...)
+	// The transport reads from a yamux stream, whose Read copies from
+	// memory: gRPC's 32 KiB read buffer would only add a copy and hold
+	// memory for every peer. Callers' options come after and win.
+	opts := append([]grpc.DialOption{grpc.WithReadBufferSize(0)}, s.dialOpts...)
 	opts = append(opts,
 		grpc.WithTransportCredentials(dialBackCredentials{wrapped: authInfo}),
 		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// ConnFlags are the connection flags of clients: grpcurl's timeouts and
+// limits, --unix, and --no-mux.
+type ConnFlags struct {
+	ConnectTimeout time.Duration
+	KeepaliveTime  time.Duration
+	MaxTime        time.Duration
+	MaxMsgSize     int
+	Unix           bool
+	NoMux          bool
+	UserAgent      string
+}
+
+// AddFlags adds the flags of a client connection.
+func (c *ConnFlags) AddFlags(fs *pflag.FlagSet) {
+	c.ConnectTimeout = 10 * time.Second
+	fs.Var(secondsValue{&c.ConnectTimeout}, "connect-timeout", "how long to wait for the connection (`seconds` like grpcurl, or a duration like 500ms)")
+	fs.Var(secondsValue{&c.KeepaliveTime}, "keepalive-time", "send a keepalive ping after this long idle (`seconds` or a duration); the connection fails when it goes unanswered as long")
+	fs.Var(secondsValue{&c.MaxTime}, "max-time", "the most the whole command may take (`seconds` or a duration); the call's deadline")
+	fs.IntVar(&c.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
+	fs.BoolVar(&c.Unix, "unix", false, "the address is the path of a unix socket")
+	fs.BoolVar(&c.NoMux, "no-mux", false, "connect as a plain gRPC client: no backchannel handshake (for servers that do not speak it)")
+	fs.StringVar(&c.UserAgent, "user-agent", "", "`text` put in front of the User-Agent header")
+}
+
+// secondsValue is a duration flag that takes grpcurl's float seconds
+// ("10", "0.5") or a Go duration ("10s", "500ms").
+type secondsValue struct{ d *time.Duration }
+
+func (v secondsValue) String() string {
+	if v.d == nil || *v.d == 0 {
+		return "0"
+	}
+	return v.d.String()
+}
+
+func (v secondsValue) Set(s string) error {
+	d, err := parseSeconds(s)
+	if err != nil {
+		return err
+	}
+	*v.d = d
+	return nil
+}
+
+func (v secondsValue) Type() string { return "duration" }
+
+func parseSeconds(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 {
+			return 0, fmt.Errorf("%q is negative", s)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither seconds (10, 0.5) nor a duration (10s, 500ms)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return d, nil
+}
+
+func globalTypes() *protoregistry.Types { return protoregistry.GlobalTypes }

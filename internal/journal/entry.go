@@ -1,0 +1,296 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/script"
+)
+
+// Directions of calls, as written in Entry.Dir.
+const (
+	// DirForward is a call to the upstream (bcctl serve, or the server bcctl
+	// call dials).
+	DirForward = "forward"
+	// DirReverse is a call into a peer's backchannel.
+	DirReverse = "reverse"
+)
+
+// Origins of calls, as written in Entry.Origin.
+const (
+	// OriginAnswered: this process answered the call.
+	OriginAnswered = "answered"
+	// OriginMade: this process made the call.
+	OriginMade = "made"
+)
+
+// Who answered or made a call, as written in Entry.By.
+const (
+	// ByScript: a script rule answered the call, or a script step made it.
+	ByScript = "script"
+	// ByCLI: bcctl call made the call itself (its forward call).
+	ByCLI = "cli"
+	// ByTUI: a person answered or made the call in the TUI.
+	ByTUI = "tui"
+	// ByAdmin: the call was triggered through bcctl serve's admin API.
+	ByAdmin = "admin"
+)
+
+// Entry is one journal line: one finished call.
+type Entry struct {
+	// ID numbers the entries of one journal, from 1.
+	ID uint64 `json:"id"`
+	// Cause is the ID of the answered call during which this call was made.
+	Cause uint64 `json:"cause,omitempty"`
+	// Time is when the call started, in UTC.
+	Time time.Time `json:"time"`
+	// Dir is DirForward or DirReverse.
+	Dir string `json:"dir"`
+	// Origin is OriginAnswered or OriginMade.
+	Origin string `json:"origin"`
+	// By says who answered or made the call (ByScript, ByCLI, ByTUI,
+	// ByAdmin); empty when unknown.
+	By string `json:"by,omitempty"`
+	// Peer is who called (answered calls) or who was called (made calls).
+	Peer *Peer `json:"peer,omitempty"`
+	// Method is "pkg.Service/Method".
+	Method string `json:"method"`
+	// Metadata is the request metadata, received or sent. Values of keys
+	// ending in -bin are base64 (standard encoding, padded).
+	Metadata map[string][]string `json:"metadata,omitempty"`
+	// Requests are the request messages in order, as protojson with proto
+	// field names.
+	Requests []json.RawMessage `json:"requests,omitempty"`
+	// Header is the response header metadata.
+	Header map[string][]string `json:"header,omitempty"`
+	// Responses are the response messages in order.
+	Responses []json.RawMessage `json:"responses,omitempty"`
+	// Trailer is the response trailer metadata.
+	Trailer map[string][]string `json:"trailer,omitempty"`
+	// Status is how the call ended.
+	Status *Status `json:"status,omitempty"`
+	// DurationMS is how long the call took, in milliseconds.
+	DurationMS float64 `json:"duration_ms"`
+	// Rule is the script rule that answered or made the call.
+	Rule *Rule `json:"rule,omitempty"`
+	// Step is where the script `call` step that made the call is written
+	// ("file:line:col").
+	Step string `json:"step,omitempty"`
+}
+
+// Peer identifies the other side of a call.
+type Peer struct {
+	// ID is the peer's backchannel ID; 0 (left out) for a plain connection
+	// and for the upstream seen from a client.
+	ID uint64 `json:"id,omitempty"`
+	// Addr is the peer's network address.
+	Addr string `json:"addr,omitempty"`
+}
+
+// Status is a call's final gRPC status.
+type Status struct {
+	// Code is the canonical upper-case code name ("OK", "NOT_FOUND").
+	Code string `json:"code"`
+	// Message is the status message.
+	Message string `json:"message,omitempty"`
+	// Details are the decoded google.rpc details, each with its "@type".
+	Details []json.RawMessage `json:"details,omitempty"`
+}
+
+// Rule names the script rule that answered or made a call.
+type Rule struct {
+	// Name is the rule's name ("rules[2]" when it has none).
+	Name string `json:"name"`
+	// Pos is where the rule is written, "file:line:col".
+	Pos string `json:"pos,omitempty"`
+}
+
+// Duration returns DurationMS as a time.Duration.
+func (e *Entry) Duration() time.Duration {
+	return time.Duration(e.DurationMS * float64(time.Millisecond))
+}
+
+// Record returns what a script's expectations count of the entry. The rule
+// is counted only for answered calls, as script.CallEvent.Record does.
+func (e *Entry) Record() (script.Record, error) {
+	rec := script.Record{Method: e.Method}
+	switch e.Dir {
+	case DirForward:
+		rec.Dir = script.Forward
+	case DirReverse:
+		rec.Dir = script.Reverse
+	default:
+		return rec, fmt.Errorf("journal: entry %d: unknown dir %q (want %q or %q)", e.ID, e.Dir, DirForward, DirReverse)
+	}
+	if e.Peer != nil {
+		rec.Peer = e.Peer.ID
+	}
+	if e.Status != nil {
+		code, err := script.ParseCode(e.Status.Code)
+		if err != nil {
+			return rec, fmt.Errorf("journal: entry %d: status: %w", e.ID, err)
+		}
+		rec.Code = code
+	}
+	if e.Origin == OriginAnswered && e.Rule != nil {
+		rec.Rule = e.Rule.Name
+	}
+	return rec, nil
+}
+
+// Call is a call that did not go through a script engine (bcctl call's own
+// forward call, a call answered in the TUI), described for NewEntry.
+type Call struct {
+	Dir, Origin, By string
+	Peer            dynamic.Peer
+	Method          string
+	Metadata        metadata.MD
+	Header, Trailer metadata.MD
+	Requests        []proto.Message
+	Responses       []proto.Message
+	Status          *status.Status
+	Start           time.Time
+	Duration        time.Duration
+}
+
+// NewEntry builds the entry of c (without an ID) with resolver for Any
+// values (nil means the program's registry).
+func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
+	return Entry{
+		Time:       c.Start.UTC(),
+		Dir:        c.Dir,
+		Origin:     c.Origin,
+		By:         c.By,
+		Peer:       peerOf(c.Peer),
+		Method:     c.Method,
+		Metadata:   MetadataJSON(c.Metadata),
+		Requests:   messagesJSON(c.Requests, resolver),
+		Header:     MetadataJSON(c.Header),
+		Responses:  messagesJSON(c.Responses, resolver),
+		Trailer:    MetadataJSON(c.Trailer),
+		Status:     StatusOf(c.Status, resolver),
+		DurationMS: durationMS(c.Duration),
+	}
+}
+
+// FromEvent builds the entry of a script engine's event, with the engine's
+// IDs (a Writer renumbers them) and by as Entry.By.
+func FromEvent(ev *script.CallEvent, by string, resolver dynamic.TypeResolver) Entry {
+	e := NewEntry(Call{
+		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
+		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
+		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
+		Start: ev.Start, Duration: ev.Duration,
+	}, resolver)
+	e.ID, e.Cause = ev.ID, ev.Cause
+	if !ev.Rule.IsZero() {
+		e.Rule = &Rule{Name: ev.Rule.Name, Pos: posString(ev.Rule.Pos)}
+	}
+	e.Step = posString(ev.Step)
+	return e
+}
+
+func posString(p script.Pos) string {
+	if p.File == "" && p.Line == 0 {
+		return ""
+	}
+	return p.String()
+}
+
+func peerOf(p dynamic.Peer) *Peer {
+	if p.BackchannelID == 0 && p.Addr == "" {
+		return nil
+	}
+	return &Peer{ID: p.BackchannelID, Addr: p.Addr}
+}
+
+func durationMS(d time.Duration) float64 {
+	// Microsecond precision is plenty and keeps lines short.
+	return float64(d.Microseconds()) / 1000
+}
+
+// MetadataJSON returns md as a JSON-ready map, with the values of -bin keys
+// base64-encoded; nil when md is empty.
+func MetadataJSON(md metadata.MD) map[string][]string {
+	if len(md) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(md))
+	for k, vs := range md {
+		if strings.HasSuffix(k, "-bin") {
+			enc := make([]string, len(vs))
+			for i, v := range vs {
+				enc[i] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+			vs = enc
+		}
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// StatusOf returns st as a journal Status with its details decoded; nil
+// when st is nil.
+func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
+	if st == nil {
+		return nil
+	}
+	s := &Status{Code: script.CodeName(st.Code()), Message: st.Message()}
+	for _, d := range dynamic.StatusDetailsJSON(st, resolver, dynamic.FormatOptions{ProtoNames: true, Compact: true}) {
+		s.Details = append(s.Details, json.RawMessage(d))
+	}
+	return s
+}
+
+func messagesJSON(msgs []proto.Message, resolver dynamic.TypeResolver) []json.RawMessage {
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = MessageJSON(m, resolver)
+	}
+	return out
+}
+
+// MessageJSON renders msg as compact protojson with proto field names. A
+// message that protojson cannot render (an Any of a type resolver does not
+// know) is kept as {"@type": name, "@error": why, "@wire": base64 bytes},
+// so nothing is lost.
+func MessageJSON(msg proto.Message, resolver dynamic.TypeResolver) json.RawMessage {
+	if resolver == nil {
+		resolver = protoregistry.GlobalTypes
+	}
+	data, err := protojson.MarshalOptions{UseProtoNames: true, Resolver: resolver}.Marshal(msg)
+	if err == nil {
+		return compact(data)
+	}
+	wire, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	fallback, _ := json.Marshal(map[string]string{
+		"@type":  string(msg.ProtoReflect().Descriptor().FullName()),
+		"@error": err.Error(),
+		"@wire":  base64.StdEncoding.EncodeToString(wire),
+	})
+	return fallback
+}
+
+// compact removes the whitespace protojson puts in (it varies on purpose
+// from build to build), so lines are stable.
+func compact(data []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return append(json.RawMessage(nil), data...)
+	}
+	return json.RawMessage(buf.Bytes())
+}

@@ -1,0 +1,215 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/testdata/protos"
+)
+
+func corpus(t *testing.T) *dynamic.FileSource {
+	t.Helper()
+	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func msg(t *testing.T, src *dynamic.FileSource, name, js string) proto.Message {
+	t.Helper()
+	d, err := src.FindSymbol(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(d.(protoreflect.MessageDescriptor))
+	if err := dynamic.ParseJSON([]byte(js), m, src.Types()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var t0 = time.Date(2026, 11, 24, 2, 0, 0, 123456000, time.UTC)
+
+func TestWriterLineFormat(t *testing.T) {
+	src := corpus(t)
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Options{Resolver: src.Types()})
+	// The made call (engine ID 8) happens during the answered call (engine
+	// ID 7), and ends first.
+	made := &script.CallEvent{
+		ID: 8, Cause: 7, Dir: script.Reverse, Origin: script.Made,
+		Peer:      dynamic.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
+		Method:    "gitaly.RefTransaction/VoteTransaction",
+		Metadata:  metadata.Pairs("x-transaction", "42", "trace-bin", "\x00\xff"),
+		Requests:  []proto.Message{msg(t, src, "gitaly.VoteTransactionRequest", `{"transaction_id": 42}`)},
+		Responses: []proto.Message{msg(t, src, "gitaly.VoteTransactionResponse", `{"state": "ABORT"}`)},
+		Status:    status.New(codes.OK, ""),
+		Start:     t0, Duration: 1234 * time.Microsecond,
+		Rule: script.RuleRef{Name: "vote-before-branch", Pos: script.Pos{File: "vote.yaml", Line: 3, Col: 5}},
+		Step: script.Pos{File: "vote.yaml", Line: 7, Col: 9},
+	}
+	st, _ := status.New(codes.Aborted, "vote was ABORT").WithDetails(&errdetails.ErrorInfo{Reason: "VOTE", Domain: "gitaly"})
+	answered := &script.CallEvent{
+		ID: 7, Dir: script.Forward, Origin: script.Answered,
+		Peer:   dynamic.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
+		Method: "gitaly.RefService/CreateBranch", Metadata: metadata.MD{},
+		Status: st, Start: t0, Duration: 5 * time.Millisecond,
+		Rule: script.RuleRef{Name: "vote-before-branch", Pos: script.Pos{File: "vote.yaml", Line: 3, Col: 5}},
+	}
+	w.ObserveCall(made)
+	w.ObserveCall(answered)
+	if _, err := w.NewCall(Call{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "acme.Users/Get",
+		Status: status.New(codes.OK, ""), Start: t0}); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":2,"cause":1,"time":"2026-11-24T02:00:00.123456Z","dir":"reverse","origin":"made","by":"script","peer":{"id":3,"addr":"127.0.0.1:51234"},"method":"gitaly.RefTransaction/VoteTransaction","metadata":{"trace-bin":["AP8="],"x-transaction":["42"]},"requests":[{"transaction_id":"42"}],"responses":[{"state":"ABORT"}],"status":{"code":"OK"},"duration_ms":1.234,"rule":{"name":"vote-before-branch","pos":"vote.yaml:3:5"},"step":"vote.yaml:7:9"}
+{"id":1,"time":"2026-11-24T02:00:00.123456Z","dir":"forward","origin":"answered","by":"script","peer":{"id":3,"addr":"127.0.0.1:51234"},"method":"gitaly.RefService/CreateBranch","status":{"code":"ABORTED","message":"vote was ABORT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VOTE","domain":"gitaly"}]},"duration_ms":5,"rule":{"name":"vote-before-branch","pos":"vote.yaml:3:5"}}
+{"id":3,"time":"2026-11-24T02:00:00.123456Z","dir":"forward","origin":"made","by":"cli","method":"acme.Users/Get","status":{"code":"OK"},"duration_ms":0}
+`
+	if got := buf.String(); got != want {
+		t.Errorf("journal:\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReaderRoundTripAndRecords(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Options{})
+	for _, c := range []Call{
+		{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "gitaly.RefService/CreateBranch", Status: status.New(codes.OK, ""), Start: t0},
+		{Dir: DirReverse, Origin: OriginAnswered, By: ByScript, Peer: dynamic.Peer{Addr: "x"}, Method: "gitaly.RefTransaction/VoteTransaction", Status: status.New(codes.NotFound, "no"), Start: t0},
+	} {
+		if _, err := w.NewCall(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := ReadAll(strings.NewReader("\n"+buf.String()+"\n"), "j.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("read %d entries, want 2", len(entries))
+	}
+	recs, err := Records(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []script.Record{
+		{Dir: script.Forward, Method: "gitaly.RefService/CreateBranch", Code: codes.OK},
+		{Dir: script.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Code: codes.NotFound},
+	}
+	for i := range want {
+		if recs[i] != want[i] {
+			t.Errorf("record %d = %+v, want %+v", i, recs[i], want[i])
+		}
+	}
+}
+
+func TestReaderErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":1,"dir":"forward","method":"a.B/C"}` + "\nnot json\n", "j.jsonl:2: not a journal entry"},
+		{`{"id":1}`, "j.jsonl:1: not a journal entry: no method or dir"},
+	} {
+		_, err := ReadAll(strings.NewReader(tc.in), "j.jsonl")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ReadAll(%q) error = %v, want it to contain %q", tc.in, err, tc.want)
+		}
+	}
+	e := Entry{ID: 4, Dir: "sideways", Method: "a.B/C"}
+	if _, err := e.Record(); err == nil || !strings.Contains(err.Error(), `entry 4: unknown dir "sideways"`) {
+		t.Errorf("Record error = %v", err)
+	}
+}
+
+// TestWriterConcurrentLinesDoNotInterleave writes from many goroutines and
+// checks that every line is a whole entry with a unique ID.
+func TestWriterConcurrentLinesDoNotInterleave(t *testing.T) {
+	var buf bytes.Buffer
+	var tapped int
+	w := NewWriter(&buf, Options{Tap: func(Entry) { tapped++ }})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = w.NewCall(Call{Dir: DirForward, Origin: OriginMade, Method: "a.B/C", Metadata: metadata.Pairs("n", strings.Repeat("x", i*100)), Status: status.New(codes.OK, "")})
+		}()
+	}
+	wg.Wait()
+	entries, err := ReadAll(&buf, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for _, e := range entries {
+		if seen[e.ID] {
+			t.Errorf("ID %d twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if len(entries) != 50 || tapped != 50 {
+		t.Errorf("got %d entries, %d tapped; want 50", len(entries), tapped)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWriterReportsWriteErrors(t *testing.T) {
+	w := NewWriter(failingWriter{}, Options{})
+	w.ObserveCall(&script.CallEvent{ID: 1, Dir: script.Reverse, Origin: script.Answered, Method: "a.B/C", Status: status.New(codes.OK, "")})
+	if err := w.Err(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Err() = %v, want the write error", err)
+	}
+}
+
+func TestMessageJSONKeepsWhatItCannotRender(t *testing.T) {
+	src := corpus(t)
+	// An Any whose type the (empty) resolver does not know.
+	u := msg(t, src, "acme.User", `{"id": "1", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Oslo"}}`)
+	got := MessageJSON(u, emptyResolver{})
+	var m map[string]string
+	if err := json.Unmarshal(got, &m); err != nil {
+		t.Fatalf("fallback is not a JSON object of strings: %s", got)
+	}
+	if m["@type"] != "acme.User" || m["@wire"] == "" || m["@error"] == "" {
+		t.Errorf("fallback = %s", got)
+	}
+}
+
+type emptyResolver struct{}
+
+func (emptyResolver) FindMessageByName(protoreflect.FullName) (protoreflect.MessageType, error) {
+	return nil, errNotFound
+}
+func (emptyResolver) FindMessageByURL(string) (protoreflect.MessageType, error) {
+	return nil, errNotFound
+}
+func (emptyResolver) FindExtensionByName(protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	return nil, errNotFound
+}
+func (emptyResolver) FindExtensionByNumber(protoreflect.FullName, protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	return nil, errNotFound
+}
+
+var errNotFound = errors.New("not found")
