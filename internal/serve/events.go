@@ -10,20 +10,22 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
-// Maker says who made a call that serve made (a reverse call).
+// Maker says who answered or made a call (journal.Entry's `by`).
 type Maker string
 
 // The makers of calls.
 const (
-	// ByScript: a `call` step of the script (in a rule or on_connect).
-	ByScript Maker = "script"
+	// ByScript: a script rule answered the call, or a `call` step of the
+	// script (in a rule or on_connect) made it.
+	ByScript Maker = journal.ByScript
 	// ByAdmin: the admin API (bcctl peers call).
-	ByAdmin Maker = "admin"
+	ByAdmin Maker = journal.ByAdmin
 	// ByTUI: the serve TUI.
-	ByTUI Maker = "tui"
+	ByTUI Maker = journal.ByTUI
 )
 
 // Event is one finished call in the journal of a Server: a forward call
@@ -36,13 +38,27 @@ type Event struct {
 	// Cause is the ID of the answered forward call during which this
 	// reverse call was made; 0 when there is none.
 	Cause uint64
-	// By says who made a reverse call; "" for answered calls.
+	// By says who answered or made the call; "" for a call to a method
+	// that is not in the schema (serve answered UNIMPLEMENTED by itself).
 	By Maker
 	// Call is what happened. It must not be modified.
 	Call *script.CallEvent
 	// Types resolves the types inside google.protobuf.Any for rendering
 	// the messages.
 	Types dynamic.TypeResolver
+
+	entryOnce sync.Once
+	entry     journal.Entry
+}
+
+// Entry is the event as a journal line, with the journal's IDs. It is
+// built once, on first use, and shared: do not modify it.
+func (ev *Event) Entry() journal.Entry {
+	ev.entryOnce.Do(func() {
+		ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
+		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
+	})
+	return ev.entry
 }
 
 // Filter selects journal events. The zero Filter selects every event.
@@ -241,7 +257,6 @@ type eventLog struct {
 	size    int
 	subs    map[*Subscription]struct{}
 	closed  bool
-	ctxDone <-chan struct{}
 }
 
 func newEventLog(size int) *eventLog {

@@ -333,9 +333,13 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	watching := make(chan struct{})
 	go func() {
 		defer close(watching)
-		srv.WatchScript(wctx, path, 5*time.Millisecond, func(ctx context.Context, src []byte) (*script.Script, error) {
-			return script.Parse(ctx, path, src, script.Config{Upstream: corpus(t)})
-		}, func(o ReloadOutcome) { outcomes <- o })
+		srv.WatchScript(wctx, WatchOptions{
+			Path: path, Loaded: []byte(v1), Interval: 5 * time.Millisecond,
+			Load: func(ctx context.Context, src []byte) (*script.Script, error) {
+				return script.Parse(ctx, path, src, script.Config{Upstream: corpus(t)})
+			},
+			Report: func(o ReloadOutcome) { outcomes <- o },
+		})
 	}()
 	defer func() { stop(); <-watching }()
 	plain := dialPlain(t, addr)
@@ -347,8 +351,18 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 		return got
 	}
 
+	next := func() ReloadOutcome {
+		t.Helper()
+		select {
+		case o := <-outcomes:
+			return o
+		case <-ctx.Done():
+			t.Fatal("no reload")
+			return ReloadOutcome{}
+		}
+	}
 	write("rules:\n  - {match: {method: acme.Users/Get}, reply: {nme: v2}}\n")
-	o := <-outcomes
+	o := next()
 	if o.Err == nil || !strings.Contains(o.Err.Error(), "serve.yaml:2:47") || !strings.Contains(o.Err.Error(), `did you mean "name"`) {
 		t.Errorf("reload of a bad script: %v, want the file:line:col and a suggestion", o.Err)
 	}
@@ -356,7 +370,7 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 		t.Errorf("after a failed reload: %s, want the old script's answer", got)
 	}
 	write("rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v3}}\n")
-	if o := <-outcomes; o.Err != nil || o.Script == nil {
+	if o := next(); o.Err != nil || o.Script == nil {
 		t.Fatalf("reload of a good script: %v", o.Err)
 	}
 	if got := get(); got != `{"name":"v3"}` {

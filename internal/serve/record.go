@@ -20,11 +20,7 @@ import (
 
 // observeEngine records an event of the script engine.
 func (s *Server) observeEngine(ev *script.CallEvent) {
-	by := Maker("")
-	if ev.Origin == script.Made {
-		by = ByScript
-	}
-	s.record(ev, ev.ID, ev.Cause, by, nil)
+	s.record(ev, ev.ID, ev.Cause, ByScript, nil)
 }
 
 // record numbers an event, counts it, writes it to the journal sink and

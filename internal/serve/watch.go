@@ -22,19 +22,34 @@ type ReloadOutcome struct {
 // DefaultWatchInterval is how often WatchScript looks at the file.
 const DefaultWatchInterval = 500 * time.Millisecond
 
-// WatchScript reloads the script at path whenever its content changes,
-// until ctx ends or the server shuts down. load validates the new content; when it fails, the
-// script in force stays, and the failure is reported (and not retried until
-// the file changes again). Each attempt is logged and passed to report (may
-// be nil). A file that cannot be read (being replaced, say) is looked at
-// again at the next tick. load gets the content that changed (script.Parse
-// with the file's path as the name, typically), so what is validated is
-// what was seen.
-func (s *Server) WatchScript(ctx context.Context, path string, interval time.Duration, load func(ctx context.Context, src []byte) (*script.Script, error), report func(ReloadOutcome)) {
+// WatchOptions configure WatchScript.
+type WatchOptions struct {
+	// Path is the script file.
+	Path string
+	// Loaded is the content of the script in force; a file that differs
+	// from it is reloaded.
+	Loaded []byte
+	// Interval is how often the file is read (default
+	// DefaultWatchInterval).
+	Interval time.Duration
+	// Load validates changed content (script.Parse with Path as the name,
+	// typically), so that what is validated is what was seen.
+	Load func(ctx context.Context, src []byte) (*script.Script, error)
+	// Report, when set, is told of every attempt.
+	Report func(ReloadOutcome)
+}
+
+// WatchScript reloads the script file whenever its content changes, until
+// ctx ends or the server shuts down. When the new content does not load,
+// the script in force stays, and the failure is logged and reported (and
+// not retried until the file changes again). A file that cannot be read
+// (being replaced, say) is looked at again at the next tick.
+func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
+	interval := opts.Interval
 	if interval <= 0 {
 		interval = DefaultWatchInterval
 	}
-	last, _ := os.ReadFile(path)
+	last := opts.Loaded
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -45,20 +60,20 @@ func (s *Server) WatchScript(ctx context.Context, path string, interval time.Dur
 			return
 		case <-t.C:
 		}
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(opts.Path)
 		if err != nil || bytes.Equal(data, last) {
 			continue
 		}
 		last = data
 		out := ReloadOutcome{At: time.Now()}
-		out.Script, out.Err = load(ctx, data)
+		out.Script, out.Err = opts.Load(ctx, data)
 		if out.Err != nil {
-			s.log.Error("serve: script changed but does not load; the previous script stays in force", "script", path, "err", out.Err)
+			s.log.Error("serve: the script changed but does not load; the previous script stays in force", "script", opts.Path, "err", out.Err)
 		} else {
 			s.Reload(out.Script)
 		}
-		if report != nil {
-			report(out)
+		if opts.Report != nil {
+			opts.Report(out)
 		}
 	}
 }
