@@ -57,6 +57,11 @@ func (ev *Event) Entry() journal.Entry {
 	ev.entryOnce.Do(func() {
 		ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
 		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
+		if ev.entry.Status == nil {
+			// A nil *status.Status means OK (the script engine's made calls
+			// report success that way); the journal always has a status.
+			ev.entry.Status = &journal.Status{Code: "OK"}
+		}
 	})
 	return ev.entry
 }
