@@ -256,12 +256,12 @@ func (s *Subscription) run(ctx context.Context, out chan<- *Event, done func()) 
 
 // eventLog keeps the recent events and the subscriptions.
 type eventLog struct {
-	mu      sync.Mutex
-	ring    []*Event
-	next    int // where the next event goes once the ring is full
-	size    int
-	subs    map[*Subscription]struct{}
-	closed  bool
+	mu     sync.Mutex
+	ring   []*Event
+	next   int // where the next event goes once the ring is full
+	size   int
+	subs   map[*Subscription]struct{}
+	closed bool
 }
 
 func newEventLog(size int) *eventLog {
