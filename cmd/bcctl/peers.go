@@ -154,9 +154,16 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 		return err
 	}
 	cs := opts.IO.ColorScheme()
+	script := info.Script
+	if info.ScriptReloads > 0 {
+		script += fmt.Sprintf(" (reloaded %s)", servePlural(int(info.ScriptReloads), "time"))
+	}
 	fmt.Fprintf(opts.IO.Out, "%s %s · script %s · %s · %d forward, %d reverse calls\n",
-		cs.Bold("bcctl serve"), strings.Join(info.Listen, ", "), info.Script,
+		cs.Bold("bcctl serve"), strings.Join(info.Listen, ", "), script,
 		servePlural(len(peers), "peer"), info.ForwardCalls, info.ReverseCalls)
+	if info.ScriptError != "" {
+		fmt.Fprintf(opts.IO.Out, "%s\n%s\n", cs.Red("the last change of the script did not load; the previous script stays in force:"), info.ScriptError)
+	}
 	if len(peers) == 0 {
 		fmt.Fprintln(opts.IO.Out, cs.Dim("no peer is connected"))
 		return nil

@@ -115,10 +115,12 @@ func (h *handler) getServer(call dynamic.Call) error {
 		services[i] = string(n)
 	}
 	started := st.Started.UTC()
+	sc := h.srv.ScriptState()
 	return send(call, ServerInfo{
-		Listen: h.listen, Script: h.srv.Engine().Script().Name, Services: services, Started: &started,
+		Listen: h.listen, Script: sc.Name, Services: services, Started: &started,
 		Peers: uint32(st.Peers), ForwardCalls: st.ForwardCalls, ReverseCalls: st.ReverseCalls,
 		RejectedConnections: st.RejectedConnections, JournalErrors: st.JournalErrors,
+		ScriptReloads: uint32(sc.Reloads), ScriptError: sc.LastError,
 	})
 }
 

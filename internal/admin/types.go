@@ -26,6 +26,8 @@ type ServerInfo struct {
 	ReverseCalls        uint64     `json:"reverse_calls,omitempty,string"`
 	RejectedConnections uint64     `json:"rejected_connections,omitempty,string"`
 	JournalErrors       uint64     `json:"journal_errors,omitempty,string"`
+	ScriptReloads       uint32     `json:"script_reloads,omitempty"`
+	ScriptError         string     `json:"script_error,omitempty"`
 }
 
 // Peer mirrors the Peer message: one connected multiplexed peer.

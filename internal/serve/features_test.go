@@ -369,12 +369,18 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	if got := get(); got != `{"name":"v1"}` {
 		t.Errorf("after a failed reload: %s, want the old script's answer", got)
 	}
+	if st := srv.ScriptState(); st.Name != "serve.yaml" || st.Reloads != 0 || !strings.Contains(st.LastError, "nme") {
+		t.Errorf("script state after a failed reload: %+v", st)
+	}
 	write("rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v3}}\n")
 	if o := next(); o.Err != nil || o.Script == nil {
 		t.Fatalf("reload of a good script: %v", o.Err)
 	}
 	if got := get(); got != `{"name":"v3"}` {
 		t.Errorf("after a reload: %s, want the new script's answer", got)
+	}
+	if st := srv.ScriptState(); st.Name != path || st.Reloads != 1 || st.LastError != "" {
+		t.Errorf("script state after a reload: %+v", st)
 	}
 }
 

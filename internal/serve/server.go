@@ -48,6 +48,9 @@ type Server struct {
 	shutOnce   sync.Once
 	shutErr    error
 
+	scriptMu    sync.Mutex
+	scriptState ScriptState
+
 	started       time.Time
 	forward       atomic.Uint64 // forward calls answered, plain included
 	reverse       atomic.Uint64 // reverse calls made
@@ -142,7 +145,39 @@ func (s *Server) PeerSchema() dynamic.Source { return s.cfg.PeerSchema }
 // calls counted so far still count for the expectations.
 func (s *Server) Reload(sc *script.Script) {
 	s.engine.Reload(sc)
+	s.scriptMu.Lock()
+	s.scriptState.Reloads++
+	s.scriptState.LastError, s.scriptState.LastAttempt = "", time.Now()
+	s.scriptMu.Unlock()
 	s.log.Info("serve: script reloaded", "script", sc.Name)
+}
+
+// ScriptState tells which script is in force and how reloading it went.
+type ScriptState struct {
+	// Name is the name of the script in force.
+	Name string
+	// Reloads counts the scripts put in force by Reload.
+	Reloads int
+	// LastError says why the last change of a watched script did not
+	// load; "" when the last attempt succeeded (or there was none).
+	LastError string
+	// LastAttempt is when the script was last reloaded or failed to.
+	LastAttempt time.Time
+}
+
+// ScriptState returns the state of the script in force.
+func (s *Server) ScriptState() ScriptState {
+	s.scriptMu.Lock()
+	st := s.scriptState
+	s.scriptMu.Unlock()
+	st.Name = s.engine.Script().Name
+	return st
+}
+
+func (s *Server) reloadFailed(err error) {
+	s.scriptMu.Lock()
+	s.scriptState.LastError, s.scriptState.LastAttempt = err.Error(), time.Now()
+	s.scriptMu.Unlock()
 }
 
 // Check evaluates the expectations of the script in force against every

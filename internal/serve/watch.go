@@ -68,6 +68,7 @@ func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
 		out := ReloadOutcome{At: time.Now()}
 		out.Script, out.Err = opts.Load(ctx, data)
 		if out.Err != nil {
+			s.reloadFailed(out.Err)
 			s.log.Error("serve: the script changed but does not load; the previous script stays in force", "script", opts.Path, "err", out.Err)
 		} else {
 			s.Reload(out.Script)
