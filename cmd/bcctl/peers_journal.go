@@ -90,4 +90,3 @@ func peersJournalRun(ctx context.Context, opts *PeersJournalOptions) error {
 	}
 	return nil
 }
-
