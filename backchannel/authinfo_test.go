@@ -125,11 +125,7 @@ func (s *streamCountService) EmptyCall(ctx context.Context, _ *testgrpc.Empty) (
 }
 
 func (s *streamCountService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	id, err := backchannel.GetPeerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := s.registry.Backchannel(id)
+	conn, err := callerBackchannel(ctx, s.registry)
 	if err != nil {
 		return nil, err
 	}

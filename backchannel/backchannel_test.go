@@ -196,11 +196,7 @@ type reverseErrService struct {
 }
 
 func (s *reverseErrService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	id, err := backchannel.GetPeerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := s.registry.Backchannel(id)
+	conn, err := callerBackchannel(ctx, s.registry)
 	if err != nil {
 		return nil, err
 	}
@@ -278,11 +274,7 @@ func (s *stallingService) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc
 }
 
 func (s *stallingService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	id, err := backchannel.GetPeerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := s.registry.Backchannel(id)
+	conn, err := callerBackchannel(ctx, s.registry)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -187,12 +188,10 @@ func newReverseService(reg *backchannel.Registry) testgrpc.TestServiceServer {
 }
 
 func (s *reverseService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	id, err := backchannel.GetPeerID(ctx)
-	if err != nil {
+	conn, err := callerBackchannel(ctx, s.registry)
+	if errors.Is(err, backchannel.ErrNonMultiplexedConnection) {
 		return payloadResponse("plain: " + err.Error()), nil
-	}
-	conn, err := s.registry.Backchannel(id)
-	if err != nil {
+	} else if err != nil {
 		return nil, err
 	}
 	return testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, req)
@@ -236,3 +235,13 @@ func newMux(creds credentials.TransportCredentials, registry *backchannel.Regist
 }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// callerBackchannel returns the backchannel of the peer whose call ctx
+// belongs to.
+func callerBackchannel(ctx context.Context, reg *backchannel.Registry) (*grpc.ClientConn, error) {
+	id, err := backchannel.GetPeerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reg.Backchannel(id)
+}
