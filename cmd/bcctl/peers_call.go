@@ -61,7 +61,7 @@ method or a request that does not fit the method exit 1 without calling.`,
 	fs.StringVarP(&opts.Data, "data", "d", "", "request `data` as JSON, @FILE, or @- for stdin (default: an empty message)")
 	fs.StringArrayVarP(&opts.Headers, "header", "H", nil, "request metadata 'name: value' (repeatable)")
 	fs.Var(secondsValue{&opts.CallTimeout}, "timeout", "deadline of the reverse call (`seconds` or a duration; default 10s)")
-	opts.addOutputFlag(cmd, "text")
+	fs.StringVarP(&opts.Output, "output", "o", "text", "`mode`: text (each response as JSON, the status on stderr) or json (one JSON document with the status, responses and metadata)")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "also print the response header and trailer, the duration and the journal entry")
 	return cmd
 }

@@ -232,3 +232,32 @@ on_connect:
 		t.Fatalf("journal: %d events, want the two on_connect calls, the first to node peer-1", len(events))
 	}
 }
+
+// TestPeerIDIsNeverTakenFromMetadata: whatever a caller writes in its
+// metadata, serve's `call` steps go to the caller's own backchannel (or
+// nowhere, for a plain client).
+func TestPeerIDIsNeverTakenFromMetadata(t *testing.T) {
+	ctx := testContext(t)
+	srv, addr, journal := startServe(t, voteScript)
+	victim := dialPeer(t, addr, peerOptions{})
+	waitPeers(t, ctx, srv, 1)
+	spoof := []string{"x-transaction", "1", "x-backchannel-id", "1", "backchannel-id", "1", "peer-id", "1", "x-peer-id", "1"}
+	_, st := call(t, ctx, dialPlain(t, addr), "gitaly.RefService/CreateBranch", `{}`, spoof...)
+	if st.Code() != codes.Aborted {
+		t.Fatalf("a plain client claiming to be peer 1: %v, want ABORTED (no backchannel)", st)
+	}
+	other := dialPeer(t, addr, peerOptions{})
+	waitPeers(t, ctx, srv, 2)
+	if _, st := call(t, ctx, other, "gitaly.RefService/CreateBranch", `{}`, spoof...); st.Code() != codes.OK {
+		t.Fatalf("peer 2 claiming to be peer 1: %v", st)
+	}
+	_ = victim
+	for _, e := range journal.all() {
+		if e.Call.Dir == script.Reverse && e.Call.Peer.BackchannelID == 1 {
+			t.Errorf("a reverse call went to peer 1, whose ID the callers only wrote in their metadata: %+v", e.Call)
+		}
+	}
+	if p, _ := srv.Peer(1); p.ReverseCalls != 0 {
+		t.Errorf("peer 1 had %d reverse calls", p.ReverseCalls)
+	}
+}
