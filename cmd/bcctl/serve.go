@@ -338,6 +338,9 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 			for ev := range sub.C {
 				pr.event(ev)
 			}
+			if err := sub.Err(); err != nil {
+				fmt.Fprintf(stderr, "bcctl serve: stopped printing calls: %v (the --journal file and the admin API still have every call)\n", err)
+			}
 		}()
 		if plan.textOut {
 			_, changes := srv.WatchPeers(printCtx)

@@ -93,12 +93,16 @@ func New(cfg Config) (*Server, error) {
 		creds = insecure.NewCredentials()
 	}
 	mux := listenmux.New(creds)
-	dialOpts := append([]grpc.DialOption{grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout)}, cfg.BackchannelDialOptions...)
+	dialOpts := append([]grpc.DialOption{
+		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
+		grpc.WithReadBufferSize(cfg.ReadBufferSize),
+	}, cfg.BackchannelDialOptions...)
 	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts))
 	opts := []grpc.ServerOption{
 		grpc.Creds(&reportingCreds{TransportCredentials: mux, s: s}),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.ReadBufferSize(cfg.ReadBufferSize),
 		grpc.WaitForHandlers(true),
 		grpc.UnknownServiceHandler(s.unknownService),
 	}
