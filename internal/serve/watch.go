@@ -39,8 +39,9 @@ type WatchOptions struct {
 	Report func(ReloadOutcome)
 }
 
-// WatchScript reloads the script file whenever its content changes, until
-// ctx ends or the server shuts down. When the new content does not load,
+// WatchScript reloads the script file whenever its content changes (and
+// then stays the same for one interval), until ctx ends or the server
+// shuts down. When the new content does not load,
 // the script in force stays, and the failure is logged and reported (and
 // not retried until the file changes again). A file that cannot be read
 // (being replaced, say) is looked at again at the next tick.
@@ -50,6 +51,10 @@ func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
 		interval = DefaultWatchInterval
 	}
 	last := opts.Loaded
+	// A change is loaded once the file has kept the same content for one
+	// interval: an editor or a cp that truncates and then writes is seen
+	// whole, not half-written (or empty, which is a valid script).
+	var pending []byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -62,9 +67,14 @@ func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
 		}
 		data, err := os.ReadFile(opts.Path)
 		if err != nil || bytes.Equal(data, last) {
+			pending = nil
 			continue
 		}
-		last = data
+		if pending == nil || !bytes.Equal(data, pending) {
+			pending = data
+			continue
+		}
+		last, pending = data, nil
 		out := ReloadOutcome{At: time.Now()}
 		out.Script, out.Err = opts.Load(ctx, data)
 		if out.Err != nil {
