@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -59,8 +60,21 @@ func TestRunMapsCobraErrorsToUsage(t *testing.T) {
 }
 
 func TestDescribeBuild(t *testing.T) {
-	if got := describeBuild(nil, false); !strings.Contains(got, "version unknown") {
-		t.Errorf("no build info: %q", got)
+	for _, tc := range []struct {
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{nil, false, "bcctl (version unknown: built without module information)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "bcctl (devel)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: ""}}, true, "bcctl (devel)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-11-24T02:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+		}}, true, "bcctl v1.2.3 (revision 0123456789ab with local changes, 2026-11-24T02:00:00Z)"},
+	} {
+		if got := describeBuild(tc.info, tc.ok); got != tc.want {
+			t.Errorf("describeBuild = %q, want %q", got, tc.want)
+		}
 	}
 }
 

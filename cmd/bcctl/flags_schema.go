@@ -30,7 +30,7 @@ type SchemaFlags struct {
 // AddFlags adds --proto, --import-path, --protoset and --use-reflection.
 func (s *SchemaFlags) AddFlags(fs *pflag.FlagSet) {
 	s.addFileFlags(fs, "", "")
-	fs.BoolVar(&s.UseReflection, "use-reflection", true, "resolve the schema by server reflection (default: true unless --proto or --protoset is given)")
+	fs.BoolVar(&s.UseReflection, "use-reflection", false, "resolve the schema by server reflection (on unless --proto or --protoset is given; with them, reflection first and the files as fallback)")
 	s.reflectionSet = func() bool { return fs.Changed("use-reflection") }
 }
 
@@ -87,14 +87,14 @@ func (s *SchemaFlags) FileSource(ctx context.Context) (*dynamic.FileSource, erro
 	if len(s.Protos) > 0 {
 		src, err := dynamic.NewSourceFromProtoFiles(ctx, dynamic.ProtoFilesOptions{ImportPaths: s.ImportPaths}, s.Protos...)
 		if err != nil {
-			return nil, fmt.Errorf("--%sproto: %w", s.prefix, err)
+			return nil, fmt.Errorf("--%sproto: %s", s.prefix, trimPkg(err))
 		}
 		files = append(files, src)
 	}
 	if len(s.Protosets) > 0 {
 		src, err := dynamic.NewSourceFromProtosets(s.Protosets...)
 		if err != nil {
-			return nil, fmt.Errorf("--%sprotoset: %w", s.prefix, err)
+			return nil, fmt.Errorf("--%sprotoset: %s", s.prefix, trimPkg(err))
 		}
 		files = append(files, src)
 	}
@@ -119,6 +119,11 @@ func (s *SchemaFlags) Source(ctx context.Context, cc grpc.ClientConnInterface, m
 	if err != nil {
 		return nil, err
 	}
+	return s.Combine(ctx, files, cc, md)
+}
+
+// Combine is Source with the files already loaded (nil when none).
+func (s *SchemaFlags) Combine(ctx context.Context, files *dynamic.FileSource, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
 	if !s.Reflection() {
 		if files == nil {
 			return nil, usageErrorf("no schema: give --proto or --protoset, or use reflection")

@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // TestMain lets testscripts run `bcctl` as a command: the test binary
@@ -31,12 +37,24 @@ func TestMain(m *testing.M) {
 //	bccall-peers NAME METHOD JSON
 //	    make a reverse call into every peer connected to server NAME
 //	    (waiting up to 10s for one) and print each answer
-//	bcserver-log NAME
-//	    print what server NAME's own reverse calls got ("vote COMMIT")
+//	bcserver-log NAME [N]
+//	    print what server NAME's own reverse calls got ("vote COMMIT"),
+//	    after waiting (up to 10s) until it has made N of them
+//	bcserver-stop NAME
+//	    stop server NAME now (its peers lose their connection)
+//	bclist-peers NAME
+//	    list, by reflection over each connected peer's backchannel, the
+//	    services the peer hosts (waiting up to 10s for a peer)
+//	bccorpus DIR
+//	    write the schema corpus of testdata/protos into DIR: the .proto
+//	    files at their import paths and corpus.protoset
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
-//	waitfile [-timeout 10s] FILE [REGEXP]
-//	    wait until FILE exists (and matches REGEXP)
+//	waitfile [-timeout 10s] FILE [TEXT]
+//	    wait until FILE exists (and contains TEXT)
+//	exitcode N PROGRAM ARGS...
+//	    run PROGRAM like exec and require exit code N; stdout and stderr
+//	    are checked afterwards as after exec
 var updateScripts = flag.Bool("update-scripts", false, "update testscript golden output in place")
 
 func TestScripts(t *testing.T) {
@@ -98,11 +116,15 @@ func registerScriptCmd(name string, cmd func(ts *testscript.TestScript, neg bool
 
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"bcserver":     cmdBCServer,
-		"bccall-peers": cmdCallPeers,
-		"bcserver-log": cmdServerLog,
-		"gencerts":     cmdGenCerts,
-		"waitfile":     cmdWaitFile,
+		"bcserver":      cmdBCServer,
+		"bccall-peers":  cmdCallPeers,
+		"bcserver-log":  cmdServerLog,
+		"gencerts":      cmdGenCerts,
+		"waitfile":      cmdWaitFile,
+		"exitcode":      cmdExitCode,
+		"bcserver-stop": cmdServerStop,
+		"bclist-peers":  cmdListPeers,
+		"bccorpus":      cmdCorpus,
 	}
 	extraScriptCmdsMu.Lock()
 	defer extraScriptCmdsMu.Unlock()
@@ -163,13 +185,17 @@ func cmdCallPeers(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdServerLog(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: bcserver-log NAME")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: bcserver-log NAME [N]")
 	}
 	srv := servers(ts).get(ts, args[0])
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for _, l := range srv.reverse {
+	n := 0
+	if len(args) == 2 {
+		var err error
+		n, err = strconv.Atoi(args[1])
+		ts.Check(err)
+	}
+	for _, l := range srv.reverseLog(n, 10*time.Second) {
 		fmt.Fprintln(ts.Stdout(), l)
 	}
 }
@@ -205,4 +231,65 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		<-tick.C
 	}
+}
+
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+func cmdServerStop(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bcserver-stop NAME")
+	}
+	servers(ts).get(ts, args[0]).Stop()
+}
+
+func cmdListPeers(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bclist-peers NAME")
+	}
+	srv := servers(ts).get(ts, args[0])
+	lines, err := srv.listPeers(context.Background(), 10*time.Second)
+	ts.Check(err)
+	for _, l := range lines {
+		fmt.Fprintln(ts.Stdout(), l)
+	}
+}
+
+func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bccorpus DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := protos.FS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	}))
+	ts.Check(os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644))
 }

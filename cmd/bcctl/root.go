@@ -65,6 +65,10 @@ backchannel server that calls back into its peers.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(
+		newCallCmd(f, nil),
+		newListCmd(f, nil),
+		newDescribeCmd(f, nil),
+		newConnectCmd(f, nil),
 		newVersionCmd(f, nil),
 		newCompletionCmd(f),
 	)
@@ -73,6 +77,12 @@ backchannel server that calls back into its peers.`,
 		root.AddCommand(c(f))
 	}
 	extraCommandsMu.Unlock()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "call", "list", "describe", "connect":
+			completeFlagValues(c)
+		}
+	}
 	return root
 }
 

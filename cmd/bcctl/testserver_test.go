@@ -64,9 +64,11 @@ type testServer struct {
 	srv      *grpc.Server
 	src      *dynamic.FileSource
 	done     chan struct{}
+	stopOnce sync.Once
 
 	mu      sync.Mutex
-	reverse []string // results of the reverse calls it made
+	reverse []string      // results of the reverse calls it made
+	changed chan struct{} // closed and replaced when reverse grows
 }
 
 // corpusSource returns the corpus schema.
@@ -81,7 +83,7 @@ func corpusSource() *dynamic.FileSource {
 // startTestServer starts a server; Stop it when done.
 func startTestServer(opts testServerOptions) (*testServer, error) {
 	src := corpusSource()
-	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{})}
+	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{}), changed: make(chan struct{})}
 
 	var creds credentials.TransportCredentials = insecure.NewCredentials()
 	if opts.TLSDir != "" {
@@ -140,10 +142,12 @@ func startTestServer(opts testServerOptions) (*testServer, error) {
 	return ts, nil
 }
 
-// Stop stops the server and waits for it.
+// Stop stops the server and waits for it. It may be called more than once.
 func (ts *testServer) Stop() {
-	ts.srv.Stop()
-	<-ts.done
+	ts.stopOnce.Do(func() {
+		ts.srv.Stop()
+		<-ts.done
+	})
 }
 
 func (ts *testServer) message(name string, json string) proto.Message {
@@ -338,12 +342,32 @@ func (ts *testServer) record(s string) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.reverse = append(ts.reverse, s)
+	close(ts.changed)
+	ts.changed = make(chan struct{})
 }
 
-// callPeers invokes method with the JSON request on the backchannel of
-// every connected peer, after waiting (up to timeout) for at least one
-// peer, and returns each peer's answer as a line of text.
-func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, timeout time.Duration) ([]string, error) {
+// reverseLog waits until the server has made n reverse calls (or timeout
+// passed) and returns what they got.
+func (ts *testServer) reverseLog(n int, timeout time.Duration) []string {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		ts.mu.Lock()
+		log, ch := append([]string(nil), ts.reverse...), ts.changed
+		ts.mu.Unlock()
+		if len(log) >= n {
+			return log
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return log
+		}
+	}
+}
+
+// waitPeers returns the connected peers, waiting up to timeout for one.
+func (ts *testServer) waitPeers(ctx context.Context, timeout time.Duration) ([]backchannel.PeerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	snapshot, events := ts.Registry.Watch(ctx)
@@ -360,6 +384,49 @@ func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, tim
 			return nil, fmt.Errorf("no peer connected within %s", timeout)
 		}
 	}
+	return snapshot, nil
+}
+
+// listPeers lists the services each connected peer hosts, by reflection
+// over its backchannel.
+func (ts *testServer) listPeers(ctx context.Context, timeout time.Duration) ([]string, error) {
+	peers, err := ts.waitPeers(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range peers {
+		conn, err := ts.Registry.Backchannel(p.ID)
+		if err != nil {
+			out = append(out, fmt.Sprintf("peer %d: %v", p.ID, err))
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		src := dynamic.NewSourceFromReflection(rctx, conn, nil)
+		names, err := src.ListServices(rctx)
+		src.Close()
+		cancel()
+		if err != nil {
+			out = append(out, fmt.Sprintf("peer %d: %v", p.ID, err))
+			continue
+		}
+		for _, n := range names {
+			out = append(out, fmt.Sprintf("peer %d: %s", p.ID, n))
+		}
+	}
+	return out, nil
+}
+
+// callPeers invokes method with the JSON request on the backchannel of
+// every connected peer, after waiting (up to timeout) for at least one
+// peer, and returns each peer's answer as a line of text.
+func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, timeout time.Duration) ([]string, error) {
+	snapshot, err := ts.waitPeers(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	md, err := dynamic.FindMethod(ctx, ts.src, method)
 	if err != nil {
 		return nil, err

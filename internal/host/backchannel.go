@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
@@ -46,19 +48,32 @@ type Backchannel struct {
 }
 
 // Host makes the backchannel serve b. Reverse calls that arrived before are
-// answered now. It can be called once; the services are checked at once.
+// answered now. It can be called once. Services named like the reflection
+// and health services, which the backchannel serves itself, are left out.
 func (c *Conn) Host(b Backchannel) error {
 	if b.Responder == nil {
 		return errors.New("host: Backchannel.Responder is nil")
 	}
-	// Build once to report a bad set of services now rather than per
-	// connection.
-	srv, err := c.bc.build(&b)
-	if err != nil {
-		return err
+	seen := map[protoreflect.FullName]bool{}
+	services := make([]protoreflect.ServiceDescriptor, 0, len(b.Services))
+	for _, sd := range b.Services {
+		name := sd.FullName()
+		if builtIn(name) {
+			continue
+		}
+		if seen[name] {
+			return fmt.Errorf("host: service %s is given twice", name)
+		}
+		seen[name] = true
+		services = append(services, sd)
 	}
-	srv.Stop()
+	b.Services = services
 	return c.bc.host(&b)
+}
+
+// builtIn reports the services every backchannel serves itself.
+func builtIn(name protoreflect.FullName) bool {
+	return name == "grpc.health.v1.Health" || strings.HasPrefix(string(name), "grpc.reflection.")
 }
 
 // ReverseCalls returns how many reverse calls the backchannel has finished
@@ -235,19 +250,82 @@ func (l *lazyServer) Serve(lis net.Listener) error {
 	}
 	l.srv = srv
 	l.mu.Unlock()
-	return srv.Serve(lis)
+	return srv.Serve(keepOpen(lis))
 }
 
+// streamAcceptor is a yamux session.
+type streamAcceptor interface {
+	AcceptStreamWithContext(ctx context.Context) (*yamux.Stream, error)
+}
+
+// keepOpen returns a listener whose Close stops Accept without closing the
+// yamux session: grpc.Server closes its listeners first when it stops, and
+// closing the session would cut the answers still on their way. The
+// backchannel closes the session itself once the server has stopped.
+func keepOpen(lis net.Listener) net.Listener {
+	acc, ok := lis.(streamAcceptor)
+	if !ok {
+		return lis
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &sessionListener{Listener: lis, acc: acc, ctx: ctx, cancel: cancel}
+}
+
+type sessionListener struct {
+	net.Listener
+	acc    streamAcceptor
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (l *sessionListener) Accept() (net.Conn, error) {
+	st, err := l.acc.AcceptStreamWithContext(l.ctx)
+	if err != nil {
+		if l.ctx.Err() != nil {
+			return nil, net.ErrClosed
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+func (l *sessionListener) Close() error {
+	l.cancel()
+	return nil
+}
+
+// gracePeriod bounds how long closing a connection waits for reverse calls
+// in flight, and for answers already given to reach the server.
+const gracePeriod = time.Second
+
+// Stop stops the server gracefully: answers already given are flushed and
+// calls in flight may finish (the server closes its side of the
+// backchannel when it sees the GOAWAY), for at most gracePeriod.
 func (l *lazyServer) Stop() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.halted {
+		l.mu.Unlock()
 		return
 	}
 	l.halted = true
 	close(l.stopCh)
-	if l.srv != nil {
-		l.srv.Stop()
+	srv := l.srv
+	l.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(gracePeriod)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		srv.Stop()
+		<-done
 	}
 }
 

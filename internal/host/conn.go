@@ -76,6 +76,9 @@ type Conn struct {
 	connectTime time.Duration
 	closeOnce   sync.Once
 	closeErr    error
+	lost        chan struct{}
+	watchCtx    context.Context
+	stopWatch   context.CancelFunc
 }
 
 // Dial connects to the server of cfg and waits until the connection is
@@ -97,7 +100,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{cfg: cfg, diag: &diagnosis{}, bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize)}
+	c := &Conn{cfg: cfg, diag: &diagnosis{}, bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize), lost: make(chan struct{})}
+	c.watchCtx, c.stopWatch = context.WithCancel(context.Background())
 
 	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: cfg.Creds, d: c.diag}
 	if !cfg.NoMux {
@@ -123,6 +127,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: cfg.ConnectTimeout}),
 		// One call per command: retrying hides the real failure.
 		grpc.WithDisableRetry(),
+		// An idle channel closes its transport, and with it the
+		// backchannel: a client waiting for reverse calls is idle by design.
+		grpc.WithIdleTimeout(0),
 	}
 	authority := cfg.Authority
 	if authority == "" && network == "unix" {
@@ -160,8 +167,30 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	c.connectTime = time.Since(start)
+	go c.watch()
 	return c, nil
 }
+
+// watch closes c.lost when the connection stops being ready (the server
+// closed it, the network failed) or is closed.
+func (c *Conn) watch() {
+	defer close(c.lost)
+	s := connectivity.Ready
+	for {
+		if !c.cc.WaitForStateChange(c.watchCtx, s) {
+			return
+		}
+		s = c.cc.GetState()
+		if s != connectivity.Ready && s != connectivity.Connecting {
+			return
+		}
+	}
+}
+
+// Lost is closed when the connection is no longer usable: the server closed
+// it, the network failed, or Close was called. The backchannel is gone with
+// it.
+func (c *Conn) Lost() <-chan struct{} { return c.lost }
 
 // waitReady connects and waits until the connection is ready or has
 // failed once.
@@ -175,7 +204,7 @@ func (c *Conn) waitReady(parent context.Context) error {
 		case connectivity.Ready:
 			return nil
 		case connectivity.TransientFailure, connectivity.Shutdown:
-			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux); err != nil {
+			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux, c.cfg.Creds.Info().SecurityProtocol == "insecure"); err != nil {
 				return err
 			}
 			return fmt.Errorf("%w %s: the connection failed", ErrConnect, c.cfg.Address)
@@ -184,7 +213,7 @@ func (c *Conn) waitReady(parent context.Context) error {
 			if err := context.Cause(parent); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrConnect, c.cfg.Address, err)
 			}
-			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux); err != nil {
+			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux, c.cfg.Creds.Info().SecurityProtocol == "insecure"); err != nil {
 				return err
 			}
 			return fmt.Errorf("%w %s: timed out after %s", ErrConnect, c.cfg.Address, c.cfg.ConnectTimeout)
@@ -217,6 +246,7 @@ func (c *Conn) TLSState() (tls.ConnectionState, bool) {
 // Close closes the connection, its backchannel and the backchannel server.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		c.stopWatch()
 		if c.cc != nil {
 			c.closeErr = c.cc.Close()
 		}
@@ -236,9 +266,7 @@ func (o *outerCreds) ClientHandshake(ctx context.Context, authority string, raw 
 	conn, ai, err := o.TransportCredentials.ClientHandshake(ctx, authority, raw)
 	if err != nil {
 		o.d.mu.Lock()
-		if o.d.handshakeErr == nil {
-			o.d.handshakeErr = err
-		}
+		o.d.muxErr = err
 		o.d.mu.Unlock()
 	}
 	return conn, ai, err

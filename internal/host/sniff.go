@@ -21,7 +21,8 @@ const sniffLen = 16
 type diagnosis struct {
 	mu           sync.Mutex
 	dialErr      error
-	handshakeErr error
+	handshakeErr error // of the wrapped credentials (TLS)
+	muxErr       error // of the multiplexing handshake
 	handshook    bool
 	authInfo     credentials.AuthInfo
 	first        []byte // the first bytes the server sent after the transport handshake
@@ -59,7 +60,7 @@ func (d *diagnosis) sniffed(p []byte, err error) {
 
 // explain returns the error that best describes why the connection to addr
 // did not become ready; nil when nothing was recorded.
-func (d *diagnosis) explain(addr string, multiplexed bool) error {
+func (d *diagnosis) explain(addr string, multiplexed, plaintext bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
@@ -73,8 +74,12 @@ func (d *diagnosis) explain(addr string, multiplexed bool) error {
 		return fmt.Errorf("%w %s: the server speaks TLS (it answered with a TLS alert); drop --plaintext", ErrConnect, addr)
 	case multiplexed && looksLikeHTTP2Settings(d.first):
 		return fmt.Errorf("%w: %s answered the multiplexing handshake as a plain HTTP/2 gRPC server", ErrNotMultiplexing, addr)
-	case multiplexed && len(d.first) == 0 && d.readErr != nil:
-		return fmt.Errorf("%w: %s closed the connection after the multiplexing handshake (%v)", ErrNotMultiplexing, addr, d.readErr)
+	case len(d.first) == 0 && d.readErr != nil && plaintext:
+		return fmt.Errorf("%w %s: the server closed the connection without a word (a TLS server does that to plain text: drop --plaintext)", ErrConnect, addr)
+	case len(d.first) == 0 && d.readErr != nil:
+		return fmt.Errorf("%w %s: the server closed the connection without a word", ErrConnect, addr)
+	case d.muxErr != nil:
+		return fmt.Errorf("%w %s: multiplexing handshake: %w", ErrConnect, addr, d.muxErr)
 	case d.readErr != nil:
 		return fmt.Errorf("%w %s: the server closed the connection: %w", ErrConnect, addr, d.readErr)
 	}

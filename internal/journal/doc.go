@@ -3,8 +3,9 @@
 // call ends. `bcctl call --journal`, `bcctl connect --journal` and `bcctl
 // serve --journal` write it; verify commands and tests read it back.
 //
-// The line format is documented in docs/journal.md and is stable: field
-// names are snake_case and empty fields are left out. A Writer turns the
+// The line format is documented in docs/cli.md ("The journal") and is
+// stable: field names are snake_case and empty fields are left out. A
+// Writer turns the
 // script engine's CallEvents (and the CLI's own forward calls) into
 // entries, numbers them, and writes each one with a single write, so no
 // entry is lost when a peer disconnects or the process stops. A Reader reads

@@ -240,11 +240,11 @@ func MetadataJSON(md metadata.MD) map[string][]string {
 	return out
 }
 
-// StatusOf returns st as a journal Status with its details decoded; nil
-// when st is nil.
+// StatusOf returns st as a journal Status with its details decoded. A nil
+// st is OK, as in the status package (status.Convert(nil) is nil).
 func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 	if st == nil {
-		return nil
+		return &Status{Code: "OK"}
 	}
 	s := &Status{Code: script.CodeName(st.Code()), Message: st.Message()}
 	for _, d := range dynamic.StatusDetailsJSON(st, resolver, dynamic.FormatOptions{ProtoNames: true, Compact: true}) {

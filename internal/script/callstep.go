@@ -140,7 +140,7 @@ func (x *caller) invoke(cs *callSpec, t Target, req proto.Message, md metadata.M
 	var header, trailer metadata.MD
 	start := time.Now()
 	err := t.Conn.Invoke(ctx, cs.fullMethod, req, reply, grpc.Header(&header), grpc.Trailer(&trailer))
-	st := status.Convert(toStatus(err))
+	st := statusOf(toStatus(err))
 	ev := &CallEvent{
 		ID: x.e.ids.Add(1), Cause: x.cause, Dir: x.e.madeDir(), Origin: Made, Peer: t.Peer,
 		Method: methodName(cs.method), Metadata: md, Header: header, Trailer: trailer,

@@ -304,7 +304,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 			err = status.Errorf(codes.Internal, "script: rule %s failed: %v", ev.Rule, p)
 		}
 		err = toStatus(err)
-		ev.Status = status.Convert(err)
+		ev.Status = statusOf(err)
 		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.in, rec.out, rec.header, rec.trailer
 		ev.Duration = time.Since(start)
 		e.tally.add(ev.Record())
@@ -392,6 +392,14 @@ func claim(used *atomic.Int64, times int) (int64, bool) {
 
 // toStatus turns any error into a status error: context errors keep their
 // meaning, other non-status errors become INTERNAL.
+// statusOf returns err's status, and an OK status (never nil) for nil.
+func statusOf(err error) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	return status.Convert(err)
+}
+
 func toStatus(err error) error {
 	if err == nil {
 		return nil

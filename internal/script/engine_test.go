@@ -444,6 +444,10 @@ rules:
 	if got := len(ev.all()); got != 2 {
 		t.Errorf("events: got %d, want 2", got)
 	}
+	// An OK call's event carries an OK status, never nil.
+	if st := ev.all()[1].Status; st == nil || st.Code() != codes.OK {
+		t.Errorf("status of the OK call's event = %v, want a non-nil OK status", st)
+	}
 }
 
 func TestRuntimeTemplateErrorIsInternal(t *testing.T) {

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
+)
+
+// CallOptions are the options of `bcctl call`.
+type CallOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+
+	Client ClientFlags
+	Answer AnswerFlags
+	Format FormatFlags
+
+	// Address and Method are the arguments.
+	Address string
+	Method  string
+	// Data is -d: inline JSON (or text), @FILE, or @- (or @) for stdin.
+	Data string
+	// Verbosity is -v (1) or -vv (2).
+	Verbosity int
+	// Output is "text" (grpcurl's output) or "json" (one document).
+	Output string
+	// TUI answers reverse calls interactively (--tui, when built in).
+	TUI bool
+	// Responder, when set, builds the Responder of reverse calls instead of
+	// the script engine (tests; --tui sets it to the interactive one).
+	Responder ResponderFactory
+}
+
+func newCallCmd(f *Factory, runF func(context.Context, *CallOptions) error) *cobra.Command {
+	opts := &CallOptions{IO: f.IOStreams, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "call ADDR METHOD [flags]",
+		Short: "Call a method, and answer the reverse calls the server makes meanwhile",
+		Long: `Call METHOD (pkg.Service/Method) on the server at ADDR, with grpcurl's flags.
+
+bcctl connects with the backchannel handshake (use --no-mux for servers that do
+not speak it) and, while connected, hosts a gRPC server on the backchannel: the
+server's reverse calls are answered by the backchannel rules of the --answer
+script, or get UNIMPLEMENTED naming the closest rule and why it missed.
+Reflection and health are served there too, so the server can list what bcctl
+offers. The schema of the hosted services is the forward schema unless
+--backchannel-proto or --backchannel-protoset is given.
+
+Requests come from -d: JSON (or protobuf text with --format text), several
+concatenated for streaming calls, @FILE to read a file, @- to read stdin as it
+is typed (bidi streams are full duplex). Without -d, a unary or
+server-streaming call sends an empty request.
+
+Exit codes: 0 OK; 1 runtime error; 2 usage error; 3 the --answer script's
+expectations failed; 64+code when the call ends with a non-OK status (69 for
+NOT_FOUND). See docs/exit-codes.md.`,
+		Example: `  # A unary call, the schema by reflection
+  bcctl call --plaintext localhost:9000 acme.Users/Get -d '{"id": "42"}'
+
+  # Gitaly asks the caller to vote before it creates the branch: answer by script
+  bcctl call --plaintext localhost:9000 gitaly.RefService/CreateBranch \
+      -H 'x-transaction: 7' -d '{"branch_name": "feature/x"}' --answer vote.yaml -v
+
+  # Requests from a file, schema from a protoset, TLS with a private CA
+  bcctl call --cacert ca.pem --protoset api.protoset gitaly.internal:9999 acme.Users/Import -d @users.json
+
+  # A live bidi stream from stdin, plain gRPC server
+  bcctl call --plaintext --no-mux localhost:9000 acme.Users/Chat -d @-
+
+  # One JSON document with everything that happened, for scripts
+  bcctl call --plaintext localhost:9000 gitaly.RefService/DeleteBranch --answer vote.yaml \
+      --wait-reverse 1 -o json | jq .calls`,
+		Args: exactArgs("the server address (ADDR)", "the method (METHOD)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Address, opts.Method = args[0], args[1]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return callRun(cmd.Context(), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVarP(&opts.Data, "data", "d", "", "request `data`: JSON (or text), @FILE, or @- for stdin")
+	opts.Format.AddFlags(fs)
+	fs.CountVarP(&opts.Verbosity, "verbose", "v", "show headers, trailers and every reverse call (-vv: also metadata, timing and sizes)")
+	fs.StringVarP(&opts.Output, "output", "o", "text", "output `mode`: text (grpcurl's output) or json (one JSON document with the call, its status and every reverse call)")
+	opts.Client.AddFlags(fs)
+	opts.Answer.AddFlags(fs)
+	opts.Answer.AddLingerFlag(fs)
+	if interactive != nil {
+		fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
+	}
+	return cmd
+}
+
+// callRun runs `bcctl call`.
+func callRun(ctx context.Context, opts *CallOptions) error {
+	if opts.Output != "text" && opts.Output != "json" {
+		return usageErrorf("--output %q: want text or json", opts.Output)
+	}
+	plan, err := opts.Client.plan(opts.Address, opts.Factory.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := opts.Answer.Validate(); err != nil {
+		return err
+	}
+	if _, err := opts.Format.Parsed(); err != nil {
+		return err
+	}
+	if opts.TUI && opts.Output == "json" {
+		return usageErrorf("--tui and --output json do not go together")
+	}
+	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
+		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
+	}
+	input, closeInput, err := openData(opts.Data, opts.IO)
+	if err != nil {
+		return err
+	}
+	defer closeInput()
+
+	ctx, cancel := opts.Client.withMaxTime(ctx)
+	defer cancel()
+	streams := opts.IO
+	out := streams.SyncOut()
+
+	doc := &callDocument{}
+	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
+	tap := func(e journal.Entry) {
+		switch {
+		case opts.Output == "json":
+			doc.add(e)
+		case opts.Verbosity > 0 && !opts.TUI:
+			printer.print(e)
+		}
+	}
+	responder := opts.Responder
+	if opts.TUI {
+		responder = interactive
+	}
+	start := time.Now()
+	s, err := openSession(ctx, opts.Factory, plan, sessionOptions{
+		Client: &opts.Client, Answer: &opts.Answer, Responder: responder, Tap: tap, Stop: cancel,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if opts.Verbosity > 1 && opts.Output == "text" {
+		fmt.Fprintf(out, "Connected to %s%s in %s\n", plan.addr, connDetails(s, opts.Client.TLS.Plaintext), s.conn.ConnectTime().Round(time.Microsecond))
+	}
+
+	md, err := dynamic.FindMethod(ctx, s.forward, opts.Method)
+	if err != nil {
+		return explainSchemaError(err)
+	}
+	types := dynamic.ChainTypes(s.forward.Types(), globalTypes())
+	parser, err := opts.Format.RequestParser(input, types)
+	if err != nil {
+		return err
+	}
+	if opts.Data == "@-" || opts.Data == "@" {
+		if streams.IsStdinTTY() && opts.Output == "text" {
+			fmt.Fprintf(streams.SyncErrOut(), "Reading requests for %s from stdin (%s; end with Ctrl-D)\n", dynamic.MethodName(md), opts.Format.Format)
+		}
+	}
+	formatter, err := opts.Format.Formatter(types)
+	if err != nil {
+		return err
+	}
+	rec := &callRecorder{}
+	var handler dynamic.InvocationEventHandler = rec
+	var printing *dynamic.PrintingHandler
+	if opts.Output == "text" {
+		printing = &dynamic.PrintingHandler{Out: out, Formatter: formatter, Text: opts.Format.Format == "text", Verbosity: opts.Verbosity}
+		handler = multiHandler{printing, rec}
+	}
+	supplier := func(msg protoMessage) error {
+		err := parser.Next(msg)
+		if err == nil {
+			rec.addRequest(msg)
+		}
+		return err
+	}
+	callStart := time.Now()
+	invokeErr := dynamic.Invoke(ctx, s.conn.ClientConn(), md, plan.rpcMD, handler, supplier)
+	callTime := time.Since(callStart)
+	if !rec.ended {
+		// Only a request that could not be read or sent ends a call
+		// without a status.
+		if invokeErr != nil {
+			return fmt.Errorf("-d: %s", trimPkg(invokeErr))
+		}
+		return errors.New("the call ended without a status")
+	}
+	st := rec.status
+	entry, jerr := s.journal.NewCall(journal.Call{
+		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
+		Peer: dynamic.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
+		Metadata: plan.rpcMD, Header: rec.header, Trailer: rec.trailer,
+		Requests: rec.sentRequests(), Responses: rec.responses, Status: st,
+		Start: callStart, Duration: callTime,
+	})
+	if s.engine != nil {
+		rec, _ := entry.Record()
+		s.engine.Count(rec)
+	}
+	if invokeErr != nil {
+		// A bad request in a stream: the call was cancelled because of it.
+		return fmt.Errorf("-d: %s", trimPkg(invokeErr))
+	}
+	if printing != nil && printing.Err != nil {
+		return printing.Err
+	}
+
+	waitErr := waitForReverse(ctx, s, &opts.Answer, &opts.Client)
+	if interrupted(ctx) {
+		return errInterrupted
+	}
+	report := s.Check()
+	if opts.Verbosity > 1 && opts.Output == "text" {
+		fmt.Fprintf(out, "\nTiming: connect %s, call %s, total %s; %d reverse calls answered\n",
+			s.conn.ConnectTime().Round(time.Microsecond), callTime.Round(time.Microsecond), time.Since(start).Round(time.Microsecond), s.conn.ReverseCalls())
+	}
+	if report != nil && opts.Verbosity > 0 && opts.Output == "text" && report.OK() {
+		fmt.Fprintf(out, "\n%s\n", report)
+	}
+	if err := s.Close(); err != nil && jerr == nil {
+		jerr = err
+	}
+
+	if opts.Output == "json" {
+		doc.setCall(entry)
+		doc.setReport(report)
+		if err := doc.write(streams.Out); err != nil {
+			return err
+		}
+	} else if st.Code() != codes.OK {
+		if opts.Format.FormatError {
+			text, err := opts.Format.FormatStatus(st, types)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, text)
+		} else {
+			fmt.Fprint(streams.SyncErrOut(), dynamic.FormatStatus(st, types))
+		}
+	}
+	switch {
+	case jerr != nil:
+		return fmt.Errorf("--journal: %w", jerr)
+	case waitErr != nil:
+		return waitErr
+	case st.Code() != codes.OK:
+		if report != nil && !report.OK() {
+			fmt.Fprintf(streams.SyncErrOut(), "%s\n", report)
+		}
+		return &StatusError{Code: st.Code()}
+	case report != nil && !report.OK():
+		return report.Err()
+	}
+	return nil
+}
+
+// openData opens the source of -d.
+func openData(data string, streams *IOStreams) (io.Reader, func(), error) {
+	nop := func() {}
+	switch {
+	case data == "@-" || data == "@":
+		return streams.In, nop, nil
+	case strings.HasPrefix(data, "@"):
+		f, err := os.Open(data[1:])
+		if err != nil {
+			return nil, nil, fmt.Errorf("-d %s: %w", data, errors.Unwrap(err))
+		}
+		return f, func() { f.Close() }, nil
+	}
+	return strings.NewReader(data), nop, nil
+}
+
+// waitForReverse keeps the connection for --wait-reverse and --linger.
+func waitForReverse(ctx context.Context, s *session, a *AnswerFlags, c *ClientFlags) error {
+	if a.WaitReverse == 0 && a.Linger == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.Linger > 0 {
+		wctx, cancel = context.WithTimeout(wctx, a.Linger)
+		defer cancel()
+	}
+	go func() {
+		select {
+		case <-s.conn.Lost():
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	if a.WaitReverse == 0 {
+		<-wctx.Done()
+		return nil
+	}
+	if err := s.conn.WaitReverseCalls(wctx, a.WaitReverse); err == nil {
+		return nil
+	}
+	got := s.conn.ReverseCalls()
+	if got >= a.WaitReverse {
+		return nil
+	}
+	var why string
+	switch {
+	case interrupted(ctx):
+		return errInterrupted
+	case ctx.Err() != nil:
+		why = fmt.Sprintf("before --max-time %s passed", c.Conn.MaxTime)
+	case isClosed(s.conn.Lost()):
+		why = "before the server closed the connection"
+	default:
+		why = fmt.Sprintf("within --linger %s", a.Linger)
+	}
+	return fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", a.WaitReverse, got, plural(got, "call"), why)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word + " was"
+	}
+	return word + "s were"
+}
+
+// connDetails describes the connection for -vv.
+func connDetails(s *session, plaintext bool) string {
+	var parts []string
+	if st, ok := s.conn.TLSState(); ok {
+		parts = append(parts, fmt.Sprintf("TLS %s", tlsVersionName(st.Version)))
+		if len(st.PeerCertificates) > 0 {
+			parts = append(parts, "server "+st.PeerCertificates[0].Subject.CommonName)
+		}
+	} else if plaintext {
+		parts = append(parts, "plaintext")
+	}
+	if s.conn.Multiplexed() {
+		parts = append(parts, "multiplexed, backchannel open")
+	} else {
+		parts = append(parts, "not multiplexed (--no-mux)")
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

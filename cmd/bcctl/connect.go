@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bcctl/bcctl/internal/journal"
+)
+
+// ConnectOptions are the options of `bcctl connect`.
+type ConnectOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+
+	Client ClientFlags
+	Answer AnswerFlags
+
+	// Address is the argument.
+	Address string
+	// Output is "auto" (people on a terminal, JSON lines otherwise), "text"
+	// or "json".
+	Output string
+	// Verbosity 1 also prints the expectations' report when it passes; 2
+	// adds metadata, headers and trailers to each call.
+	Verbosity int
+	// TUI answers reverse calls interactively (--tui, when built in).
+	TUI bool
+	// Responder, when set, builds the Responder of reverse calls instead of
+	// the script engine.
+	Responder ResponderFactory
+}
+
+func newConnectCmd(f *Factory, runF func(context.Context, *ConnectOptions) error) *cobra.Command {
+	opts := &ConnectOptions{IO: f.IOStreams, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "connect ADDR [flags]",
+		Short: "Stay connected and answer the server's reverse calls",
+		Long: `Connect to the server at ADDR with the backchannel handshake and answer the
+reverse calls it makes, with the backchannel rules of the --answer script,
+until interrupted (Ctrl-C, SIGTERM), --max-time passes, or --wait-reverse calls
+have been answered. Each call is printed as it ends: for people on a terminal,
+as JSON lines (the journal format of docs/cli.md) when stdout is not one.
+
+The exit code is the script's expectations' result: 0 when they are met (or
+there are none), 3 when not; 1 when the connection could not be made or was
+lost.`,
+		Example: `  # Answer votes from a script until Ctrl-C
+  bcctl connect --plaintext localhost:9000 --answer vote.yaml
+
+  # In CI: answer one vote, then exit with the expectations' result
+  bcctl connect --plaintext localhost:9000 --answer vote.yaml --wait-reverse 1 --max-time 30
+
+  # Record every reverse call as JSON lines
+  bcctl connect --plaintext localhost:9000 --answer vote.yaml --journal calls.jsonl > /dev/null`,
+		Args: exactArgs("the server address (ADDR)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Address = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return connectRun(cmd.Context(), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	opts.Answer.AddFlags(fs)
+	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
+	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
+	opts.Client.AddFlags(fs)
+	if interactive != nil {
+		fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
+	}
+	return cmd
+}
+
+// connectRun runs `bcctl connect`.
+func connectRun(ctx context.Context, opts *ConnectOptions) error {
+	switch opts.Output {
+	case "auto", "text", "json":
+	default:
+		return usageErrorf("--output %q: want auto, text or json", opts.Output)
+	}
+	if opts.Client.Conn.NoMux {
+		return usageErrorf("connect answers reverse calls, which need the backchannel: --no-mux does not go with it")
+	}
+	plan, err := opts.Client.plan(opts.Address, opts.Factory.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := opts.Answer.Validate(); err != nil {
+		return err
+	}
+	streams := opts.IO
+	responder := opts.Responder
+	useTUI := interactive != nil && (opts.TUI ||
+		(opts.Answer.Answer == "" && opts.Output == "auto" && streams.IsStdinTTY() && streams.IsStdoutTTY()))
+	if useTUI {
+		responder = interactive
+	}
+
+	ctx, cancel := opts.Client.withMaxTime(ctx)
+	defer cancel()
+	printer := &entryPrinter{
+		w:         streams.SyncOut(),
+		jsonLines: opts.Output == "json" || (opts.Output == "auto" && !streams.IsStdoutTTY()),
+		verbosity: max(opts.Verbosity, 1),
+		clock:     true,
+		cs:        streams.ColorScheme(),
+	}
+	var tap func(journal.Entry)
+	if !useTUI {
+		tap = printer.print
+	}
+	s, err := openSession(ctx, opts.Factory, plan, sessionOptions{
+		Client: &opts.Client, Answer: &opts.Answer, Responder: responder, Tap: tap, Stop: cancel, LazyForward: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if streams.IsStderrTTY() && !useTUI {
+		with := "no --answer script: every reverse call gets UNIMPLEMENTED"
+		if opts.Answer.Answer != "" {
+			with = "answering with " + opts.Answer.Answer
+		}
+		fmt.Fprintf(streams.SyncErrOut(), "Connected to %s (%s). Ctrl-C to stop.\n", plan.addr, with)
+	}
+
+	var lost, waited bool
+	if opts.Answer.WaitReverse > 0 {
+		wctx, wcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-s.conn.Lost():
+				wcancel()
+			case <-wctx.Done():
+			}
+		}()
+		waited = s.conn.WaitReverseCalls(wctx, opts.Answer.WaitReverse) == nil
+		wcancel()
+		lost = !waited && ctx.Err() == nil
+	} else {
+		select {
+		case <-ctx.Done():
+		case <-s.conn.Lost():
+			lost = ctx.Err() == nil
+		}
+	}
+	report := s.Check()
+	closeErr := s.Close()
+	if report != nil && report.OK() && opts.Verbosity > 0 {
+		fmt.Fprintf(streams.SyncErrOut(), "%s\n", report)
+	}
+	var errs []error
+	if lost {
+		errs = append(errs, fmt.Errorf("the server at %s closed the connection", plan.addr))
+	}
+	if opts.Answer.WaitReverse > 0 && !waited && !lost {
+		got := s.conn.ReverseCalls()
+		why := "before bcctl was stopped"
+		if !interrupted(ctx) {
+			why = fmt.Sprintf("before --max-time %s passed", opts.Client.Conn.MaxTime)
+		}
+		errs = append(errs, fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", opts.Answer.WaitReverse, got, plural(got, "call"), why))
+	}
+	if closeErr != nil {
+		errs = append(errs, closeErr)
+	}
+	if len(errs) > 0 {
+		if report != nil && !report.OK() {
+			fmt.Fprintf(streams.SyncErrOut(), "%s\n", report)
+		}
+		return errors.Join(errs...)
+	}
+	if report != nil && !report.OK() {
+		return report.Err()
+	}
+	return nil
+}
