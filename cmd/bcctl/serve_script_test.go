@@ -1,9 +1,8 @@
 package main
 
-// Testscript commands for the serve, peers and demo scripts:
+// Testscript commands for the serve, peers and demo scripts (besides the
+// ones of main_test.go: bccorpus, gencerts, waitfile, exitcode):
 //
-//	serve-corpus DIR
-//	    write the corpus (.proto files and corpus.protoset) into DIR
 //	serve-addr FILE
 //	    wait for serve's --addr-file FILE and set $SERVE (the first listen
 //	    address) and $ADMIN (the admin address, when there is one)
@@ -25,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,11 +45,9 @@ import (
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/script"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func init() {
-	registerScriptCmd("serve-corpus", cmdServeCorpus)
 	registerScriptCmd("serve-addr", cmdServeAddr)
 	registerScriptCmd("serve-peer", cmdServePeer)
 	registerScriptCmd("serve-call", cmdServeCall)
@@ -125,28 +121,6 @@ func cmdServeWaitPeers(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 var errSettled = errors.New("settled")
-
-func cmdServeCorpus(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: serve-corpus DIR")
-	}
-	dir := ts.MkAbs(args[0])
-	ts.Check(fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := protos.FS.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dir, filepath.FromSlash(path))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	}))
-	ts.Check(os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644))
-}
 
 func cmdServeAddr(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
