@@ -50,3 +50,33 @@ func TestTimeoutIsAnError(t *testing.T) {
 		t.Fatalf("a cancelled demo succeeded:\n%s", out.String())
 	}
 }
+
+// TestReadmeShowsTheTranscript: README.md's first command is the demo, and
+// the transcript it shows is the golden one.
+func TestReadmeShowsTheTranscript(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	const cmd = "$ go run ./cmd/bcctl demo\n"
+	start := strings.Index(text, "```console\n"+cmd)
+	if start < 0 {
+		t.Fatalf("README.md has no console block that starts with %q", cmd)
+	}
+	if first := strings.Index(text, "\n$ "); first < start {
+		t.Errorf("README.md's first command is not the demo: %q", strings.SplitN(text[first+1:], "\n", 2)[0])
+	}
+	body := text[start+len("```console\n"+cmd):]
+	end := strings.Index(body, "```")
+	if end < 0 {
+		t.Fatal("README.md: the demo's block does not end")
+	}
+	want, err := os.ReadFile("testdata/transcript.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := port.ReplaceAllString(body[:end], "127.0.0.1:PORT"); got != string(want) {
+		t.Errorf("README.md's demo transcript differs from testdata/transcript.golden:\n%s", got)
+	}
+}
