@@ -105,11 +105,15 @@ func TestConnectDisconnectCycles(t *testing.T) {
 	}
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		srv := startServer(t, tr, newReverseService)
-		ctx := testContext(t)
-		_, events := srv.registry.Watch(ctx)
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		defer stopWatch()
+		_, events := srv.registry.Watch(watchCtx)
 		baseline := goleak.IgnoreCurrent()
 
 		for i := range cycles {
+			// Each cycle has its own bound: a slow machine makes the
+			// whole run long, not a cycle.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			cc, err := grpc.NewClient("passthrough:///"+srv.addr, grpc.WithTransportCredentials(
 				backchannel.NewClientHandshaker(nil, func() backchannel.Server {
 					s := grpc.NewServer()
@@ -127,6 +131,7 @@ func TestConnectDisconnectCycles(t *testing.T) {
 			}
 			waitForEvent(t, ctx, events, backchannel.PeerJoined)
 			waitForEvent(t, ctx, events, backchannel.PeerLeft)
+			cancel()
 		}
 
 		if n := srv.registry.Len(); n != 0 {
