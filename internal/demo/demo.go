@@ -1,0 +1,304 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/host"
+	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/serve"
+	"github.com/bcctl/bcctl/testdata/protos"
+)
+
+//go:embed serve.yaml
+var serveScript []byte
+
+//go:embed client.yaml
+var clientScript []byte
+
+// ErrFailed is wrapped by Run's error when the flow did not go as the demo
+// expects (a call failed, an expectation was not met).
+var ErrFailed = errors.New("the demo did not go as expected")
+
+// Options configure Run.
+type Options struct {
+	// Timeout bounds the whole demo (default 20s).
+	Timeout time.Duration
+}
+
+// Run plays the demo and writes its transcript to w.
+func Run(ctx context.Context, w io.Writer, opts Options) error {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 20 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	d := &demo{w: w}
+	err := d.run(ctx)
+	if d.srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if serr := d.srv.Shutdown(sctx); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	for _, c := range d.closers {
+		c()
+	}
+	if err != nil {
+		return err
+	}
+	return d.finish()
+}
+
+type demo struct {
+	w       io.Writer
+	src     *dynamic.FileSource
+	srv     *serve.Server
+	closers []func()
+	shown   uint64 // the highest journal ID printed
+
+	mu    sync.Mutex
+	votes []*script.CallEvent // reverse calls the client answered
+}
+
+func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
+
+func (d *demo) run(ctx context.Context) error {
+	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	if err != nil {
+		return err
+	}
+	d.src = src
+	scfg := script.Config{Upstream: src}
+	upScript, err := script.Parse(ctx, "serve.yaml", serveScript, scfg)
+	if err != nil {
+		return fmt.Errorf("demo: the embedded serve.yaml: %w", err)
+	}
+	downScript, err := script.Parse(ctx, "client.yaml", clientScript, scfg)
+	if err != nil {
+		return fmt.Errorf("demo: the embedded client.yaml: %w", err)
+	}
+
+	// The upstream: bcctl serve on a loopback port.
+	d.srv, err = serve.New(serve.Config{Schema: src, Script: upScript})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: listen on 127.0.0.1: %w", err)
+	}
+	go d.srv.Serve(lis)
+	addr := lis.Addr().String()
+	d.printf("bcctl demo: Gitaly's transaction vote over a backchannel, on real loopback sockets\n\n")
+	d.printf("serve    listening on %s: multiplexed peers and plain gRPC clients share the port\n", addr)
+	d.printf("         schema: %s (embedded)\n", strings.Join(serviceNames(ctx, src), ", "))
+	d.printf("         script: serve.yaml (embedded): rules %s\n", ruleNames(upScript.Rules))
+
+	// 1. The multiplexed client.
+	d.printf("\n1. A multiplexed client (Praefect's role) dials with the backchannel handshake\n")
+	mux, err := host.Dial(ctx, host.Config{Network: "tcp", Address: addr, Creds: insecure.NewCredentials()})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, func() { mux.Close() })
+	txd, err := src.FindSymbol(ctx, "gitaly.RefTransaction")
+	if err != nil {
+		return err
+	}
+	engine := script.NewEngine(downScript, script.Downstream, script.Options{Observer: script.ObserverFunc(d.observeClient)})
+	if err := mux.Host(host.Backchannel{Services: []protoreflect.ServiceDescriptor{txd.(protoreflect.ServiceDescriptor)}, Responder: engine}); err != nil {
+		return err
+	}
+	d.printf("client   connected; hosts gitaly.RefTransaction on its backchannel (script client.yaml: %s)\n", ruleNames(downScript.Backchannel))
+	peer, err := d.waitPeer(ctx)
+	if err != nil {
+		return err
+	}
+	d.printf("serve    peer %d joined from %s; reflection over its backchannel lists %s\n", peer.ID, peer.RemoteAddr, strings.Join(peer.Services, ", "))
+	if err := d.createBranch(ctx, mux, `{"branch_name": "feature/demo", "start_point": "main"}`, "x-transaction", "42"); err != nil {
+		return err
+	}
+
+	// 2. The plain client.
+	d.printf("\n2. A plain gRPC client (no handshake, so no backchannel) makes the same kind of call\n")
+	plain, err := host.Dial(ctx, host.Config{Network: "tcp", Address: addr, Creds: insecure.NewCredentials(), NoMux: true})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, func() { plain.Close() })
+	d.printf("client   connected as plain gRPC (serve cannot call it back)\n")
+	return d.createBranch(ctx, plain, `{"branch_name": "main-copy", "start_point": "main"}`)
+}
+
+// observeClient keeps the reverse calls the client answered.
+func (d *demo) observeClient(ev *script.CallEvent) {
+	d.mu.Lock()
+	d.votes = append(d.votes, ev)
+	d.mu.Unlock()
+}
+
+// waitPeer waits until serve has one peer whose services are listed.
+func (d *demo) waitPeer(ctx context.Context) (serve.PeerView, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	snapshot, changes := d.srv.WatchPeers(ctx)
+	for _, p := range snapshot {
+		if p.Discovery != serve.DiscoveryPending {
+			return p, nil
+		}
+	}
+	for c := range changes {
+		if c.Kind != serve.PeerLeft && c.Peer.Discovery != serve.DiscoveryPending {
+			return c.Peer, nil
+		}
+	}
+	return serve.PeerView{}, fmt.Errorf("demo: the client never appeared in serve's registry: %w", context.Cause(ctx))
+}
+
+// createBranch makes a forward call and prints what happened on both sides.
+func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv ...string) error {
+	md, err := dynamic.FindMethod(ctx, d.src, "gitaly.RefService/CreateBranch")
+	if err != nil {
+		return err
+	}
+	in := dynamicpb.NewMessage(md.Input())
+	if err := protojson.Unmarshal([]byte(req), in); err != nil {
+		return err
+	}
+	out := dynamicpb.NewMessage(md.Output())
+	head := ""
+	if len(kv) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
+		head = fmt.Sprintf("   metadata %s: %s", kv[0], kv[1])
+	}
+	d.printf("client → gitaly.RefService/CreateBranch %s%s\n", compact(in, false), head)
+	callErr := conn.ClientConn().Invoke(ctx, dynamic.FullMethod(md), in, out)
+
+	// What serve journaled during the call: reverse calls first (they end
+	// before the forward call that caused them).
+	for ev := range d.srv.Subscribe(ctx, serve.SubscribeOptions{Backlog: true, Filter: serve.Filter{AfterID: d.shown}}).C {
+		d.shown = max(d.shown, ev.ID)
+		c := ev.Call
+		switch {
+		case c.Dir == script.Reverse:
+			d.printf("serve  → gitaly.RefTransaction/VoteTransaction on peer %d's backchannel, while CreateBranch waits: %s\n", c.Peer.BackchannelID, compact(first(c.Requests), false))
+			d.mu.Lock()
+			for _, v := range d.votes {
+				d.printf("client   answers the vote by rule %q: %s\n", v.Rule.Name, compact(first(v.Responses), true))
+			}
+			d.votes = nil
+			d.mu.Unlock()
+			d.printf("serve  ← %s %s (expect: state COMMIT)\n", script.CodeName(c.Status.Code()), compact(first(c.Responses), true))
+		default:
+			who := fmt.Sprintf("peer %d", c.Peer.BackchannelID)
+			if c.Peer.BackchannelID == 0 {
+				who = "a plain client"
+			}
+			d.printf("serve    answered %s from %s by rule %q\n", c.Method, who, c.Rule.Name)
+		}
+	}
+	if callErr != nil {
+		st := status.Convert(callErr)
+		d.printf("client ← %s: %s\n", script.CodeName(st.Code()), st.Message())
+		return fmt.Errorf("demo: CreateBranch failed with %s: %s: %w", script.CodeName(st.Code()), st.Message(), ErrFailed)
+	}
+	d.printf("client ← OK %s\n", compact(out, false))
+	return nil
+}
+
+// finish prints the journal and the expectations.
+func (d *demo) finish() error {
+	d.printf("\nserve's journal (what bcctl serve --journal FILE writes, one JSON line per call; shortened):\n")
+	for ev := range d.srv.Subscribe(context.Background(), serve.SubscribeOptions{Backlog: true}).C {
+		e := ev.Entry()
+		var notes []string
+		if e.Cause != 0 {
+			notes = append(notes, fmt.Sprintf(`"cause":%d`, e.Cause))
+		}
+		if e.Rule != nil {
+			notes = append(notes, fmt.Sprintf(`"rule":%q`, e.Rule.Name))
+		}
+		peer := "0"
+		if e.Peer != nil {
+			peer = fmt.Sprint(e.Peer.ID)
+		}
+		d.printf(`  {"id":%d,"dir":%q,"origin":%q,"peer":%s,"method":%q,"status":%q,%s}`+"\n",
+			e.ID, e.Dir, e.Origin, peer, e.Method, statusCode(e), strings.Join(notes, ","))
+	}
+	report := d.srv.Check()
+	d.printf("\n%s\n", report)
+	if err := report.Err(); err != nil {
+		return fmt.Errorf("demo: %w: %w", ErrFailed, err)
+	}
+	d.printf("\nNext: docs/serve.md runs the same flow with bcctl serve, bcctl call --answer and bcctl peers.\n")
+	return nil
+}
+
+func statusCode(e journal.Entry) string {
+	if e.Status == nil {
+		return "OK"
+	}
+	return e.Status.Code
+}
+
+func first(msgs []proto.Message) proto.Message {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0]
+}
+
+// compact renders a message on one line with proto names; defaults shows
+// fields at their default value (COMMIT is the enum's zero).
+func compact(m proto.Message, defaults bool) string {
+	if m == nil {
+		return "{}"
+	}
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: defaults}.Marshal(m)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+func serviceNames(ctx context.Context, src dynamic.Source) []string {
+	names, _ := src.ListServices(ctx)
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out
+}
+
+func ruleNames(rules []*script.Rule) string {
+	names := make([]string, len(rules))
+	for i, r := range rules {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
+}

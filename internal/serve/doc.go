@@ -1,0 +1,31 @@
+// Package serve is the engine of `bcctl serve`: a scriptable mock upstream
+// that answers forward calls, calls back into the backchannels of its
+// peers, keeps a live registry of them and records a journal.
+//
+// A Server puts a listenmux with the backchannel handshaker in front of one
+// gRPC server, so multiplexed peers (Praefect's role) and plain gRPC clients
+// share a port. Every service of the schema is answered by a script.Engine;
+// server reflection and health are served for the same schema, so grpcurl
+// and any plain gRPC client can list, describe and call a running serve.
+//
+// The script's `call` steps reach peers through the Server, which is the
+// engine's script.Caller: the calling peer, a peer by ID, or every peer.
+// A peer ID is always the one the handshake assigned; nothing a client
+// sends can choose whom serve calls.
+//
+// What the Server offers to the commands built on it (the admin API, the
+// TUI):
+//
+//   - the live registry: Peers, Peer and WatchPeers, a snapshot and a
+//     stream of changes (joins, leaves, services discovered by reflection
+//     over a peer's backchannel, on_connect results); call counters are
+//     read from the snapshot;
+//   - the journal: every finished call, answered or made, as an Event with
+//     a journal ID and, for a reverse call, the ID of the forward call that
+//     caused it; Subscribe streams them (the recent past, then live), and
+//     Config.Journal receives each one before the call's status reaches
+//     the caller;
+//   - reverse calls on demand: CallPeer invokes any method on a chosen
+//     peer's backchannel with JSON in and out, journaled like the script's;
+//   - Reload, Check and a stop request after a number of calls.
+package serve

@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/script"
+)
+
+// observeEngine records an event of the script engine.
+func (s *Server) observeEngine(ev *script.CallEvent) {
+	s.record(ev, ev.ID, ev.Cause, ByScript, nil)
+}
+
+// record numbers an event, counts it, writes it to the journal sink and
+// hands it to the subscribers. It runs in the goroutine of the call, before
+// the call's outcome goes further.
+//
+// types resolves Any in the messages; nil means the schema of the call's
+// direction.
+func (s *Server) record(ev *script.CallEvent, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
+	id, cause := s.ids.assign(engineID, engineCause)
+	if types == nil {
+		types = s.cfg.Schema.Types()
+		if ev.Dir == script.Reverse {
+			types = s.cfg.PeerSchema.Types()
+		}
+	}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
+	if ev.Dir == script.Reverse {
+		s.reverse.Add(1)
+	}
+	if ev.Peer.BackchannelID != 0 {
+		s.peers.count(backchannel.ID(ev.Peer.BackchannelID), ev.Dir, ev.Method, ev.Status.Code(), ev.Start.Add(ev.Duration))
+	}
+	if s.cfg.Journal != nil {
+		if err := s.cfg.Journal.WriteEvent(e); err != nil {
+			if s.journalErrors.Add(1) == 1 {
+				s.log.Error("serve: journal: cannot write an entry (further errors are counted, not logged)", "id", id, "err", err)
+			}
+		}
+	}
+	s.events.add(e)
+	if ev.Dir == script.Forward && ev.Origin == script.Answered {
+		n := s.forward.Add(1)
+		if s.cfg.MaxCalls > 0 && n >= s.cfg.MaxCalls {
+			s.requestStop(fmt.Sprintf("answered %d forward calls (the limit)", n))
+		}
+	}
+	return e
+}
+
+// unknownService answers calls to methods that are not in the schema:
+// UNIMPLEMENTED with the names that do exist, journaled like every call.
+func (s *Server) unknownService(_ any, stream grpc.ServerStream) error {
+	start := time.Now()
+	full, _ := grpc.MethodFromServerStream(stream)
+	name := strings.TrimPrefix(full, "/")
+	msg := fmt.Sprintf("serve: unknown method %s", full)
+	if _, err := dynamic.FindMethod(stream.Context(), s.cfg.Schema, name); err != nil {
+		msg = fmt.Sprintf("serve: %v", err)
+	}
+	st := status.New(codes.Unimplemented, msg)
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	if md == nil {
+		md = metadata.MD{}
+	}
+	ev := &script.CallEvent{
+		Dir: script.Forward, Origin: script.Answered, Peer: peerOf(stream.Context()),
+		Method: name, Metadata: md, Status: st, Start: start, Duration: time.Since(start),
+	}
+	s.engine.Count(ev.Record())
+	s.record(ev, 0, 0, "", nil)
+	return st.Err()
+}
+
+// peerOf tells who made the call in ctx.
+func peerOf(ctx context.Context) dynamic.Peer {
+	var p dynamic.Peer
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		p.Addr = pr.Addr.String()
+	}
+	if id, err := backchannel.GetPeerID(ctx); err == nil {
+		p.BackchannelID = uint64(id)
+	}
+	return p
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

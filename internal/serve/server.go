@@ -1,0 +1,297 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+
+	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/listenmux"
+)
+
+// maxConcurrentStreams bounds the calls in flight on one connection (grpc-go
+// has no limit by default).
+const maxConcurrentStreams = 1024
+
+// Server is a running mock upstream. Create it with New, serve listeners
+// with Serve, and end it with Shutdown.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    *backchannel.Registry
+	grpc   *grpc.Server
+	health *health.Server
+	engine *script.Engine
+	peers  *peerTable
+	events *eventLog
+	ids    journalIDs
+
+	ctx     context.Context // ends at Shutdown: background work stops
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	discSem chan struct{}
+
+	stopOnce   sync.Once
+	stopCh     chan struct{}
+	stopReason atomic.Pointer[string]
+	shutOnce   sync.Once
+	shutErr    error
+
+	scriptMu    sync.Mutex
+	scriptState ScriptState
+
+	started       time.Time
+	forward       atomic.Uint64 // forward calls answered, plain included
+	reverse       atomic.Uint64 // reverse calls made
+	rejected      atomic.Uint64
+	journalErrors atomic.Uint64
+}
+
+// New builds a Server from cfg. It listens on nothing until Serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		reg:     backchannel.NewRegistry(),
+		events:  newEventLog(cfg.JournalBacklog),
+		ctx:     ctx,
+		cancel:  cancel,
+		discSem: make(chan struct{}, discoveryConcurrency),
+		stopCh:  make(chan struct{}),
+		started: time.Now(),
+	}
+	s.peers = newPeerTable(s.reg)
+	s.peers.onJoin = s.peerJoined
+	if !cfg.NoDiscovery {
+		s.peers.initial = DiscoveryPending
+	}
+	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
+		Caller:   script.CallerFunc(s.targets),
+		Observer: script.ObserverFunc(s.observeEngine),
+		Logger:   cfg.Logger,
+		Env:      cfg.Env,
+	})
+
+	creds := cfg.Creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	mux := listenmux.New(creds)
+	dialOpts := append([]grpc.DialOption{
+		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
+		grpc.WithReadBufferSize(cfg.ReadBufferSize),
+	}, cfg.BackchannelDialOptions...)
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts))
+	opts := []grpc.ServerOption{
+		grpc.Creds(&reportingCreds{TransportCredentials: mux, s: s}),
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.ReadBufferSize(cfg.ReadBufferSize),
+		grpc.WaitForHandlers(true),
+		grpc.UnknownServiceHandler(s.unknownService),
+	}
+	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
+	hs, err := dynamic.RegisterSource(ctx, s.grpc, cfg.Schema, s.engine, dynamic.WithLogger(cfg.Logger))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	s.health = hs
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.peers.follow(ctx)
+	}()
+	return s, nil
+}
+
+// Serve accepts connections on lis until Shutdown; it may be called for
+// several listeners (TCP and a unix socket, say). It returns nil after
+// Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Registry is the backchannel registry of the server's multiplexed peers.
+func (s *Server) Registry() *backchannel.Registry { return s.reg }
+
+// Engine is the script engine that answers the forward calls.
+func (s *Server) Engine() *script.Engine { return s.engine }
+
+// Schema is the schema of the services serve answers.
+func (s *Server) Schema() dynamic.Source { return s.cfg.Schema }
+
+// PeerSchema is the schema serve assumes for peers' backchannels.
+func (s *Server) PeerSchema() dynamic.Source { return s.cfg.PeerSchema }
+
+// Reload puts a new script in force for calls that start from now on;
+// calls counted so far still count for the expectations.
+func (s *Server) Reload(sc *script.Script) {
+	s.engine.Reload(sc)
+	s.scriptMu.Lock()
+	s.scriptState.Reloads++
+	s.scriptState.LastError, s.scriptState.LastAttempt = "", time.Now()
+	s.scriptMu.Unlock()
+	s.log.Info("serve: script reloaded", "script", sc.Name)
+}
+
+// ScriptState tells which script is in force and how reloading it went.
+type ScriptState struct {
+	// Name is the name of the script in force.
+	Name string
+	// Reloads counts the scripts put in force by Reload.
+	Reloads int
+	// LastError says why the last change of a watched script did not
+	// load; "" when the last attempt succeeded (or there was none).
+	LastError string
+	// LastAttempt is when the script was last reloaded or failed to.
+	LastAttempt time.Time
+}
+
+// ScriptState returns the state of the script in force.
+func (s *Server) ScriptState() ScriptState {
+	s.scriptMu.Lock()
+	st := s.scriptState
+	s.scriptMu.Unlock()
+	st.Name = s.engine.Script().Name
+	return st
+}
+
+func (s *Server) reloadFailed(err error) {
+	s.scriptMu.Lock()
+	s.scriptState.LastError, s.scriptState.LastAttempt = err.Error(), time.Now()
+	s.scriptMu.Unlock()
+}
+
+// Check evaluates the expectations of the script in force against every
+// call so far.
+func (s *Server) Check() *script.Report { return s.engine.Check() }
+
+// StopRequested is closed when the server asks to be stopped: after
+// Config.MaxCalls forward calls. The owner then calls Shutdown.
+func (s *Server) StopRequested() <-chan struct{} { return s.stopCh }
+
+// StopReason says why StopRequested was closed ("" while it is not).
+func (s *Server) StopReason() string {
+	if r := s.stopReason.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
+func (s *Server) requestStop(reason string) {
+	s.stopOnce.Do(func() {
+		s.stopReason.Store(&reason)
+		close(s.stopCh)
+	})
+}
+
+// Shutdown stops the server: health turns NOT_SERVING, no new calls are
+// accepted, and calls in flight may finish until ctx ends; then the
+// remaining connections are closed. It returns once every handler has
+// returned, so every journal event has been delivered to Config.Journal,
+// and journal subscriptions end after delivering what they have queued.
+// It returns ctx's error when calls had to be cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() {
+		s.health.Shutdown()
+		// on_connect and discovery are serve's own work: stop it first so
+		// that the peers' connections can drain.
+		s.cancel()
+		done := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-done
+			s.shutErr = fmt.Errorf("serve: calls still running at shutdown were cancelled: %w", ctx.Err())
+		}
+		s.wg.Wait()
+		s.events.close()
+	})
+	return s.shutErr
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Started time.Time
+	// Peers is the number of connected multiplexed peers.
+	Peers int
+	// ForwardCalls counts the forward calls answered (plain clients
+	// included); ReverseCalls the reverse calls made.
+	ForwardCalls uint64
+	ReverseCalls uint64
+	// RejectedConnections counts connections that failed the handshake
+	// (TLS, backchannel, or bytes that are neither).
+	RejectedConnections uint64
+	// JournalErrors counts events Config.Journal failed to write.
+	JournalErrors uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Started:             s.started,
+		Peers:               s.reg.Len(),
+		ForwardCalls:        s.forward.Load(),
+		ReverseCalls:        s.reverse.Load(),
+		RejectedConnections: s.rejected.Load(),
+		JournalErrors:       s.journalErrors.Load(),
+	}
+}
+
+// Peers returns the live registry, ordered by peer ID.
+func (s *Server) Peers() []PeerView { return s.peers.list() }
+
+// Peer returns what serve knows of peer id.
+func (s *Server) Peer(id backchannel.ID) (PeerView, bool) { return s.peers.get(id) }
+
+// WatchPeers returns the live registry and a channel that receives every
+// later change, in order, until ctx ends or the server shuts down; then the
+// channel is closed. The snapshot and the changes fit together: none is
+// missed or repeated. A slow reader never blocks serve.
+func (s *Server) WatchPeers(ctx context.Context) ([]PeerView, <-chan PeerChange) {
+	ctx, cancel := mergeContext(ctx, s.ctx)
+	return s.peers.watch(ctx, cancel)
+}
+
+// Subscribe streams journal events as opts say, until ctx ends or the
+// server shuts down.
+func (s *Server) Subscribe(ctx context.Context, opts SubscribeOptions) *Subscription {
+	return s.events.subscribe(ctx, opts)
+}
+
+// mergeContext returns a context that ends when either a or b does.
+func mergeContext(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
