@@ -9,14 +9,27 @@ import (
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/serve"
 	"github.com/bcctl/bcctl/internal/tui"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/forward"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
-// The TUI (internal/tui) answers reverse calls for --tui.
-func init() { registerInteractive(answerInTUI) }
+// The TUI (internal/tui) answers reverse calls for call/connect --tui and
+// watches a running serve for serve --tui.
+func init() {
+	registerInteractive(answerInTUI)
+	registerServeUI(serveInTUI)
+}
+
+// serveInTUI runs the serve program over srv until the person quits
+// (nil) or ctx ends.
+func serveInTUI(ctx context.Context, srv *serve.Server, streams *IOStreams) error {
+	cfg := tui.ServeEngine(srv)
+	cfg.Theme = tuiTheme(streams)
+	return tui.RunServe(ctx, cfg, streams.In, streams.Out)
+}
 
 // answerInTUI starts the answer program on the command's terminal and
 // returns its Responder. A person quitting ends the command (env.Stop);

@@ -166,3 +166,17 @@ func TestCallTUIRefusesStdinRequests(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want a usage error naming -d @-", code, stderr)
 	}
 }
+
+// TestServeTUI: bcctl serve --tui shows the live registry, and quitting
+// the TUI stops serve.
+func TestServeTUI(t *testing.T) {
+	keys, term, done := tuiRunBcctl(t, "serve", "--listen", "127.0.0.1:0", "--protoset", corpusProtoset, "--tui")
+	term.waitFor(t, "bcctl serve", "0 peers", "no peers connected yet", "Journal (0)")
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, done)
+	if res.code != 0 || !strings.Contains(res.stderr, "the terminal UI was closed") {
+		t.Errorf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+}

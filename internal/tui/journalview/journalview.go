@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -368,13 +370,13 @@ func Sections(e journal.Entry, loc *time.Location) []msgview.Section {
 	}
 	out := []msgview.Section{{Title: head, Body: Line(e, loc), Tone: "muted"}}
 	if len(e.Metadata) > 0 {
-		out = append(out, msgview.Section{Title: "Metadata", Body: indent(e.Metadata)})
+		out = append(out, msgview.Section{Title: "Metadata", Body: metadataLines(e.Metadata)})
 	}
 	for i, r := range e.Requests {
 		out = append(out, msgview.Section{Title: fmt.Sprintf("Request %d", i+1), Body: indent(r)})
 	}
 	if len(e.Header) > 0 {
-		out = append(out, msgview.Section{Title: "Headers", Body: indent(e.Header)})
+		out = append(out, msgview.Section{Title: "Headers", Body: metadataLines(e.Header)})
 	}
 	for i, r := range e.Responses {
 		out = append(out, msgview.Section{Title: fmt.Sprintf("Response %d", i+1), Body: indent(r)})
@@ -393,12 +395,24 @@ func Sections(e journal.Entry, loc *time.Location) []msgview.Section {
 		out = append(out, msgview.Section{Title: "Status", Body: body, Tone: tone})
 	}
 	if len(e.Trailer) > 0 {
-		out = append(out, msgview.Section{Title: "Trailers", Body: indent(e.Trailer)})
+		out = append(out, msgview.Section{Title: "Trailers", Body: metadataLines(e.Trailer)})
 	}
 	if e.Rule != nil {
 		out = append(out, msgview.Section{Title: "Rule", Body: e.Rule.Name + " " + e.Rule.Pos})
 	}
 	return out
+}
+
+// metadataLines renders journal metadata one "name: value" per line,
+// sorted by name (values of -bin keys stay base64, as the journal has them).
+func metadataLines(md map[string][]string) string {
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		for _, v := range md[k] {
+			lines = append(lines, k+": "+v)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func indent(v any) string {
