@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -21,7 +22,9 @@ import (
 // grpc.ConnectionTimeout, the one that sends garbage at once. Good clients
 // are not disturbed.
 func TestBadClientsAreDropped(t *testing.T) {
-	const connectionTimeout = 500 * time.Millisecond
+	// Long enough for a TLS handshake on a loaded machine, which also
+	// runs within this timeout.
+	const connectionTimeout = 2 * time.Second
 	badClients := []struct {
 		name  string
 		sends []byte
@@ -39,7 +42,11 @@ func TestBadClientsAreDropped(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, bc := range badClients {
 			wg.Go(func() {
-				conn := rawDial(t, tr, srv.addr)
+				conn, err := rawDial(t, tr, srv.addr)
+				if err != nil {
+					t.Errorf("%s: %v", bc.name, err)
+					return
+				}
 				defer conn.Close()
 				if _, err := conn.Write(bc.sends); err != nil {
 					t.Errorf("%s: write: %v", bc.name, err)
@@ -48,7 +55,7 @@ func TestBadClientsAreDropped(t *testing.T) {
 				// The server must close the connection; the test's own
 				// deadline only guards against a hang.
 				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-				_, err := io.Copy(io.Discard, conn)
+				_, err = io.Copy(io.Discard, conn)
 				var netErr net.Error
 				if errors.As(err, &netErr) && netErr.Timeout() {
 					t.Errorf("%s: server did not drop the connection", bc.name)
@@ -77,22 +84,21 @@ func TestBadClientsAreDropped(t *testing.T) {
 }
 
 // rawDial opens a connection to addr and runs the transport's client
-// handshake on it, without gRPC.
-func rawDial(t testing.TB, tr transport, addr string) net.Conn {
-	t.Helper()
+// handshake on it, without gRPC. It may run outside the test's goroutine.
+func rawDial(t testing.TB, tr transport, addr string) (net.Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
-		t.Fatalf("dial: %v", err)
+		return nil, err
 	}
 	if tr.name != "tls" {
-		return conn
+		return conn, nil
 	}
 	tlsConn := tls.Client(conn, &tls.Config{RootCAs: testCert(t).pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
 	if err := tlsConn.Handshake(); err != nil {
 		conn.Close()
-		t.Fatalf("tls handshake: %v", err)
+		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
-	return tlsConn
+	return tlsConn, nil
 }
 
 // TestConnectDisconnectCycles connects, calls forward and backward, and
@@ -282,7 +288,10 @@ func TestPeerLeavesWhenItHangsUpAfterHandshake(t *testing.T) {
 		ctx := testContext(t)
 		_, events := srv.registry.Watch(ctx)
 
-		conn := rawDial(t, tr, srv.addr)
+		conn, err := rawDial(t, tr, srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := conn.Write([]byte("backchannel")); err != nil {
 			t.Fatal(err)
 		}
