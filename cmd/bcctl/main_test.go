@@ -118,6 +118,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"bcserver":      cmdBCServer,
 		"bccall-peers":  cmdCallPeers,
+		"bcwait-peers":  cmdWaitPeers,
 		"bcserver-log":  cmdServerLog,
 		"gencerts":      cmdGenCerts,
 		"waitfile":      cmdWaitFile,
@@ -182,6 +183,18 @@ func cmdCallPeers(ts *testscript.TestScript, neg bool, args []string) {
 	for _, l := range lines {
 		fmt.Fprintln(ts.Stdout(), l)
 	}
+}
+
+// cmdWaitPeers waits until the server has exactly N peers: a script
+// that starts clients one after the other waits for the last one to have
+// left, so that bccall-peers reaches the new one.
+func cmdWaitPeers(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: bcwait-peers NAME N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ts.Check(servers(ts).get(ts, args[0]).waitPeerCount(context.Background(), n, 10*time.Second))
 }
 
 func cmdServerLog(ts *testscript.TestScript, neg bool, args []string) {

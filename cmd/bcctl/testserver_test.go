@@ -387,6 +387,30 @@ func (ts *testServer) waitPeers(ctx context.Context, timeout time.Duration) ([]b
 	return snapshot, nil
 }
 
+// waitPeerCount waits (up to timeout) until exactly n peers are connected.
+func (ts *testServer) waitPeerCount(ctx context.Context, n int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	snapshot, events := ts.Registry.Watch(ctx)
+	live := len(snapshot)
+	for live != n {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return fmt.Errorf("%d peers connected after %s, want %d", live, timeout, n)
+			}
+			if ev.Kind == backchannel.PeerJoined {
+				live++
+			} else {
+				live--
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%d peers connected after %s, want %d", live, timeout, n)
+		}
+	}
+	return nil
+}
+
 // listPeers lists the services each connected peer hosts, by reflection
 // over its backchannel.
 func (ts *testServer) listPeers(ctx context.Context, timeout time.Duration) ([]string, error) {
