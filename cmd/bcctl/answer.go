@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -76,7 +77,13 @@ type ResponderEnv struct {
 	IO *IOStreams
 	// Stop ends the command (a person quit).
 	Stop func()
+	// Headers are the request metadata of forward calls (-H, --rpc-header).
+	Headers metadata.MD
 }
+
+// A Responder that is also an io.Closer (the TUI's) is closed with the
+// session, before the connection: its Close must not return before the
+// terminal is restored.
 
 // ResponderFactory builds the Responder that answers reverse calls. The
 // default is the script Engine itself.

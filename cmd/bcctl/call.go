@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -122,6 +124,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.TUI && opts.Output == "json" {
 		return usageErrorf("--tui and --output json do not go together")
 	}
+	if opts.TUI && (opts.Data == "@-" || opts.Data == "@") {
+		return usageErrorf("--tui reads the keyboard: -d @- cannot read requests from stdin too (use -d @FILE)")
+	}
 	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
 		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
 	}
@@ -135,6 +140,13 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	defer cancel()
 	streams := opts.IO
 	out := streams.SyncOut()
+	if opts.TUI {
+		// The TUI owns the terminal until the session closes: what the
+		// call prints waits until then.
+		held := &heldOutput{w: out}
+		out = held
+		defer held.flush()
+	}
 
 	doc := &callDocument{}
 	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
@@ -239,6 +251,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	if err := s.Close(); err != nil && jerr == nil {
 		jerr = err
+	}
+	if held, ok := out.(*heldOutput); ok {
+		held.flush()
 	}
 
 	if opts.Output == "json" {
@@ -366,4 +381,32 @@ func connDetails(s *session, plaintext bool) string {
 		parts = append(parts, "not multiplexed (--no-mux)")
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// heldOutput keeps what call prints while the TUI owns the terminal, and
+// writes it to w on flush; later writes go straight to w.
+type heldOutput struct {
+	w       io.Writer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	flushed bool
+}
+
+func (h *heldOutput) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.flushed {
+		return h.w.Write(p)
+	}
+	return h.buf.Write(p)
+}
+
+// flush writes what was held, once.
+func (h *heldOutput) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.flushed {
+		h.flushed = true
+		_, _ = h.w.Write(h.buf.Bytes())
+	}
 }

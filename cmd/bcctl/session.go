@@ -218,9 +218,13 @@ func (s *session) hostBackchannel(ctx context.Context, o sessionOptions) error {
 		r, err := factory(ResponderEnv{
 			Context: ctx, Engine: s.engine, Report: s.report,
 			Hosted: s.hosted, Forward: s.forward, Conn: s.conn, IO: s.f.IOStreams, Stop: o.Stop,
+			Headers: s.plan.rpcMD,
 		})
 		if err != nil {
 			return err
+		}
+		if c, ok := r.(io.Closer); ok { // the TUI: closing it restores the terminal
+			s.closers = append(s.closers, c.Close)
 		}
 		responder = r
 	}

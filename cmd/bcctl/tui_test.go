@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// corpusProtoset is the schema of the services the TUI answers.
+const corpusProtoset = "../../testdata/protos/corpus.protoset"
+
+// screen is a terminal that the TUI draws on: safe to read while the
+// program writes.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// waitFor waits until the screen shows every one of texts.
+func (s *screen) waitFor(t *testing.T, texts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := s.String()
+		missing := ""
+		for _, want := range texts {
+			if !strings.Contains(out, want) {
+				missing = want
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never showed %q; it shows:\n%s", missing, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tuiRunBcctl runs bcctl with its TUI on a fake terminal: keys are written
+// to the returned writer, the screen is read from the returned screen, and
+// the exit code and stderr come on the channel when bcctl ends.
+func tuiRunBcctl(t *testing.T, args ...string) (keys io.WriteCloser, term *screen, result <-chan struct {
+	code   int
+	stderr string
+}) {
+	t.Helper()
+	in, keys := io.Pipe()
+	term = &screen{}
+	var errOut bytes.Buffer
+	streams := &IOStreams{In: in, Out: term, ErrOut: &errOut}
+	done := make(chan struct {
+		code   int
+		stderr string
+	}, 1)
+	go func() {
+		code := Run(testCtx(t), args, TestFactory(streams))
+		done <- struct {
+			code   int
+			stderr string
+		}{code, errOut.String()}
+	}()
+	t.Cleanup(func() { keys.Close() })
+	return keys, term, done
+}
+
+func wait[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatal("bcctl did not end within 30s")
+	}
+	var zero T
+	return zero
+}
+
+// TestCallTUI: bcctl call --tui shows the vote the forward call causes, the
+// person sends the template's COMMIT, the call ends, the TUI closes and
+// the response is printed after it.
+func TestCallTUI(t *testing.T) {
+	srv := newServer(t, testServerOptions{})
+	keys, term, done := tuiRunBcctl(t, "call", "--plaintext", srv.Addr, "gitaly.RefService/CreateBranch",
+		"-d", `{"branch_name": "feature/tui", "start_point": "abc"}`, "-H", "x-transaction: 9", "--tui", "--protoset", corpusProtoset)
+	term.waitFor(t, "gitaly.RefTransaction/VoteTransaction", "left", `"transaction_id": "9"`)
+	if _, err := keys.Write([]byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, done)
+	if res.code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+	if log := srv.reverseLog(1, time.Second); len(log) != 1 || log[0] != "vote COMMIT" {
+		t.Errorf("the server saw %v, want the COMMIT vote", log)
+	}
+	out := term.String()
+	i := strings.LastIndex(out, `"name": "feature/tui"`)
+	if i < 0 || i < strings.LastIndex(out, "VoteTransaction") {
+		t.Errorf("the response should be printed after the TUI closed; the terminal got:\n%s", out)
+	}
+}
+
+// TestConnectTUI: bcctl connect --tui answers a reverse call with an error
+// from the error form, journals it as answered by the TUI, and ends when
+// the person quits.
+func TestConnectTUI(t *testing.T) {
+	srv := newServer(t, testServerOptions{})
+	journalPath := t.TempDir() + "/calls.jsonl"
+	keys, term, done := tuiRunBcctl(t, "connect", "--plaintext", srv.Addr, "--tui", "--journal", journalPath, "--backchannel-protoset", corpusProtoset)
+	answers := make(chan []string, 1)
+	go func() {
+		out, err := srv.callPeers(testCtx(t), "gitaly.RefTransaction/VoteTransaction", `{"transaction_id": 5}`, 20*time.Second)
+		if err != nil {
+			out = []string{err.Error()}
+		}
+		answers <- out
+	}()
+	term.waitFor(t, "VoteTransaction", "left")
+	// e: the error form (ABORTED); tab: the message; ctrl+s: send.
+	if _, err := keys.Write([]byte("e\tnot now\x13")); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, answers); len(got) != 1 || !strings.HasSuffix(got[0], "ABORTED: not now") {
+		t.Fatalf("the server got %v, want ABORTED: not now", got)
+	}
+	term.waitFor(t, "ABORTED")
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, done); res.code != 0 {
+		t.Fatalf("exit %d after q, stderr:\n%s", res.code, res.stderr)
+	}
+	data, err := os.ReadFile(journalPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"by":"tui"`) || !strings.Contains(string(data), `"code":"ABORTED"`) {
+		t.Errorf("journal:\n%s\nwant the call answered by the TUI with ABORTED", data)
+	}
+}
+
+// TestCallTUIRefusesStdinRequests: the keyboard and -d @- cannot share
+// stdin.
+func TestCallTUIRefusesStdinRequests(t *testing.T) {
+	code, _, stderr := runBcctl(t, "", "call", "--plaintext", "127.0.0.1:1", "x.Y/Z", "-d", "@-", "--tui")
+	if code != 2 || !strings.Contains(stderr, "-d @-") {
+		t.Errorf("exit %d, stderr %q; want a usage error naming -d @-", code, stderr)
+	}
+}
+
+// TestServeTUI: bcctl serve --tui shows the live registry, and quitting
+// the TUI stops serve.
+func TestServeTUI(t *testing.T) {
+	keys, term, done := tuiRunBcctl(t, "serve", "--listen", "127.0.0.1:0", "--protoset", corpusProtoset, "--tui")
+	term.waitFor(t, "bcctl serve", "0 peers", "no peers connected yet", "Journal (0)")
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, done)
+	if res.code != 0 || !strings.Contains(res.stderr, "the terminal UI was closed") {
+		t.Errorf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+}

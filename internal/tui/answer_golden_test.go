@@ -1,0 +1,211 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/tui/answer"
+	"github.com/bcctl/bcctl/internal/tui/forward"
+	"github.com/bcctl/bcctl/internal/tui/internal/tuitest"
+	"github.com/bcctl/bcctl/internal/tui/picker"
+)
+
+// clock is the fixed time of the golden screens.
+var clock = time.Date(2026, 11, 24, 14, 2, 11, 0, time.UTC)
+
+func fixedNow() time.Time { return clock }
+
+// screen renders m after msgs at width × height, ANSI stripped.
+func screen(t *testing.T, m tea.Model, width, height int, msgs ...tea.Msg) (tea.Model, string) {
+	t.Helper()
+	m, _ = m.Update(tea.WindowSizeMsg{Width: width, Height: height})
+	for _, msg := range msgs {
+		m, _ = m.Update(msg)
+	}
+	return m, ansi.Strip(m.View())
+}
+
+// message parses JSON as a message of md.
+func message(t *testing.T, md protoreflect.MessageDescriptor, text string) proto.Message {
+	t.Helper()
+	msg := dynamicpb.NewMessage(md)
+	if err := dynamic.ParseJSON([]byte(text), msg, nil); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// goldenCalls are three reverse calls: two votes with deadlines and a chat
+// stream without one.
+func goldenCalls(t *testing.T) (events []tea.Msg, vote1 *answer.Call) {
+	vote := tuitest.Method(t, "gitaly.RefTransaction/VoteTransaction")
+	chat := tuitest.Method(t, "acme.Users/Chat")
+	req := message(t, vote.Input(), `{"transaction_id": 42, "node": "gitaly-1", "reference_updates_hash": "YWJj", "phase": "PREPARED_PHASE"}`)
+	peer := dynamic.Peer{Addr: "127.0.0.1:9000"}
+	call1 := &answer.Call{ID: 1, Method: vote, Metadata: metadata.Pairs("x-transaction", "42"), Peer: peer,
+		Arrived: clock.Add(-3 * time.Second), Deadline: clock.Add(57 * time.Second)}
+	call2 := &answer.Call{ID: 2, Method: vote, Metadata: metadata.Pairs("x-transaction", "43"), Peer: peer,
+		Arrived: clock.Add(-1 * time.Second), Deadline: clock.Add(3 * time.Second)}
+	call3 := &answer.Call{ID: 3, Method: chat, Metadata: metadata.MD{}, Peer: peer, Arrived: clock}
+	return []tea.Msg{
+		answer.ArrivedMsg{Call: call1},
+		answer.ReceivedMsg{ID: 1, Msg: req},
+		answer.HalfClosedMsg{ID: 1},
+		answer.ArrivedMsg{Call: call2},
+		answer.ReceivedMsg{ID: 2, Msg: req},
+		answer.HalfClosedMsg{ID: 2},
+		answer.ArrivedMsg{Call: call3},
+		answer.ReceivedMsg{ID: 3, Msg: message(t, chat.Input(), `{"from": "ada", "text": "hello"}`)},
+	}, call1
+}
+
+func newAnswerModel(t *testing.T, opts answer.Options, withForward bool) AnswerModel {
+	src := tuitest.Corpus(t)
+	cfg := AnswerConfig{Responder: answer.NewResponder(opts), Resolver: src.Types(),
+		Title: "connected to 127.0.0.1:9000", Now: fixedNow}
+	if withForward {
+		cfg.Forward = &forward.Config{Source: src, Invoker: forward.ConnInvoker(nil), Target: "127.0.0.1:9000"}
+	}
+	m := NewAnswerModel(cfg)
+	if withForward {
+		// Load the methods as the program would (a FileSource does no I/O).
+		var model tea.Model = m
+		model, _ = model.Update(m.fwd.Init()())
+		m = model.(AnswerModel)
+	}
+	return m
+}
+
+func TestAnswerGolden(t *testing.T) {
+	events, vote1 := goldenCalls(t)
+	vote := vote1.Method
+	commit := message(t, vote.Output(), `{"state": "COMMIT"}`)
+	invalid := vote1.Reply(`{"state": "MAYBE"}`)() // fails before it reaches the call
+
+	tests := []struct {
+		name          string
+		width, height int
+		forward       bool
+		script        bool
+		msgs          []tea.Msg
+	}{
+		{name: "empty", width: 100, height: 24, forward: true},
+		{name: "pending", width: 120, height: 32, forward: true, msgs: events},
+		{name: "narrow", width: 80, height: 24, forward: true, msgs: events},
+		{name: "invalid-reply", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...), keyEnter, invalid)},
+		{name: "error-form", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			runes("e"), keyTab, runes("n"), runes("o"), runes(" "), runes("q"), runes("u"), runes("o"), runes("r"), runes("u"), runes("m"))},
+		{name: "answered", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			answer.SentMsg{ID: 1, Msg: commit, By: answer.Person},
+			answer.EndedMsg{ID: 1, State: answer.Answered, Status: status.New(codes.OK, "")},
+			answer.EndedMsg{ID: 2, State: answer.Expired, Status: status.New(codes.DeadlineExceeded, "the call's deadline passed before it was answered")})},
+		{name: "script-match", width: 120, height: 32, script: true, msgs: append(append([]tea.Msg{}, events...),
+			answer.MatchMsg{ID: 1, Rule: `"vote" (answer.yaml:2)`}, runes("?"))},
+		{name: "stream", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			answer.EndedMsg{ID: 1, State: answer.Scripted, Status: status.New(codes.OK, "")},
+			answer.EndedMsg{ID: 2, State: answer.Answered, Status: status.New(codes.Aborted, "no quorum")},
+			answer.SentMsg{ID: 3, Msg: message(t, tuitest.Method(t, "acme.Users/Chat").Output(), `{"from": "bcctl", "text": "hi ada"}`), By: answer.Person})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := answer.Options{}
+			if tt.script {
+				opts.Script = tuitest.DownstreamEngine(t, "backchannel:\n  - name: vote\n    match: {method: gitaly.RefTransaction/VoteTransaction}\n    reply: {state: COMMIT}\n", nil)
+			}
+			_, s := screen(t, newAnswerModel(t, opts, tt.forward), tt.width, tt.height, tt.msgs...)
+			golden.RequireEqual(t, []byte(s))
+		})
+	}
+}
+
+// picked is what the picker's enter key yields (the Cmd is not run here).
+func picked(md protoreflect.MethodDescriptor) tea.Msg { return picker.PickedMsg{Method: md} }
+
+func TestForwardGolden(t *testing.T) {
+	getUser := tuitest.Method(t, "acme.Users/Get")
+	list := tuitest.Method(t, "acme.Users/List")
+	user := func(id, name string) proto.Message {
+		return message(t, list.Output(), `{"id": "`+id+`", "name": "`+name+`", "role": "ROLE_ADMIN"}`)
+	}
+	typed := func(s string) []tea.Msg {
+		var out []tea.Msg
+		for _, r := range s {
+			out = append(out, runes(string(r)))
+		}
+		return out
+	}
+	seq := func(parts ...[]tea.Msg) []tea.Msg {
+		var out []tea.Msg
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		msgs []tea.Msg
+	}{
+		{"picker", []tea.Msg{keyF2}},
+		{"filtered", seq([]tea.Msg{keyF2}, typed("vote"))},
+		{"request", seq([]tea.Msg{keyF2}, typed("users/get"), []tea.Msg{keyEnter, picked(getUser)})},
+		{"response", seq([]tea.Msg{keyF2}, typed("users/get"), []tea.Msg{keyEnter, picked(getUser), keySend,
+			forward.StartedMsg{Run: 1},
+			forward.HeaderMsg{Run: 1, MD: metadata.Pairs("x-served-by", "upstream")},
+			forward.ResponseMsg{Run: 1, Msg: message(t, getUser.Output(), `{"id": "7", "name": "user 7"}`)},
+			forward.TrailerMsg{Run: 1, Status: status.New(codes.OK, ""), MD: metadata.Pairs("x-trailer", "done"), Elapsed: 3 * time.Millisecond},
+		})},
+		{"streaming", seq([]tea.Msg{keyF2}, typed("userslist"), []tea.Msg{keyEnter, picked(list), keySend,
+			forward.StartedMsg{Run: 1},
+			forward.HeaderMsg{Run: 1, MD: metadata.MD{}},
+			forward.ResponseMsg{Run: 1, Msg: user("1", "ada")},
+			forward.ResponseMsg{Run: 1, Msg: user("2", "grace")},
+		})},
+		{"failed", seq([]tea.Msg{keyF2}, typed("users/get"), []tea.Msg{keyEnter, picked(getUser), keySend,
+			forward.TrailerMsg{Run: 1, Status: status.New(codes.NotFound, `no user "7"`), Elapsed: time.Millisecond},
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, s := screen(t, newAnswerModel(t, answer.Options{}, true), 120, 30, tt.msgs...)
+			golden.RequireEqual(t, []byte(s))
+		})
+	}
+}
+
+// TestQuitAsksWhenCallsWait: q with calls waiting asks first; any other key
+// cancels the question; q twice quits.
+func TestQuitAsksWhenCallsWait(t *testing.T) {
+	events, _ := goldenCalls(t)
+	var m tea.Model = newAnswerModel(t, answer.Options{}, false)
+	m, s := screen(t, m, 100, 24, append(events, runes("q"))...)
+	if !strings.Contains(s, "q again to quit: 3 waiting calls will get UNAVAILABLE") {
+		t.Fatalf("no question after q:\n%s", s)
+	}
+	m, _ = m.Update(runes("j"))
+	if s := ansi.Strip(m.View()); strings.Contains(s, "q again") {
+		t.Errorf("another key should cancel the question:\n%s", s)
+	}
+	m, cmd := m.Update(runes("q"))
+	if cmd != nil {
+		t.Fatal("the first q quit")
+	}
+	_, cmd = m.Update(runes("q"))
+	if cmd == nil {
+		t.Fatal("the second q did not quit")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Error("the second q did not quit")
+	}
+}

@@ -1,0 +1,564 @@
+package tui
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/tui/answer"
+	"github.com/bcctl/bcctl/internal/tui/editor"
+	"github.com/bcctl/bcctl/internal/tui/errform"
+	"github.com/bcctl/bcctl/internal/tui/forward"
+	"github.com/bcctl/bcctl/internal/tui/msgview"
+	"github.com/bcctl/bcctl/internal/tui/queue"
+	"github.com/bcctl/bcctl/internal/tui/theme"
+)
+
+// AnswerConfig configures the answer program.
+type AnswerConfig struct {
+	// Responder is hosted on the backchannel and brings the reverse calls.
+	// Required.
+	Responder *answer.Responder
+	// Resolver resolves the types inside google.protobuf.Any for display;
+	// nil means the program's registry.
+	Resolver dynamic.TypeResolver
+	// Forward, when set, adds the screen that sends forward calls.
+	Forward *forward.Config
+	// Title says what the program is connected to ("127.0.0.1:9000").
+	Title string
+	// Theme styles the screens; the zero Theme means theme.New(nil)
+	// (no colors).
+	Theme theme.Theme
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// KeyMap overrides the default keys when set.
+	KeyMap *AnswerKeyMap
+}
+
+// Screens of the answer program.
+const (
+	screenCalls = iota
+	screenForward
+)
+
+// Panes of the call screen, in tab order.
+const (
+	paneQueue = iota
+	paneDetail
+	paneEditor
+	paneCount
+)
+
+// callView is what the program knows of one reverse call.
+type callView struct {
+	call       *answer.Call
+	requests   []proto.Message
+	halfClosed bool
+	sent       []sentMsg
+	match      *answer.MatchMsg
+	state      answer.State
+	ended      *answer.EndedMsg
+	draft      string // the reply being written
+	draftSet   bool
+}
+
+type sentMsg struct {
+	msg proto.Message
+	by  answer.Answerer
+}
+
+// AnswerModel is the answer program's model.
+type AnswerModel struct {
+	keys AnswerKeyMap
+	cfg  AnswerConfig
+	th   theme.Theme
+
+	calls   map[uint64]*callView
+	queue   queue.Model
+	detail  msgview.Model
+	editor  editor.Model
+	errForm errform.Model
+	fwd     forward.Model
+	help    help.Model
+
+	screen   int
+	pane     int
+	errOpen  bool // the error form replaces the editor
+	shownID  uint64
+	width    int
+	height   int
+	closed   bool
+	quitting bool
+	// confirmQuit: q was pressed with calls waiting; q again quits.
+	confirmQuit bool
+}
+
+// NewAnswerModel returns the answer program's model.
+func NewAnswerModel(cfg AnswerConfig) AnswerModel {
+	th := cfg.Theme
+	if th.Renderer == nil {
+		th = theme.New(nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	keys := DefaultAnswerKeyMap()
+	if cfg.KeyMap != nil {
+		keys = *cfg.KeyMap
+	}
+	m := AnswerModel{
+		keys: keys, cfg: cfg, th: th,
+		calls:   map[uint64]*callView{},
+		queue:   queue.New(th),
+		detail:  msgview.New(th),
+		editor:  editor.New(th),
+		errForm: errform.New(th),
+		help:    newHelp(th),
+	}
+	m.queue.Now = cfg.Now
+	m.queue.SetNow(cfg.Now())
+	if cfg.Forward != nil {
+		m.fwd = forward.New(*cfg.Forward, th)
+	}
+	m.setPane(paneQueue)
+	m.showSelected()
+	return m
+}
+
+func newHelp(th theme.Theme) help.Model {
+	h := help.New()
+	h.Styles.ShortKey, h.Styles.FullKey = th.Key, th.Key
+	h.Styles.ShortDesc, h.Styles.FullDesc = th.KeyDesc, th.KeyDesc
+	h.Styles.ShortSeparator, h.Styles.FullSeparator, h.Styles.Ellipsis = th.Muted, th.Muted, th.Muted
+	return h
+}
+
+// Init starts waiting for reverse calls, the queue's clock and the
+// loading of the forward screen's methods.
+func (m AnswerModel) Init() tea.Cmd {
+	cmds := []tea.Cmd{m.cfg.Responder.Next(), m.queue.Tick()}
+	if m.cfg.Forward != nil {
+		cmds = append(cmds, m.fwd.Init())
+	}
+	return tea.Batch(cmds...)
+}
+
+// Update implements tea.Model.
+func (m AnswerModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, nil
+	case answer.ArrivedMsg, answer.ReceivedMsg, answer.HalfClosedMsg, answer.MatchMsg,
+		answer.SentMsg, answer.DelegatedMsg, answer.EndedMsg:
+		m.applyEvent(msg)
+		return m, m.cfg.Responder.Next()
+	case answer.ClosedMsg:
+		m.closed = true
+		return m, nil
+	case answer.ResultMsg:
+		m.applyResult(msg)
+		return m, nil
+	case errform.SubmitMsg:
+		if cv, ok := m.selected(); ok {
+			return m, cv.call.Fail(msg.Code, msg.Message, msg.Details)
+		}
+		return m, nil
+	case errform.CancelMsg:
+		m.errOpen = false
+		m.layout()
+		return m, m.setPane(paneEditor)
+	case queue.TickMsg:
+		var cmd tea.Cmd
+		m.queue, cmd = m.queue.Update(msg)
+		return m, cmd
+	case tea.KeyMsg:
+		return m.handleKey(msg)
+	}
+	// Everything else belongs to the forward screen (loaded methods, the
+	// events of its calls).
+	if m.cfg.Forward != nil {
+		var cmd tea.Cmd
+		m.fwd, cmd = m.fwd.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// applyEvent records a Responder event.
+func (m *AnswerModel) applyEvent(msg tea.Msg) {
+	var id uint64
+	switch msg := msg.(type) {
+	case answer.ArrivedMsg:
+		id = msg.Call.ID
+		m.calls[id] = &callView{call: msg.Call, state: answer.Pending}
+	case answer.ReceivedMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.requests = append(cv.requests, msg.Msg)
+		}
+	case answer.HalfClosedMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.halfClosed = true
+		}
+	case answer.MatchMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.match = &msg
+		}
+	case answer.SentMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.sent = append(cv.sent, sentMsg{msg: msg.Msg, by: msg.By})
+		}
+	case answer.DelegatedMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.state = answer.Delegated
+		}
+	case answer.EndedMsg:
+		id = msg.ID
+		if cv := m.calls[id]; cv != nil {
+			cv.state = msg.State
+			cv.ended = &msg
+		}
+	}
+	cv := m.calls[id]
+	if cv == nil {
+		return
+	}
+	before, _ := m.queue.Selected()
+	m.queue.Upsert(m.item(cv))
+	if _, ended := msg.(answer.EndedMsg); ended && before.ID == id && !m.editing() {
+		// The selected call is done: move on to the next one waiting.
+		m.queue.NextPending()
+	}
+	m.showSelected()
+}
+
+func (m *AnswerModel) item(cv *callView) queue.Item {
+	it := queue.Item{
+		ID: cv.call.ID, Method: dynamic.MethodName(cv.call.Method),
+		Arrived: cv.call.Arrived, Deadline: cv.call.Deadline,
+		State: cv.state, Received: len(cv.requests), Sent: len(cv.sent),
+	}
+	if cv.ended != nil && cv.ended.Status != nil {
+		it.Code = cv.ended.Status.Code()
+	}
+	return it
+}
+
+// applyResult shows the outcome of a person's action.
+func (m *AnswerModel) applyResult(msg answer.ResultMsg) {
+	sel, ok := m.selected()
+	if !ok || sel.call.ID != msg.ID {
+		return // the person has moved on; the queue shows the outcome
+	}
+	if msg.Action == answer.ActionFail {
+		if msg.Err != nil {
+			m.errForm.SetError(msg.Err)
+			return
+		}
+		m.errOpen = false
+		m.layout()
+		m.editor.SetNote("error sent")
+		m.setPane(paneQueue) // the call is over: keys go to the queue again
+		return
+	}
+	if msg.Err != nil {
+		m.editor.SetError(msg.Err)
+		return
+	}
+	switch msg.Action {
+	case answer.ActionReply:
+		m.editor.SetNote(fmt.Sprintf("sent to call #%d", msg.ID))
+		if sel.call.ServerStreams() {
+			return // the stream stays open for more
+		}
+	case answer.ActionEnd:
+		m.editor.SetNote("ended with OK")
+	case answer.ActionDelegate:
+		m.editor.SetNote("the script is answering")
+	}
+	m.setPane(paneQueue)
+}
+
+// selected returns the selected call.
+func (m AnswerModel) selected() (*callView, bool) {
+	it, ok := m.queue.Selected()
+	if !ok {
+		return nil, false
+	}
+	cv := m.calls[it.ID]
+	return cv, cv != nil
+}
+
+// showSelected shows the selected call in the detail view and the
+// editor, keeping the reply being written for each call.
+func (m *AnswerModel) showSelected() {
+	cv, ok := m.selected()
+	if !ok {
+		m.detail.Reset([]msgview.Section{{Title: "Waiting for reverse calls", Tone: "muted",
+			Body: "The calls the upstream makes into this backchannel appear on the left. Each one waits for your answer until its deadline passes."}})
+		m.shownID = 0
+		return
+	}
+	if cv.call.ID != m.shownID {
+		if prev := m.calls[m.shownID]; prev != nil {
+			prev.draft, prev.draftSet = m.editor.Value(), true
+		}
+		if !cv.draftSet {
+			tmpl, err := dynamic.TemplateJSON(cv.call.Method.Output(), true)
+			if err != nil {
+				tmpl = "{}"
+			}
+			cv.draft, cv.draftSet = tmpl, true
+		}
+		m.editor.SetValue(cv.draft)
+		m.errForm.Reset()
+		m.errOpen = false
+		m.shownID = cv.call.ID
+		m.detail.Reset(m.sections(cv))
+		m.layout()
+		return
+	}
+	m.detail.SetSections(m.sections(cv))
+}
+
+// sections describes a call for the detail view.
+func (m AnswerModel) sections(cv *callView) []msgview.Section {
+	c := cv.call
+	types := m.cfg.Resolver
+	from := "from " + c.Peer.Addr
+	if c.Peer.Addr == "" {
+		from = "from the upstream"
+	}
+	out := []msgview.Section{{
+		Title: dynamic.MethodName(c.Method),
+		Body:  fmt.Sprintf("%s at %s, %s", from, c.Arrived.Format("15:04:05"), deadlineText(c)),
+		Tone:  "muted",
+	}, {
+		Title: "Metadata", Body: msgview.Metadata(c.Metadata),
+	}}
+	switch {
+	case !m.cfg.Responder.HasScript():
+		out = append(out, msgview.Section{Title: "Script", Body: "no script loaded", Tone: "muted"})
+	case cv.match == nil:
+	case cv.match.Rule != "":
+		out = append(out, msgview.Section{Title: "Script", Body: "rule " + cv.match.Rule + " would answer"})
+	default:
+		out = append(out, msgview.Section{Title: "Script", Body: "no rule would answer: " + cv.match.Reason, Tone: "muted"})
+	}
+	switch {
+	case len(cv.requests) == 0 && !cv.halfClosed:
+		out = append(out, msgview.Section{Title: "Request", Body: "waiting for the first message…", Tone: "muted"})
+	case len(cv.requests) == 0:
+		out = append(out, msgview.Section{Title: "Request", Body: "the caller sent no message", Tone: "muted"})
+	}
+	for i, req := range cv.requests {
+		title := "Request"
+		if c.ClientStreams() {
+			title = fmt.Sprintf("Request %d", i+1)
+		}
+		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(req, types)})
+	}
+	if c.ClientStreams() && cv.halfClosed && len(cv.requests) > 0 {
+		out = append(out, msgview.Section{Title: "", Body: "the caller has finished sending", Tone: "muted"})
+	}
+	for i, s := range cv.sent {
+		title := fmt.Sprintf("Sent by %s", s.by)
+		if c.ServerStreams() {
+			title = fmt.Sprintf("Sent %d by %s", i+1, s.by)
+		}
+		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, types)})
+	}
+	if e := cv.ended; e != nil {
+		out = append(out, msgview.Section{Title: "Ended: " + e.State.String(), Body: msgview.Status(e.Status, types), Tone: msgview.StatusTone(e.Status)})
+		if len(e.Header) > 0 {
+			out = append(out, msgview.Section{Title: "Headers sent", Body: msgview.Metadata(e.Header)})
+		}
+		if len(e.Trailer) > 0 {
+			out = append(out, msgview.Section{Title: "Trailers sent", Body: msgview.Metadata(e.Trailer)})
+		}
+	}
+	return out
+}
+
+func deadlineText(c *answer.Call) string {
+	if c.Deadline.IsZero() {
+		return "no deadline"
+	}
+	return "deadline " + c.Deadline.Format("15:04:05")
+}
+
+// editing reports whether typed letters go into a text field.
+func (m AnswerModel) editing() bool {
+	if m.screen == screenForward {
+		return m.fwd.Editing()
+	}
+	if m.pane != paneEditor {
+		return false
+	}
+	if m.errOpen {
+		return m.errForm.Field() != errform.FieldCode
+	}
+	return true
+}
+
+func (m *AnswerModel) setPane(p int) tea.Cmd {
+	m.pane = p
+	m.queue.Blur()
+	m.detail.Blur()
+	m.editor.Blur()
+	switch p {
+	case paneQueue:
+		m.queue.Focus()
+	case paneDetail:
+		m.detail.Focus()
+	case paneEditor:
+		if m.errOpen {
+			return m.errForm.Focus()
+		}
+		return m.editor.Focus()
+	}
+	return nil
+}
+
+func (m *AnswerModel) setScreen(s int) tea.Cmd {
+	if s == screenForward && m.cfg.Forward == nil {
+		return nil
+	}
+	m.screen = s
+	if s == screenForward {
+		m.queue.Blur()
+		m.editor.Blur()
+		m.detail.Blur()
+		return m.fwd.Activate()
+	}
+	if m.cfg.Forward != nil {
+		m.fwd.Deactivate()
+	}
+	return m.setPane(m.pane)
+}
+
+func (m AnswerModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.keys
+	confirming := m.confirmQuit
+	m.confirmQuit = false
+	switch {
+	case key.Matches(msg, k.Quit):
+		m.quitting = true
+		return m, tea.Quit
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+		m.layout()
+		return m, nil
+	case key.Matches(msg, k.Screen):
+		return m, m.setScreen(1 - m.screen)
+	}
+	if !m.editing() {
+		switch {
+		case key.Matches(msg, k.QuitLetter):
+			// Quitting answers the waiting calls UNAVAILABLE: ask first.
+			if m.queue.Pending() > 0 && !confirming {
+				m.confirmQuit = true
+				return m, nil
+			}
+			m.quitting = true
+			return m, tea.Quit
+		case key.Matches(msg, k.HelpLetter):
+			m.help.ShowAll = !m.help.ShowAll
+			m.layout()
+			return m, nil
+		case key.Matches(msg, k.Calls):
+			return m, m.setScreen(screenCalls)
+		case key.Matches(msg, k.Forward):
+			return m, m.setScreen(screenForward)
+		}
+	}
+	if m.screen == screenForward {
+		var cmd tea.Cmd
+		m.fwd, cmd = m.fwd.Update(msg)
+		return m, cmd
+	}
+	return m.callKey(msg)
+}
+
+// callKey handles a key on the call screen.
+func (m AnswerModel) callKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.keys
+	typing := m.editing()
+	cv, hasCall := m.selected()
+	open := hasCall && cv.state.Open()
+
+	// The error form owns its keys (tab, esc, ctrl+s) while it is focused.
+	if m.errOpen && m.pane == paneEditor {
+		var cmd tea.Cmd
+		m.errForm, cmd = m.errForm.Update(msg)
+		return m, cmd
+	}
+	switch {
+	case key.Matches(msg, k.NextPane):
+		return m, m.setPane((m.pane + 1) % paneCount)
+	case key.Matches(msg, k.PrevPane):
+		return m, m.setPane((m.pane + paneCount - 1) % paneCount)
+	case key.Matches(msg, k.Send), !typing && key.Matches(msg, k.SendLetter):
+		if open {
+			return m, cv.call.Reply(m.editor.Value())
+		}
+		return m, m.noCall(hasCall)
+	case key.Matches(msg, k.Error), !typing && key.Matches(msg, k.ErrorLetter):
+		if !open {
+			return m, m.noCall(hasCall)
+		}
+		m.errOpen = true
+		m.layout()
+		return m, m.setPane(paneEditor)
+	case key.Matches(msg, k.Script), !typing && key.Matches(msg, k.ScriptLetter):
+		if open {
+			return m, cv.call.Delegate()
+		}
+		return m, m.noCall(hasCall)
+	case key.Matches(msg, k.End), !typing && key.Matches(msg, k.EndLetter):
+		if open {
+			return m, cv.call.End()
+		}
+		return m, m.noCall(hasCall)
+	case key.Matches(msg, k.Leave) && m.pane != paneQueue:
+		return m, m.setPane(paneQueue)
+	case !typing && m.pane == paneQueue && key.Matches(msg, k.Edit):
+		return m, m.setPane(paneEditor)
+	}
+	var cmd tea.Cmd
+	switch m.pane {
+	case paneQueue:
+		m.queue, cmd = m.queue.Update(msg)
+		m.showSelected()
+	case paneDetail:
+		m.detail, cmd = m.detail.Update(msg)
+	case paneEditor:
+		m.editor, cmd = m.editor.Update(msg)
+	}
+	return m, cmd
+}
+
+// noCall explains why an action did nothing.
+func (m *AnswerModel) noCall(hasCall bool) tea.Cmd {
+	if hasCall {
+		it, _ := m.queue.Selected()
+		m.editor.SetError(fmt.Errorf("call #%d is over (%s); pick a pending one", it.ID, it.State))
+	} else {
+		m.editor.SetError(fmt.Errorf("no reverse call to answer yet"))
+	}
+	return nil
+}
+
+// Pending returns the number of calls still waiting for an answer.
+func (m AnswerModel) Pending() int { return m.queue.Pending() }

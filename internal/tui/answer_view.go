@@ -1,0 +1,200 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/bcctl/bcctl/internal/tui/theme"
+)
+
+// Layout of the call screen.
+const (
+	minQueueWidth = 36
+	maxQueueWidth = 52
+)
+
+// bodyHeight is the height left for panes under the title bar and above
+// the help.
+func (m AnswerModel) bodyHeight() int {
+	return max(m.height-1-lipgloss.Height(m.helpView()), 3)
+}
+
+func (m AnswerModel) queueWidth() int {
+	return min(max(m.width*7/20, minQueueWidth), maxQueueWidth, max(m.width-20, 10))
+}
+
+func (m AnswerModel) detailHeight() int {
+	return max(m.bodyHeight()*11/20, 5)
+}
+
+// layout gives every component its size.
+func (m *AnswerModel) layout() {
+	if m.width == 0 || m.height == 0 {
+		return
+	}
+	body := m.bodyHeight()
+	qw := m.queueWidth()
+	rw := m.width - qw
+	dh := m.detailHeight()
+	eh := body - dh
+	m.queue.SetSize(qw-2, body-2)
+	m.detail.SetSize(rw-2, dh-2)
+	m.editor.SetSize(rw-2, eh-2)
+	m.errForm.SetSize(rw-2, eh-2)
+	if m.cfg.Forward != nil {
+		m.fwd.SetSize(m.width-2, body-2)
+	}
+}
+
+// View implements tea.Model.
+func (m AnswerModel) View() string {
+	if m.quitting || m.width == 0 || m.height == 0 {
+		return ""
+	}
+	var body string
+	if m.screen == screenForward {
+		title := "Forward call"
+		if m.cfg.Forward != nil && m.cfg.Forward.Target != "" {
+			title += " to " + m.cfg.Forward.Target
+		}
+		body = m.th.Pane(title, m.fwd.View(), m.width, m.bodyHeight(), true)
+	} else {
+		body = m.callScreen()
+	}
+	return m.titleBar() + "\n" + body + "\n" + m.helpView()
+}
+
+func (m AnswerModel) titleBar() string {
+	left := m.th.Title.Render("bcctl")
+	if m.cfg.Title != "" {
+		left += m.th.Muted.Render(" · " + m.cfg.Title)
+	}
+	pending := m.queue.Pending()
+	switch {
+	case m.closed:
+		left += m.th.Error.Render(" · closed")
+	case pending == 1:
+		left += m.th.Warn.Render(" · 1 call waiting")
+	case pending > 1:
+		left += m.th.Warn.Render(fmt.Sprintf(" · %d calls waiting", pending))
+	}
+	if pending > 0 && m.screen == screenForward {
+		left += m.th.Warn.Render(" (f2 to answer)")
+	}
+	if m.confirmQuit {
+		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, plural(pending, "call", "calls")))
+	}
+	tab := func(n int, name string, active bool) string {
+		if active {
+			return m.th.ActiveTab.Render(fmt.Sprintf("[%d %s]", n, name))
+		}
+		return m.th.Tab.Render(fmt.Sprintf(" %d %s ", n, name))
+	}
+	right := tab(1, "Calls", m.screen == screenCalls)
+	if m.cfg.Forward != nil {
+		right += " " + tab(2, "Forward", m.screen == screenForward)
+	}
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		return theme.Fit(left, m.width)
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m AnswerModel) callScreen() string {
+	body := m.bodyHeight()
+	qw := m.queueWidth()
+	rw := m.width - qw
+	dh := m.detailHeight()
+
+	qTitle := "Calls"
+	if n := m.queue.Len(); n > 0 {
+		qTitle = fmt.Sprintf("Calls (%d)", n)
+	}
+	left := m.th.Pane(qTitle, m.queue.View(), qw, body, m.pane == paneQueue)
+
+	dTitle := "Call"
+	if cv, ok := m.selected(); ok {
+		dTitle = fmt.Sprintf("Call #%d · %s", cv.call.ID, cv.state)
+	}
+	detail := m.th.Pane(dTitle, m.detail.View(), rw, dh, m.pane == paneDetail)
+
+	var lower string
+	if m.errOpen {
+		lower = m.th.Pane("Answer with an error", m.errForm.View(), rw, body-dh, m.pane == paneEditor)
+	} else {
+		eTitle := "Reply"
+		if cv, ok := m.selected(); ok {
+			out := string(cv.call.Method.Output().FullName())
+			if cv.call.ServerStreams() {
+				eTitle = "Next message (" + out + ")"
+			} else {
+				eTitle = "Reply (" + out + ")"
+			}
+		}
+		lower = m.th.Pane(eTitle, m.editor.View(), rw, body-dh, m.pane == paneEditor)
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, left, lipgloss.JoinVertical(lipgloss.Left, detail, lower))
+}
+
+// helpView renders the keys that do something now.
+func (m AnswerModel) helpView() string {
+	m.help.Width = m.width
+	return m.help.View(m.helpKeys())
+}
+
+func (m AnswerModel) helpKeys() helpKeys {
+	k := m.keys
+	global := []key.Binding{k.Screen, k.Help, k.Quit}
+	if m.screen == screenForward {
+		f := m.fwd.KeyMap
+		short := []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit}
+		return helpKeys{short: short, full: [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global}}
+	}
+	cv, ok := m.selected()
+	streaming := ok && cv.call.ServerStreams()
+	if m.errOpen && m.pane == paneEditor {
+		f := m.errForm.KeyMap
+		return helpKeys{short: f.ShortHelp(), full: append(f.FullHelp(), global)}
+	}
+	actions := []key.Binding{k.Send, k.Error}
+	if streaming {
+		actions = append(actions, k.End)
+	}
+	if m.cfg.Responder.HasScript() {
+		actions = append(actions, k.Script)
+	}
+	letters := []key.Binding{k.Edit, k.SendLetter, k.ErrorLetter}
+	if streaming {
+		letters = append(letters, k.EndLetter)
+	}
+	if m.cfg.Responder.HasScript() {
+		letters = append(letters, k.ScriptLetter)
+	}
+	nav := []key.Binding{k.NextPane, k.PrevPane, k.Leave}
+	var short []key.Binding
+	if m.editing() {
+		short = append(append(short, actions...), k.Leave, k.NextPane, k.Screen, k.Quit)
+	} else {
+		if m.pane == paneQueue {
+			short = append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")))
+		}
+		short = append(append(short, letters...), k.NextPane)
+		if m.cfg.Forward != nil {
+			short = append(short, k.Forward)
+		}
+		short = append(short, k.HelpLetter, k.QuitLetter)
+	}
+	full := [][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav, {k.Calls, k.Forward, k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter}}
+	return helpKeys{short: short, full: full}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

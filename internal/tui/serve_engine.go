@@ -1,0 +1,181 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/serve"
+	"github.com/bcctl/bcctl/internal/tui/registry"
+)
+
+// ServeEngine returns the serve program's view of a running bcctl serve:
+// its live registry, its journal and its reverse calls (journaled as made
+// by the TUI), over the schema it assumes for peers' backchannels.
+func ServeEngine(srv *serve.Server) ServeConfig {
+	return ServeConfig{
+		Peers:   servePeers{srv},
+		Journal: serveJournal{srv},
+		Caller:  serveCaller{srv},
+		Schema:  srv.PeerSchema(),
+	}
+}
+
+// counterRefresh is how often the peer table reads the call counters,
+// which serve does not report one change at a time.
+const counterRefresh = time.Second
+
+type servePeers struct{ srv *serve.Server }
+
+func (p servePeers) WatchPeers(ctx context.Context) ([]registry.Peer, <-chan registry.Event) {
+	snap, changes := p.srv.WatchPeers(ctx)
+	known := map[uint64]registry.Peer{}
+	peers := make([]registry.Peer, len(snap))
+	for i, v := range snap {
+		peers[i] = peerView(v)
+		known[peers[i].ID] = peers[i]
+	}
+	out := make(chan registry.Event)
+	go func() {
+		defer close(out)
+		tick := time.NewTicker(counterRefresh)
+		defer tick.Stop()
+		send := func(ev registry.Event) bool {
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			select {
+			case ch, ok := <-changes:
+				if !ok {
+					return
+				}
+				peer := peerView(ch.Peer)
+				kind := registry.Updated
+				switch ch.Kind {
+				case serve.PeerJoined:
+					kind = registry.Joined
+					known[peer.ID] = peer
+				case serve.PeerLeft:
+					kind = registry.Left
+					delete(known, peer.ID)
+				default:
+					known[peer.ID] = peer
+				}
+				if !send(registry.Event{Kind: kind, Peer: peer}) {
+					return
+				}
+			case <-tick.C:
+				for _, v := range p.srv.Peers() {
+					peer := peerView(v)
+					old, ok := known[peer.ID]
+					if !ok || samePeer(old, peer) {
+						continue // joins come as changes
+					}
+					known[peer.ID] = peer
+					if !send(registry.Event{Kind: registry.Updated, Peer: peer}) {
+						return
+					}
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return peers, out
+}
+
+func peerView(v serve.PeerView) registry.Peer {
+	p := registry.Peer{
+		ID: uint64(v.ID), Addr: v.RemoteAddr, ConnectedAt: v.ConnectedAt,
+		ForwardCalls: int(v.ForwardCalls), ReverseCalls: int(v.ReverseCalls),
+	}
+	if v.LastCall != nil {
+		p.LastCall = v.LastCall.At
+	}
+	if v.Services != nil || v.Discovery == serve.DiscoveryDone {
+		p.Services = append([]string{}, v.Services...)
+	}
+	return p
+}
+
+func samePeer(a, b registry.Peer) bool {
+	return a.ForwardCalls == b.ForwardCalls && a.ReverseCalls == b.ReverseCalls &&
+		a.LastCall.Equal(b.LastCall) && slices.Equal(a.Services, b.Services) && (a.Services == nil) == (b.Services == nil)
+}
+
+type serveJournal struct{ srv *serve.Server }
+
+func (j serveJournal) WatchJournal(ctx context.Context) ([]journal.Entry, <-chan journal.Entry) {
+	sub := j.srv.Subscribe(ctx, serve.SubscribeOptions{Backlog: true, Follow: true})
+	out := make(chan journal.Entry)
+	go func() {
+		defer close(out)
+		for ev := range sub.C {
+			select {
+			case out <- ev.Entry():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil, out
+}
+
+type serveCaller struct{ srv *serve.Server }
+
+// ReverseCall makes the call with serve's CallPeer (which journals it as
+// made by the TUI) and replays its outcome to h.
+func (c serveCaller) ReverseCall(ctx context.Context, peer uint64, md protoreflect.MethodDescriptor, headers metadata.MD,
+	h dynamic.InvocationEventHandler, requests dynamic.RequestSupplier) error {
+	var req strings.Builder
+	marshal := protojson.MarshalOptions{Resolver: c.srv.PeerSchema().Types()}
+	for {
+		msg := dynamicpb.NewMessage(md.Input())
+		err := requests(msg)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		b, err := marshal.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		req.Write(b)
+		req.WriteByte('\n')
+	}
+	h.OnResolveMethod(md)
+	h.OnSendHeaders(headers)
+	ev, err := c.srv.CallPeer(ctx, serve.PeerCall{
+		Peer: backchannel.ID(peer), Method: dynamic.MethodName(md), Request: []byte(req.String()),
+		Metadata: headers, By: serve.ByTUI,
+	})
+	if err != nil {
+		return err
+	}
+	call := ev.Call
+	h.OnReceiveHeaders(call.Header)
+	for _, r := range call.Responses {
+		h.OnReceiveResponse(proto.Clone(r))
+	}
+	h.OnReceiveTrailers(call.Status, call.Trailer)
+	return nil
+}
