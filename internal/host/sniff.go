@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -74,6 +75,12 @@ func (d *diagnosis) explain(addr string, multiplexed, plaintext bool) error {
 		return fmt.Errorf("%w %s: the server speaks TLS (it answered with a TLS alert); drop --plaintext", ErrConnect, addr)
 	case multiplexed && looksLikeHTTP2Settings(d.first):
 		return fmt.Errorf("%w: %s answered the multiplexing handshake as a plain HTTP/2 gRPC server", ErrNotMultiplexing, addr)
+	case multiplexed && len(d.first) == 0 && errors.Is(d.readErr, syscall.ECONNRESET):
+		// A plain gRPC server sends its SETTINGS and closes when the
+		// preface is wrong; when our frames were still unread, its close
+		// is a reset, and the reset discards the SETTINGS before we read
+		// them. A multiplexing server never resets the handshake.
+		return fmt.Errorf("%w: %s reset the connection after the multiplexing handshake, as a plain HTTP/2 gRPC server does", ErrNotMultiplexing, addr)
 	case len(d.first) == 0 && d.readErr != nil && plaintext:
 		return fmt.Errorf("%w %s: the server closed the connection without a word (a TLS server does that to plain text: drop --plaintext)", ErrConnect, addr)
 	case len(d.first) == 0 && d.readErr != nil:
