@@ -61,7 +61,19 @@ type ServeOptions struct {
 // ServeUI runs an interactive view of a running serve until ctx ends or
 // the person quits; the TUI registers one with registerServeUI. It returns
 // when the view is closed, which stops serve.
-type ServeUI func(ctx context.Context, srv *serve.Server, io *IOStreams) error
+type ServeUI func(ctx context.Context, env ServeUIEnv) error
+
+// ServeUIEnv is what a ServeUI shows.
+type ServeUIEnv struct {
+	Server *serve.Server
+	IO     *IOStreams
+	// Listen are the addresses serve listens on.
+	Listen []string
+	// Notices carries what serve would otherwise print on stderr while
+	// the UI owns the terminal (script reloads, and scripts that changed
+	// but do not load).
+	Notices <-chan string
+}
 
 var serveUI ServeUI
 

@@ -152,6 +152,19 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
+
+	// serve's news go to stderr, or to the UI while it owns the terminal.
+	notify := func(msg string) { fmt.Fprintf(stderr, "bcctl serve: %s\n", msg) }
+	var notices chan string
+	if opts.TUI {
+		notices = make(chan string, 16)
+		notify = func(msg string) {
+			select {
+			case notices <- msg:
+			default: // the UI is not keeping up; the newest notice is what matters
+			}
+		}
+	}
 	if opts.Watch {
 		printers.Add(1)
 		go func() {
@@ -163,10 +176,10 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 				},
 				Report: func(o serve.ReloadOutcome) {
 					if o.Err != nil {
-						fmt.Fprintf(stderr, "bcctl serve: %s changed but does not load; the previous script stays in force:\n%v\n", opts.Script, o.Err)
+						notify(fmt.Sprintf("%s changed but does not load; the previous script stays in force:\n%v", opts.Script, o.Err))
 						return
 					}
-					fmt.Fprintf(stderr, "bcctl serve: %s reloaded: %s\n", opts.Script, serveScriptSummary(o.Script))
+					notify(fmt.Sprintf("%s reloaded: %s", opts.Script, serveScriptSummary(o.Script)))
 				},
 			})
 		}()
@@ -181,7 +194,9 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	uiDone := make(chan error, 1)
 	if opts.TUI {
-		go func() { uiDone <- serveUI(runCtx, srv, opts.IO) }()
+		go func() {
+			uiDone <- serveUI(runCtx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: listenURLs, Notices: notices})
+		}()
 	}
 	var reason string
 	var runErr error

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
-	"github.com/bcctl/bcctl/internal/serve"
 	"github.com/bcctl/bcctl/internal/tui"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/forward"
@@ -23,12 +23,14 @@ func init() {
 	registerServeUI(serveInTUI)
 }
 
-// serveInTUI runs the serve program over srv until the person quits
-// (nil) or ctx ends.
-func serveInTUI(ctx context.Context, srv *serve.Server, streams *IOStreams) error {
-	cfg := tui.ServeEngine(srv)
-	cfg.Theme = tuiTheme(streams)
-	return tui.RunServe(ctx, cfg, streams.In, streams.Out)
+// serveInTUI runs the serve program over a running serve until the person
+// quits (nil) or ctx ends.
+func serveInTUI(ctx context.Context, env ServeUIEnv) error {
+	cfg := tui.ServeEngine(env.Server)
+	cfg.Theme = tuiTheme(env.IO)
+	cfg.Title = "listening on " + strings.Join(env.Listen, ", ")
+	cfg.Notices = env.Notices
+	return tui.RunServe(ctx, cfg, env.IO.In, env.IO.Out)
 }
 
 // answerInTUI starts the answer program on the command's terminal and

@@ -84,6 +84,13 @@ func TestServeGolden(t *testing.T) {
 		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30, msgs...)
 		golden.RequireEqual(t, []byte(s))
 	})
+	t.Run("notice", func(t *testing.T) {
+		// A script that changed but does not load: the first line of the
+		// report shows in the peer pane's title.
+		_, s := screen(t, newModel(goldenPeers, nil), 120, 16,
+			noticeMsg("serve.yaml changed but does not load; the previous script stays in force:\nserve.yaml:3:5: unknown method"))
+		golden.RequireEqual(t, []byte(s))
+	})
 	t.Run("journal-filtered", func(t *testing.T) {
 		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30,
 			keyTab, runes("/"), runes("v"), runes("o"), runes("t"), runes("e"), keyEnter, keyEnter)

@@ -41,6 +41,10 @@ type ServeConfig struct {
 	Headers metadata.MD
 	// Title says where serve listens ("listening on 127.0.0.1:9000").
 	Title string
+	// Notices are serve's own news while the program runs (a script
+	// reloaded, or one that changed but does not load); the latest shows
+	// in the peer pane's title. nil means none.
+	Notices <-chan string
 	// Theme styles the screens; the zero Theme means no colors.
 	Theme theme.Theme
 	// Location is the time zone of journal times; nil means time.Local.
@@ -94,6 +98,7 @@ type ServeModel struct {
 	journEv  <-chan journal.Entry
 	quitting bool
 	note     string
+	notice   string // the latest of cfg.Notices
 }
 
 // NewServeModel returns the serve program's model.
@@ -152,7 +157,23 @@ func (m ServeModel) Init() tea.Cmd {
 	if m.cfg.Caller != nil {
 		cmds = append(cmds, m.fwd.Init())
 	}
+	if m.cfg.Notices != nil {
+		cmds = append(cmds, nextNotice(m.cfg.Notices))
+	}
 	return tea.Batch(cmds...)
+}
+
+// noticeMsg carries one of serve's notices.
+type noticeMsg string
+
+func nextNotice(ch <-chan string) tea.Cmd {
+	return func() tea.Msg {
+		n, ok := <-ch
+		if !ok {
+			return watchEndedMsg{what: "notices"}
+		}
+		return noticeMsg(n)
+	}
 }
 
 func nextPeerEvent(ch <-chan registry.Event) tea.Cmd {
@@ -201,6 +222,10 @@ func (m ServeModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case journalEntryMsg:
 		m.journal.Add(msg.e)
 		return m, nextJournalEntry(m.journEv)
+	case noticeMsg:
+		// One line: the pane's title cuts what does not fit.
+		m.notice = strings.Join(strings.Fields(string(msg)), " ")
+		return m, nextNotice(m.cfg.Notices)
 	case watchEndedMsg:
 		return m, nil
 	case tea.KeyMsg:
@@ -363,7 +388,11 @@ func (m ServeModel) View() string {
 	} else {
 		th := m.tableHeight()
 		n := len(m.peers.Peers())
-		body = m.th.Pane("Peers ("+registry.Summary(n)+")", m.peers.View(), m.width, th, m.pane == panePeers)
+		title := "Peers (" + registry.Summary(n) + ")"
+		if m.notice != "" {
+			title += " · " + m.notice
+		}
+		body = m.th.Pane(title, m.peers.View(), m.width, th, m.pane == panePeers)
 		if m.cfg.Journal != nil {
 			all, shown := m.journal.Len()
 			title := fmt.Sprintf("Journal (%d)", all)
