@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -26,6 +27,31 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	stderr := opts.IO.SyncErrOut()
 	cs := opts.IO.ColorScheme()
+
+	// serve's news go to stderr, or to the UI while it owns the terminal,
+	// and so do the diagnostics of its logger.
+	notify := func(msg string) { fmt.Fprintf(stderr, "bcctl serve: %s\n", msg) }
+	logger := opts.Factory.Logger
+	var notices chan string
+	if opts.TUI {
+		notices = make(chan string, 16)
+		notify = func(msg string) {
+			select {
+			case notices <- msg:
+			default: // the UI is not keeping up; the newest notice is what matters
+			}
+		}
+		logger = slog.New(slog.NewTextHandler(noticeWriter(notify), &slog.HandlerOptions{
+			Level: slog.LevelWarn,
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey { // the UI shows news as they come
+					return slog.Attr{}
+				}
+				return a
+			},
+		}))
+		plan.serveCfg.Logger = logger
+	}
 
 	var jw *journal.Writer
 	if opts.Journal != "" {
@@ -117,7 +143,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	var adminSrv *grpc.Server
 	if adminLis != nil {
-		adminSrv, err = admin.NewServer(srv, admin.Options{Listen: listenURLs, Logger: opts.Factory.Logger})
+		adminSrv, err = admin.NewServer(srv, admin.Options{Listen: listenURLs, Logger: logger})
 		if err != nil {
 			closeAll()
 			adminLis.Close()
@@ -153,18 +179,6 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 
-	// serve's news go to stderr, or to the UI while it owns the terminal.
-	notify := func(msg string) { fmt.Fprintf(stderr, "bcctl serve: %s\n", msg) }
-	var notices chan string
-	if opts.TUI {
-		notices = make(chan string, 16)
-		notify = func(msg string) {
-			select {
-			case notices <- msg:
-			default: // the UI is not keeping up; the newest notice is what matters
-			}
-		}
-	}
 	if opts.Watch {
 		printers.Add(1)
 		go func() {
@@ -295,4 +309,13 @@ func serveWriteAddrFile(path string, listen []string, adminLis net.Listener) err
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// noticeWriter turns each write (a slog.TextHandler writes one record at a
+// time) into a notice.
+type noticeWriter func(string)
+
+func (w noticeWriter) Write(p []byte) (int, error) {
+	w(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -79,7 +79,9 @@ func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
 		out.Script, out.Err = opts.Load(ctx, data)
 		if out.Err != nil {
 			s.reloadFailed(out.Err)
-			s.log.Error("serve: the script changed but does not load; the previous script stays in force", "script", opts.Path, "err", out.Err)
+			if opts.Report == nil { // else the reporter says it, once
+				s.log.Error("serve: the script changed but does not load; the previous script stays in force", "script", opts.Path, "err", out.Err)
+			}
 		} else {
 			s.Reload(out.Script)
 		}
