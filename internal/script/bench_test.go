@@ -49,8 +49,8 @@ func BenchmarkRespondConstant(b *testing.B) {
 	benchRespond(b, `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {id: 1, display_name: ann, tags: [a, b]}
-`, nil, `{"id": 1}`)
+    reply: {id: "1", name: ann, groups: [a, b]}
+`, nil, `{"id": "1"}`)
 }
 
 // BenchmarkRespondMatchAndTemplate matches metadata and the request and
@@ -58,16 +58,16 @@ rules:
 func BenchmarkRespondMatchAndTemplate(b *testing.B) {
 	benchRespond(b, `
 rules:
-  - match: {method: acme.Users/Get, request: {id: 2}}
+  - match: {method: acme.Users/Get, request: {id: u-2}}
     reply: {}
   - match: {method: acme.Users/Get, metadata: {x-other: {exists: true}}}
     reply: {}
   - match:
       method: acme.Users/Get
-      request: {id: {gt: 0}, trace_id: {re: "^t-"}}
+      request: {id: {re: "^u-", len: {gt: 2}}}
       metadata: {x-team: core}
-    reply: {id: "${req.id}", display_name: "user ${req.id} of ${meta.x-team}", tags: ["${n}"]}
-`, metadata.Pairs("x-team", "core"), `{"id": 1, "trace_id": "t-1"}`)
+    reply: {id: "${req.id}", name: "user ${req.id} of ${meta.x-team}", groups: ["${n}"]}
+`, metadata.Pairs("x-team", "core"), `{"id": "u-1"}`)
 }
 
 // BenchmarkParse loads the vote-flow script.

@@ -84,7 +84,7 @@ func pairEngines(t *testing.T, s *Script, env func(string) string) (up, down *En
 var docExamples = map[string]func(t *testing.T, s *Script) string{
 	"vote": func(t *testing.T, s *Script) string {
 		up, down := pairEngines(t, s, nil)
-		c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "7"), `{"branch_name": "ZmVhdHVyZS94"}`)
+		c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "7"), `{"branch_name": "feature/x"}`)
 		if _, st := answer(t, up, c); st.Code() != codes.OK {
 			t.Fatalf("feature branch: got %v", st)
 		}
@@ -94,7 +94,7 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 		if rep := down.Check(); !rep.OK() {
 			t.Errorf("downstream expectations:\n%s", rep)
 		}
-		c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "8"), `{"branch_name": "bWFpbg=="}`)
+		c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "8"), `{"branch_name": "main"}`)
 		_, st := answer(t, up, c)
 		if st.Code() != codes.Unimplemented {
 			t.Fatalf("main: got %v, want UNIMPLEMENTED", st)
@@ -103,7 +103,7 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 	},
 	"details": func(t *testing.T, s *Script) string {
 		e := NewEngine(s, Upstream, Options{})
-		c := newCall(t, "acme.Users/Get", nil, `{"trace_id": "t-1"}`)
+		c := newCall(t, "acme.Users/Get", metadata.Pairs("x-trace-id", "t-1"), `{}`)
 		_, st := answer(t, e, c)
 		if st.Code() != codes.InvalidArgument || st.Message() != "id is required (trace t-1)" || len(st.Details()) != 2 {
 			t.Errorf("got %v with %d details", st, len(st.Details()))
@@ -116,12 +116,12 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 	"retries": func(t *testing.T, s *Script) string {
 		e := NewEngine(s, Upstream, Options{})
 		for _, want := range []string{"attempt 1 failed, try again", "attempt 2 failed, try again"} {
-			if _, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": 3}`)); st.Code() != codes.Unavailable || st.Message() != want {
+			if _, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": "3"}`)); st.Code() != codes.Unavailable || st.Message() != want {
 				t.Errorf("got %v, want UNAVAILABLE %q", st, want)
 			}
 		}
-		got, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": 3}`))
-		if st.Code() != codes.OK || got[0] != `{"display_name":"ok after retries","id":"3"}` {
+		got, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": "3"}`))
+		if st.Code() != codes.OK || got[0] != `{"id":"3","name":"ok after retries"}` {
 			t.Errorf("third call: %v %v", got, st)
 		}
 		if rep := e.Check(); !rep.OK() {
@@ -132,23 +132,23 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 	"streams": func(t *testing.T, s *Script) string {
 		e := NewEngine(s, Upstream, Options{})
 		got, st := answer(t, e, newCall(t, "acme.Users/Chat", nil, `{"text": "a"}`, `{"text": "b"}`))
-		want := `{"from":"bot","text":"hello"}|{"from":"bot","text":"you said a"}|{"from":"bot","seq":1,"text":"you said b"}|{"from":"bot","text":"bye after a"}`
+		want := `{"from":"bot","text":"hello"}|{"from":"bot","text":"you said a (#0)"}|{"from":"bot","text":"you said b (#1)"}|{"from":"bot","text":"bye after a"}`
 		if st.Code() != codes.OK || strings.Join(got, "|") != want {
 			t.Errorf("chat: got %v %v\nwant %s", got, st, want)
 		}
-		got, st = answer(t, e, newCall(t, "acme.Users/Upload", nil, `{"user": {"id": 1}}`, `{"user": {"id": 2}}`))
-		if st.Code() != codes.OK || got[0] != `{"count":1,"ids":["1","2"]}` {
-			t.Errorf("upload: got %v %v", got, st)
+		got, st = answer(t, e, newCall(t, "acme.Users/Import", nil, `{"id": "1"}`, `{"id": "2"}`))
+		if st.Code() != codes.OK || got[0] != `{"imported":1,"skipped_ids":["1","2"]}` {
+			t.Errorf("import: got %v %v", got, st)
 		}
 		return ""
 	},
 	"templates": func(t *testing.T, s *Script) string {
 		e := NewEngine(s, Upstream, Options{Env: func(k string) string { return "env:" + k }})
-		got, st := answer(t, e, newCall(t, "acme.Users/Get", metadata.Pairs("x-user", "ann"), `{"id": 5}`))
+		got, st := answer(t, e, newCall(t, "acme.Users/Get", metadata.Pairs("x-user", "ann"), `{"id": "5"}`))
 		if st.Code() != codes.OK || len(got) != 1 {
 			t.Fatalf("got %v %v", got, st)
 		}
-		for _, want := range []string{`"id":"5"`, `"display_name":"hello ann, call 1"`, `"tags":["7","127.0.0.1:5555"]`, `"request":{"id":"5"}`, `"env":"env:BCCTL_DOC_EXAMPLE"`} {
+		for _, want := range []string{`"id":"5"`, `"name":"hello ann, call 1"`, `"groups":["7","127.0.0.1:5555"]`, `"request":{"id":"5"}`, `"calls":1,`, `"env":"env:BCCTL_DOC_EXAMPLE"`} {
 			if !strings.Contains(got[0], want) {
 				t.Errorf("reply %s lacks %s", got[0], want)
 			}

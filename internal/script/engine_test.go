@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
@@ -34,31 +35,32 @@ rules:
   - match: {method: acme.Users/Get}
     times: 2
     fail: {code: UNAVAILABLE, message: "attempt ${n}"}
-  - match: {method: acme.Users/Get, request: {id: {gt: 100}}}
-    reply: {id: "${req.id}", display_name: "big ${req.id}"}
+  - match: {method: acme.Users/Get, request: {id: {glob: "admin-*"}}}
+    reply: {id: "${req.id}", name: "admin ${req.id}", role: ROLE_ADMIN}
   - match: {method: acme.Users/Get}
     headers: {x-served-by: bcctl}
     trailers: {x-count: "${n}"}
     reply:
       id: "${req.id}"
-      display_name: "${vars.prefix} ${req.id} (shard ${req.shard})"
-      tags: ["${meta.x-team}", "n${n}"]
-      active: "${meta.x-active}"
+      name: "${vars.prefix} ${req.id} (peer ${peer.id})"
+      role: "${meta.x-role}"
+      groups: ["${meta.x-team}", "n${n}", "${peer.id}"]
+      scores: {1: {points: "${n}"}}
 `)
 	e := NewEngine(s, Upstream, Options{})
 	for i, want := range []string{"attempt 1", "attempt 2"} {
-		_, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": 1}`))
+		_, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": "1"}`))
 		if st.Code() != codes.Unavailable || st.Message() != want {
 			t.Fatalf("call %d: got %v, want UNAVAILABLE %q", i, st, want)
 		}
 	}
-	got, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": 101}`))
-	if st.Code() != codes.OK || len(got) != 1 || got[0] != `{"display_name":"big 101","id":"101"}` {
-		t.Fatalf("big id: got %v %v", got, st)
+	got, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": "admin-7"}`))
+	if st.Code() != codes.OK || len(got) != 1 || got[0] != `{"id":"admin-7","name":"admin admin-7","role":"ROLE_ADMIN"}` {
+		t.Fatalf("admin id: got %v %v", got, st)
 	}
-	c := newCall(t, "acme.Users/Get", metadata.Pairs("x-team", "core", "x-active", "true"), `{"id": 5}`)
+	c := newCall(t, "acme.Users/Get", metadata.Pairs("x-team", "core", "x-role", "ROLE_WRITER"), `{"id": "5"}`)
 	got, st = answer(t, e, c)
-	want := `{"active":true,"display_name":"user 5 (shard 0)","id":"5","tags":["core","n1"]}`
+	want := `{"groups":["core","n1","7"],"id":"5","name":"user 5 (peer 7)","role":"ROLE_WRITER","scores":{"1":{"points":"1"}}}`
 	if st.Code() != codes.OK || len(got) != 1 || got[0] != want {
 		t.Fatalf("templated reply: got %v %v, want %s", got, st, want)
 	}
@@ -73,43 +75,59 @@ rules:
 func TestRespondTemplateKeepsType(t *testing.T) {
 	s := parse(t, `
 rules:
-  - match: {method: acme.Users/Upload}
+  - match: {method: acme.Users/Import}
     end:
-      - reply: {count: "${i}", ids: ["${reqs.0.user.id}", "${req.user.id}"]}
-  - match: {method: acme.Users/Get}
+      - reply: {imported: "${i}", skipped_ids: ["${reqs.0.id}", "${req.id}"]}
+  - match: {method: acme.Users/List}
     reply:
-      extra: {whole: "${req}", num: "${req.shard}", text: "n=${req.shard}"}
+      attributes: {whole: "${req}", num: "${req.limit}", text: "n=${req.limit}", role: "${req.role}"}
 `)
 	e := NewEngine(s, Upstream, Options{})
-	got, st := answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": 3, "shard": 4}`))
-	want := `{"extra":{"num":4,"text":"n=4","whole":{"id":"3","shard":4}}}`
-	if st.Code() != codes.OK || len(got) != 1 || got[0] != want {
-		t.Fatalf("got %v %v, want %s", got, st, want)
+	// Fields that are not set read as their defaults, with their types.
+	for req, want := range map[string]string{
+		`{"limit": 4}`:           `{"attributes":{"num":4,"role":"ROLE_UNSPECIFIED","text":"n=4","whole":{"limit":4}}}`,
+		`{"role": "ROLE_ADMIN"}`: `{"attributes":{"num":0,"role":"ROLE_ADMIN","text":"n=0","whole":{"role":"ROLE_ADMIN"}}}`,
+	} {
+		got, st := answer(t, e, newCall(t, "acme.Users/List", nil, req))
+		if st.Code() != codes.OK || len(got) != 1 || got[0] != want {
+			t.Fatalf("list %s: got %v %v, want %s", req, got, st, want)
+		}
 	}
-	got, st = answer(t, e, newCall(t, "acme.Users/Upload", nil, `{"user": {"id": 1}}`, `{"user": {"id": 2}}`, `{"user": {"id": 9}}`))
-	want = `{"count":2,"ids":["1","9"]}`
+	got, st := answer(t, e, newCall(t, "acme.Users/Import", nil, `{"id": "1"}`, `{"id": "2"}`, `{"id": "9"}`))
+	want := `{"imported":2,"skipped_ids":["1","9"]}`
 	if st.Code() != codes.OK || len(got) != 1 || got[0] != want {
-		t.Fatalf("upload: got %v %v, want %s", got, st, want)
+		t.Fatalf("import: got %v %v, want %s", got, st, want)
 	}
 }
 
+// TestRespondBytesAsText checks that bytes fields match and interpolate as
+// their UTF-8 text, copy exactly into another bytes field, and take UTF-8
+// text or !!binary in replies.
 func TestRespondBytesAsText(t *testing.T) {
 	s := parse(t, `
 rules:
-  - match: {method: gitaly.RefService/CreateBranch, request: {branch_name: {re: "^feature/"}, start_point: main}}
-    fail: {code: FAILED_PRECONDITION, message: "branch ${req.branch_name} from ${req.start_point}"}
-  - match: {method: gitaly.RefService/FindAllBranches}
+  - match: {method: gitaly.RefTransaction/VoteTransaction, request: {reference_updates_hash: {re: "^feature/"}}}
+    fail: {code: FAILED_PRECONDITION, message: "hash ${req.reference_updates_hash} from ${req.node}"}
+  - match: {method: acme.Users/Chat, request: {attachment: main}}
+    each:
+      - send: {text: "got ${req.attachment}", attachment: "${req.attachment}"}
+  - match: {method: acme.Users/List}
     stream:
-      - {branches: [{name: refs/heads/main, target_id: abc}]}
-      - {branches: [{name: !!binary "AP8=", target_id: def}]}
+      - {name: main, avatar: refs/heads/main}
+      - {name: raw, avatar: !!binary "AP8="}
 `)
 	e := NewEngine(s, Upstream, Options{})
-	_, st := answer(t, e, newCall(t, "gitaly.RefService/CreateBranch", nil, `{"branch_name": "ZmVhdHVyZS94", "start_point": "bWFpbg=="}`))
-	if st.Code() != codes.FailedPrecondition || st.Message() != "branch feature/x from main" {
+	_, st := answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", nil, `{"reference_updates_hash": "ZmVhdHVyZS94", "node": "gitaly-1"}`))
+	if st.Code() != codes.FailedPrecondition || st.Message() != "hash feature/x from gitaly-1" {
 		t.Fatalf("got %v", st)
 	}
-	got, st := answer(t, e, newCall(t, "gitaly.RefService/FindAllBranches", nil, `{}`))
-	want := []string{`{"branches":[{"name":"cmVmcy9oZWFkcy9tYWlu","target_id":"abc"}]}`, `{"branches":[{"name":"AP8=","target_id":"def"}]}`}
+	got, st := answer(t, e, newCall(t, "acme.Users/Chat", nil, `{"attachment": "bWFpbg=="}`, `{"attachment": "AP8="}`))
+	want := []string{`{"attachment":"bWFpbg==","text":"got main"}`, `{"attachment":"AP8=","text":"got AP8="}`}
+	if st.Code() != codes.OK || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("chat: got %v %v, want %v", got, st, want)
+	}
+	got, st = answer(t, e, newCall(t, "acme.Users/List", nil, `{}`))
+	want = []string{`{"avatar":"cmVmcy9oZWFkcy9tYWlu","name":"main"}`, `{"avatar":"AP8=","name":"raw"}`}
 	if st.Code() != codes.OK || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("stream: got %v %v, want %v", got, st, want)
 	}
@@ -141,15 +159,15 @@ rules:
 		method, req string
 		want        string
 	}{
-		{"gitaly.RefService/CreateBranch", `{"branch_name": "bWFpbg=="}`,
+		{"gitaly.RefService/CreateBranch", `{"branch_name": "main"}`,
 			`no rule matched gitaly.RefService/CreateBranch; closest: "vote-before-branch" (test.yaml:6): request.branch_name "main" does not match re "^feature/"`},
 		{"acme.Users/Get", `{}`,
 			`no rule matched acme.Users/Get; closest: "needs-meta" (test.yaml:11): metadata x-transaction is missing`},
 		{"gitaly.RefTransaction/StopTransaction", `{}`, ""},
 		{"gitaly.RefTransaction/StopTransaction", `{}`,
 			`no rule matched gitaly.RefTransaction/StopTransaction; closest: "once" (test.yaml:16): it has retired after answering 1 call (times: 1)`},
-		{"acme.Users/Upload", "",
-			`no rule matched acme.Users/Upload; closest: "other" (test.yaml:3): method is acme.Users/Upload, not acme.Users/List`},
+		{"acme.Users/Import", "",
+			`no rule matched acme.Users/Import; closest: "other" (test.yaml:3): method is acme.Users/Import, not acme.Users/List`},
 	}
 	for _, tt := range tests {
 		var c *fakeCall
@@ -174,55 +192,76 @@ rules:
 func TestRespondMatchers(t *testing.T) {
 	s := parse(t, `
 rules:
-  - name: exact
-    match: {method: acme.Users/Get, request: {id: 1}, exact: true}
-    reply: {display_name: exact}
   - name: glob
-    match: {method: acme.Users/Get, request: {trace_id: {glob: "t-*-x"}}}
-    reply: {display_name: glob}
+    match: {method: acme.Users/Get, request: {id: {glob: "t-*-x"}}}
+    reply: {name: glob}
   - name: one-of
-    match: {method: acme.Users/Get, request: {shard: {one_of: [3, 4]}}}
-    reply: {display_name: one-of}
-  - name: range
-    match: {method: acme.Users/Get, request: {id: {ge: 10, le: 20}}}
-    reply: {display_name: range}
+    match: {method: acme.Users/Get, request: {id: {one_of: [ann, {re: "^bo"}]}}}
+    reply: {name: one-of}
   - name: not
-    match: {method: acme.Users/Get, request: {trace_id: {not: {re: "^skip"}, exists: true, contains: "-"}}}
-    reply: {display_name: not}
+    match: {method: acme.Users/Get, request: {id: {not: {re: "^skip"}, exists: true, contains: "-"}}}
+    reply: {name: not}
   - name: default
-    match: {method: acme.Users/Get, request: {id: 0, trace_id: {exists: false}}}
-    reply: {display_name: default}
-  - name: list
-    match: {method: acme.Users/Upload, request: {user: {tags: {contains: admin, len: {ge: 2}}}}}
-    end: [{reply: {count: 1}}]
-  - name: list-exact
-    match: {method: acme.Users/Upload, request: {user: {tags: [a, {re: "^b"}], labels: {team: core}}}}
-    end: [{reply: {count: 2}}]
-  - name: struct
-    match: {method: acme.Users/Upload, request: {user: {extra: {kind: {one_of: [x, y]}, n: 2}}}}
-    end: [{reply: {count: 3}}]
+    match: {method: acme.Users/Get, request: {id: {eq: "", exists: false}}}
+    reply: {name: default}
+  - name: exact
+    match: {method: acme.Users/List, request: {role: ROLE_ADMIN}, exact: true}
+    stream: [{name: exact}]
   - name: enum
-    match: {method: acme.Users/List, request: {role: 1}}
-    stream: [{display_name: admins}]
+    match: {method: acme.Users/List, request: {role: 3}}
+    stream: [{name: admins}]
+  - name: numbers
+    match: {method: acme.Users/List, request: {limit: {one_of: [6, 7]}}}
+    stream: [{name: numbers}]
+  - name: range
+    match: {method: acme.Users/List, request: {role: ROLE_READER, limit: {gt: 10, le: 20}}}
+    stream: [{name: range}]
   - name: enum-name
     match: {method: acme.Users/List, request: {role: ROLE_UNSPECIFIED, limit: {lt: 5}}}
-    stream: [{display_name: unspecified}]
+    stream: [{name: unspecified}]
+  - name: list
+    match: {method: acme.Users/Import, request: {groups: {contains: admin, len: {ge: 2}}}}
+    end: [{reply: {imported: 1}}]
+  - name: list-exact
+    match: {method: acme.Users/Import, request: {groups: [a, {re: "^b"}], labels: {team: core}}}
+    end: [{reply: {imported: 2}}]
+  - name: struct
+    match: {method: acme.Users/Import, request: {attributes: {kind: {one_of: [x, y]}, n: 2}}}
+    end: [{reply: {imported: 3}}]
+  - name: oneof-and-any
+    match: {method: acme.Users/Import, request: {email: {glob: "*@example.com"}, extra: {city: Berlin}}}
+    end: [{reply: {imported: 4}}]
+  - name: int64-in-map
+    match: {method: acme.Users/Import, request: {scores: {7: {points: {ge: 10, le: 9007199254740993}}}}}
+    end: [{reply: {imported: 5}}]
+  - name: uint64-default
+    match: {method: gitaly.RefTransaction/VoteTransaction, request: {transaction_id: 0, node: {exists: false}}}
+    reply: {state: ABORT}
+  - name: uint64-set
+    match: {method: gitaly.RefTransaction/VoteTransaction, request: {transaction_id: {one_of: ["18446744073709551615", 5]}}}
+    reply: {state: STOP}
 `)
 	e := NewEngine(s, Upstream, Options{})
 	tests := []struct {
 		method, req, want string
 	}{
-		{"acme.Users/Get", `{"id": 1}`, `{"display_name":"exact"}`},
-		{"acme.Users/Get", `{"id": 1, "shard": 4}`, `{"display_name":"one-of"}`},
-		{"acme.Users/Get", `{"id": 2, "trace_id": "t-123-x"}`, `{"display_name":"glob"}`},
-		{"acme.Users/Get", `{"id": "15"}`, `{"display_name":"range"}`},
-		{"acme.Users/Get", `{"id": 21, "trace_id": "keep-me"}`, `{"display_name":"not"}`},
-		{"acme.Users/Get", `{}`, `{"display_name":"default"}`},
-		{"acme.Users/Upload", `{"user": {"tags": ["x", "admin"]}}`, `{"count":1}`},
-		{"acme.Users/Upload", `{"user": {"tags": ["a", "bee"], "labels": {"team": "core", "x": "y"}}}`, `{"count":2}`},
-		{"acme.Users/Upload", `{"user": {"extra": {"kind": "y", "n": 2.0, "more": true}}}`, `{"count":3}`},
-		{"acme.Users/List", `{"role": "ROLE_ADMIN"}`, `{"display_name":"admins"}`},
-		{"acme.Users/List", `{"limit": 4}`, `{"display_name":"unspecified"}`},
+		{"acme.Users/Get", `{"id": "t-123-x"}`, `{"name":"glob"}`},
+		{"acme.Users/Get", `{"id": "bob"}`, `{"name":"one-of"}`},
+		{"acme.Users/Get", `{"id": "keep-me"}`, `{"name":"not"}`},
+		{"acme.Users/Get", `{}`, `{"name":"default"}`},
+		{"acme.Users/List", `{"role": "ROLE_ADMIN"}`, `{"name":"exact"}`},
+		{"acme.Users/List", `{"role": "ROLE_ADMIN", "limit": 3}`, `{"name":"admins"}`},
+		{"acme.Users/List", `{"limit": 7}`, `{"name":"numbers"}`},
+		{"acme.Users/List", `{"role": "ROLE_READER", "limit": 15}`, `{"name":"range"}`},
+		{"acme.Users/List", `{"limit": 4}`, `{"name":"unspecified"}`},
+		{"acme.Users/Import", `{"groups": ["x", "admin"]}`, `{"imported":1}`},
+		{"acme.Users/Import", `{"groups": ["a", "bee"], "labels": {"team": "core", "x": "y"}}`, `{"imported":2}`},
+		{"acme.Users/Import", `{"attributes": {"kind": "y", "n": 2.0, "more": true}}`, `{"imported":3}`},
+		{"acme.Users/Import", `{"email": "ann@example.com", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Berlin", "country": "DE"}}`, `{"imported":4}`},
+		{"acme.Users/Import", `{"scores": {"7": {"points": "9007199254740993"}, "8": {}}}`, `{"imported":5}`},
+		{"gitaly.RefTransaction/VoteTransaction", `{}`, `{"state":"ABORT"}`},
+		{"gitaly.RefTransaction/VoteTransaction", `{"transaction_id": "18446744073709551615"}`, `{"state":"STOP"}`},
+		{"gitaly.RefTransaction/VoteTransaction", `{"transaction_id": 5, "node": "n1"}`, `{"state":"STOP"}`},
 	}
 	for _, tt := range tests {
 		got, st := answer(t, e, newCall(t, tt.method, nil, tt.req))
@@ -231,9 +270,13 @@ rules:
 		}
 	}
 	misses := []struct{ method, req, why string }{
-		{"acme.Users/Get", `{"id": 0, "trace_id": "skip-me"}`, `closest: "not" (test.yaml:15): request.trace_id is "skip-me", which the ` + "`not`" + ` matcher excludes`},
-		{"acme.Users/Upload", `{"user": {"tags": ["a", "c"], "labels": {"team": "core"}}}`, `closest: "list-exact" (test.yaml:24): request.user.tags[1] "c" does not match re "^b"`},
-		{"acme.Users/List", `{"limit": 9}`, `request.limit is 9, want lt 5`},
+		{"acme.Users/Get", `{"id": "skip-me"}`, `closest: "not" (test.yaml:9): request.id is "skip-me", which the ` + "`not`" + ` matcher excludes`},
+		{"acme.Users/Import", `{"groups": ["a", "c"], "labels": {"team": "core"}}`, `closest: "list-exact" (test.yaml:33): request.groups[1] "c" does not match re "^b"`},
+		{"acme.Users/List", `{"limit": 9}`, `closest: "enum-name" (test.yaml:27): request.limit is 9, want lt 5`},
+		{"acme.Users/List", `{"role": "ROLE_READER", "limit": 9}`, `closest: "range" (test.yaml:24): request.limit is 9, want gt 10`},
+		{"acme.Users/Import", `{"scores": {"7": {"points": "9007199254740994"}}}`, `closest: "int64-in-map" (test.yaml:42): request.scores.7.points is 9007199254740994, want le 9007199254740993`},
+		{"gitaly.RefTransaction/VoteTransaction", `{"transaction_id": "6"}`, `closest: "uint64-default" (test.yaml:45): request.transaction_id is 6, want 0`},
+		{"acme.Users/Import", `{"phone": "+49", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Berlin"}}`, `closest: "oneof-and-any" (test.yaml:39): request.email "" does not match glob "*@example.com"`},
 	}
 	for _, m := range misses {
 		_, st := answer(t, e, newCall(t, m.method, nil, m.req))
@@ -254,11 +297,11 @@ rules:
       details:
         - {"@type": google.rpc.RetryInfo, retry_delay: 1.5s}
         - {"@type": type.googleapis.com/google.rpc.ErrorInfo, reason: QUOTA, metadata: {user: "${meta.user}"}}
-        - {"@type": acme.User, id: "${req.id}"}
+        - {"@type": acme.UserConflict, existing_id: "${req.id}", field: name}
       trailers: {x-retry: "yes"}
 `)
 	e := NewEngine(s, Upstream, Options{})
-	c := newCall(t, "acme.Users/Get", metadata.Pairs("user", "ann"), `{"id": 4}`)
+	c := newCall(t, "acme.Users/Get", metadata.Pairs("user", "ann"), `{"id": "4"}`)
 	_, st := answer(t, e, c)
 	if st.Code() != codes.ResourceExhausted || st.Message() != "slow down, ann" {
 		t.Fatalf("got %v", st)
@@ -275,8 +318,12 @@ rules:
 	if err := details[1].UnmarshalTo(&ei); err != nil || ei.GetReason() != "QUOTA" || ei.GetMetadata()["user"] != "ann" {
 		t.Errorf("ErrorInfo: %v %v", &ei, err)
 	}
-	if got := details[2].GetTypeUrl(); got != "type.googleapis.com/acme.User" {
+	if got := details[2].GetTypeUrl(); got != "type.googleapis.com/acme.UserConflict" {
 		t.Errorf("detail 3 type: %s", got)
+	}
+	conflict := dynamicpb.NewMessage(loadTestSchema(t).message(t, "acme.UserConflict"))
+	if err := details[2].UnmarshalTo(conflict); err != nil || toJSON(t, conflict) != `{"existing_id":"4","field":"name"}` {
+		t.Errorf("UserConflict: %v %v", conflict, err)
 	}
 	if c.trailer.Get("x-retry")[0] != "yes" || c.trailer.Get("x-rule")[0] != "limited" {
 		t.Errorf("trailers: %v", c.trailer)
@@ -290,7 +337,7 @@ rules:
     do:
       - send: {from: bot, text: "welcome ${req.from}"}
     each:
-      - send: {from: bot, text: "#${i}: ${req.text}", seq: "${i}"}
+      - send: {from: "bot-${i}", text: "#${i}: ${req.text}"}
     end:
       - send: {from: bot, text: "bye after ${reqs.0.text}"}
   - match: {method: acme.Users/Chat}
@@ -300,17 +347,17 @@ rules:
       - fail: {code: INVALID_ARGUMENT, message: "no ${req.text}"}
   - match: {method: acme.Users/List}
     do:
-      - send: {display_name: a}
+      - send: {name: a}
       - sleep: 1ms
-      - send: {display_name: b}
-    stream: [{display_name: c}]
+      - send: {name: b}
+    stream: [{name: c}]
 `)
 	e := NewEngine(s, Upstream, Options{})
 	got, st := answer(t, e, newCall(t, "acme.Users/Chat", nil, `{"from": "ann", "text": "hello"}`, `{"text": "how"}`))
 	want := []string{
 		`{"from":"bot","text":"welcome ann"}`,
-		`{"from":"bot","text":"#0: hello"}`,
-		`{"from":"bot","seq":1,"text":"#1: how"}`,
+		`{"from":"bot-0","text":"#0: hello"}`,
+		`{"from":"bot-1","text":"#1: how"}`,
 		`{"from":"bot","text":"bye after hello"}`,
 	}
 	if st.Code() != codes.OK || strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -383,9 +430,9 @@ rules:
 func TestTimesUnderConcurrency(t *testing.T) {
 	s := parse(t, `
 rules:
-  - {name: first, match: {method: acme.Users/Get}, times: 25, reply: {display_name: first}}
-  - {name: second, match: {method: acme.Users/Get}, times: 50, reply: {display_name: second}}
-  - {name: rest, match: {method: acme.Users/Get}, reply: {display_name: rest}}
+  - {name: first, match: {method: acme.Users/Get}, times: 25, reply: {name: first}}
+  - {name: second, match: {method: acme.Users/Get}, times: 50, reply: {name: second}}
+  - {name: rest, match: {method: acme.Users/Get}, reply: {name: rest}}
 expect:
   - {rule: first, count: 25}
   - {rule: second, count: 50}
@@ -411,7 +458,7 @@ expect:
 		}()
 	}
 	wg.Wait()
-	want := map[string]int{`{"display_name":"first"}`: 25, `{"display_name":"second"}`: 50, `{"display_name":"rest"}`: 125}
+	want := map[string]int{`{"name":"first"}`: 25, `{"name":"second"}`: 50, `{"name":"rest"}`: 125}
 	for k, v := range want {
 		if counts[k] != v {
 			t.Errorf("%s: got %d, want %d", k, counts[k], v)
@@ -453,10 +500,10 @@ rules:
 func TestRuntimeTemplateErrorIsInternal(t *testing.T) {
 	s := parse(t, `
 rules:
-  - {match: {method: acme.Users/Get}, reply: {id: "${meta.id}"}}
+  - {match: {method: acme.Users/Get}, reply: {scores: {1: {points: "${meta.points}"}}}}
 `)
 	e := NewEngine(s, Upstream, Options{})
-	_, st := answer(t, e, newCall(t, "acme.Users/Get", metadata.Pairs("id", "not-a-number"), `{}`))
+	_, st := answer(t, e, newCall(t, "acme.Users/Get", metadata.Pairs("points", "not-a-number"), `{}`))
 	if st.Code() != codes.Internal || !strings.Contains(st.Message(), `rules[0]" (test.yaml:3)`) {
 		t.Fatalf("got %v", st)
 	}
@@ -465,24 +512,24 @@ rules:
 func TestMatchDoesNotUseTimes(t *testing.T) {
 	s := parse(t, `
 rules:
-  - {name: once, match: {method: acme.Users/Get, request: {id: 1}}, times: 1, reply: {}}
+  - {name: once, match: {method: acme.Users/Get, request: {id: u1}}, times: 1, reply: {}}
 `)
 	e := NewEngine(s, Upstream, Options{})
 	sc := loadTestSchema(t)
 	m := sc.method(t, "acme.Users/Get")
 	for i := 0; i < 3; i++ {
-		if r := e.Match(m, nil, msg(t, m.Input(), `{"id": 1}`)); r.Rule == nil || r.Rule.Name != "once" {
+		if r := e.Match(m, nil, msg(t, m.Input(), `{"id": "u1"}`)); r.Rule == nil || r.Rule.Name != "once" {
 			t.Fatalf("Match %d: got %+v", i, r)
 		}
 	}
-	if r := e.Match(m, nil, msg(t, m.Input(), `{"id": 2}`)); r.Rule != nil || !strings.Contains(r.Reason, "request.id is 2, want 1") {
+	if r := e.Match(m, nil, msg(t, m.Input(), `{"id": "u2"}`)); r.Rule != nil || !strings.Contains(r.Reason, `request.id is "u2", want "u1"`) {
 		t.Fatalf("Match miss: got %+v", r)
 	}
 	c := newCall(t, "acme.Users/Get", nil)
-	if err := e.RespondReceived(c, msg(t, m.Input(), `{"id": 1}`)); err != nil {
+	if err := e.RespondReceived(c, msg(t, m.Input(), `{"id": "u1"}`)); err != nil {
 		t.Fatalf("RespondReceived: %v", err)
 	}
-	if r := e.Match(m, nil, msg(t, m.Input(), `{"id": 1}`)); r.Rule != nil {
+	if r := e.Match(m, nil, msg(t, m.Input(), `{"id": "u1"}`)); r.Rule != nil {
 		t.Fatalf("after one use: got %+v, want a miss", r)
 	}
 }
@@ -545,11 +592,11 @@ backchannel:
 expect:
   - {rule: commit, dir: reverse, count: 1}
 `)
-	c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "1"), `{"branch_name": "ZmVhdHVyZS94"}`)
+	c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "1"), `{"branch_name": "feature/x"}`)
 	if _, st := answer(t, up, c); st.Code() != codes.OK {
 		t.Fatalf("commit vote: got %v", st)
 	}
-	c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "2"), `{"branch_name": "ZmVhdHVyZS94"}`)
+	c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "2"), `{"branch_name": "feature/x"}`)
 	if _, st := answer(t, up, c); st.Code() != codes.Aborted || st.Message() != "vote was ABORT from peer 7" {
 		t.Fatalf("abort vote: got %v", st)
 	}
@@ -593,38 +640,59 @@ expect:
 func TestCallStepFanOutAndDefaultElse(t *testing.T) {
 	up, _, _ := voteFlow(t, `
 rules:
-  - match: {method: acme.Users/Get, request: {id: 1}}
+  - match: {method: acme.Users/Get, request: {id: "1"}}
     do:
       - call:
           method: gitaly.RefTransaction/StopTransaction
           to: all
           expect: {code: OK}
           as: stops
-      - reply: {display_name: "stopped ${stops.count}, failed ${stops.failed}, second ${stops.calls.1.peer.id}"}
-  - match: {method: acme.Users/Get, request: {id: 2}}
+      - reply: {name: "stopped ${stops.count}, failed ${stops.failed}, second ${stops.calls.1.peer.id}"}
+  - match: {method: acme.Users/Get, request: {id: "2"}}
     do:
       - call: {method: gitaly.RefTransaction/VoteTransaction, to: "42", expect: {code: OK}}
       - reply: {}
-  - match: {method: acme.Users/Get, request: {id: 3}}
+  - match: {method: acme.Users/Get, request: {id: "3"}}
     do:
       - call: {method: gitaly.RefTransaction/VoteTransaction, expect: {code: [NOT_FOUND, UNIMPLEMENTED]}, as: v}
-      - reply: {display_name: "${v.code}: ${v.message}"}
+      - reply: {name: "${v.code}: ${v.message}"}
+  - match: {method: acme.Users/Get, request: {id: "4"}}
+    do:
+      - call:
+          method: acme.Users/Create
+          with: {user: {name: "user ${req.id}"}, validate_only: "${meta.x-dry-run}"}
+          expect: {reply: {name: {re: "^checked "}}}
+          as: created
+      - reply: {name: "${created.reply.name}"}
 `, `
 backchannel:
   - match: {method: gitaly.RefTransaction/StopTransaction}
     reply: {}
+  - match: {method: acme.Users/Create, request: {validate_only: true}}
+    reply: {name: "checked ${req.user.name}"}
+  - match: {method: acme.Users/Create}
+    reply: {name: "created ${req.user.name}"}
 `)
-	got, st := answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": 1}`))
-	if st.Code() != codes.OK || got[0] != `{"display_name":"stopped 3, failed 0, second 2"}` {
+	got, st := answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": "1"}`))
+	if st.Code() != codes.OK || got[0] != `{"name":"stopped 3, failed 0, second 2"}` {
 		t.Errorf("fan out: %v %v", got, st)
 	}
-	_, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": 2}`))
+	_, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": "2"}`))
 	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "to peer 42: code is NOT_FOUND, want OK (message \"no peer 42\")") {
 		t.Errorf("unknown peer: %v", st)
 	}
-	got, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": 3}`))
-	if st.Code() != codes.OK || !strings.HasPrefix(got[0], `{"display_name":"UNIMPLEMENTED: no rule matched gitaly.RefTransaction/VoteTransaction`) {
+	got, st = answer(t, up, newCall(t, "acme.Users/Get", nil, `{"id": "3"}`))
+	if st.Code() != codes.OK || !strings.HasPrefix(got[0], `{"name":"UNIMPLEMENTED: no rule matched gitaly.RefTransaction/VoteTransaction`) {
 		t.Errorf("expected failure code: %v %v", got, st)
+	}
+	// "${meta.x-dry-run}" fills a bool field: "true" becomes true.
+	got, st = answer(t, up, newCall(t, "acme.Users/Get", metadata.Pairs("x-dry-run", "true"), `{"id": "4"}`))
+	if st.Code() != codes.OK || got[0] != `{"name":"checked user 4"}` {
+		t.Errorf("bool from text: %v %v", got, st)
+	}
+	_, st = answer(t, up, newCall(t, "acme.Users/Get", metadata.Pairs("x-dry-run", "false"), `{"id": "4"}`))
+	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), `reply.name "created user 4" does not match re "^checked "`) {
+		t.Errorf("bool false from text: %v", st)
 	}
 }
 
@@ -708,18 +776,18 @@ expect:
 func TestReloadKeepsCounts(t *testing.T) {
 	e := NewEngine(parse(t, `
 rules:
-  - {match: {method: acme.Users/Get}, times: 1, reply: {display_name: old}}
+  - {match: {method: acme.Users/Get}, times: 1, reply: {name: old}}
 `), Upstream, Options{})
-	if got, _ := answer(t, e, newCall(t, "acme.Users/Get", nil, `{}`)); got[0] != `{"display_name":"old"}` {
+	if got, _ := answer(t, e, newCall(t, "acme.Users/Get", nil, `{}`)); got[0] != `{"name":"old"}` {
 		t.Fatalf("old: %v", got)
 	}
 	e.Reload(parse(t, `
 rules:
-  - {match: {method: acme.Users/Get}, times: 1, reply: {display_name: new}}
+  - {match: {method: acme.Users/Get}, times: 1, reply: {name: new}}
 expect:
   - {method: acme.Users/Get, count: 2}
 `))
-	if got, _ := answer(t, e, newCall(t, "acme.Users/Get", nil, `{}`)); got[0] != `{"display_name":"new"}` {
+	if got, _ := answer(t, e, newCall(t, "acme.Users/Get", nil, `{}`)); got[0] != `{"name":"new"}` {
 		t.Fatalf("new: %v", got)
 	}
 	if rep := e.Check(); !rep.OK() {

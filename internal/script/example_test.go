@@ -5,46 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"path/filepath"
 
-	"github.com/bufbuild/protocompile"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/testdata/protos"
 )
-
-// fileSchema is a minimal script.Schema over compiled .proto files; bcctl
-// passes a dynamic.Source instead.
-type fileSchema struct{ files *protoregistry.Files }
-
-func (s fileSchema) ListServices(context.Context) ([]protoreflect.FullName, error) {
-	var out []protoreflect.FullName
-	s.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := 0; i < fd.Services().Len(); i++ {
-			out = append(out, fd.Services().Get(i).FullName())
-		}
-		return true
-	})
-	return out, nil
-}
-
-func (s fileSchema) FindSymbol(_ context.Context, name string) (protoreflect.Descriptor, error) {
-	if i := len(name) - len(filepath.Base(name)); i > 0 { // "pkg.Svc/Method"
-		name = name[:i-1] + "." + name[i:]
-	}
-	d, err := s.files.FindDescriptorByName(protoreflect.FullName(name))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, dynamic.ErrNotFound)
-	}
-	return d, nil
-}
-
-func (s fileSchema) Types() dynamic.TypeResolver { return protoregistry.GlobalTypes }
 
 // oneCall is a unary dynamic.Call with one request.
 type oneCall struct {
@@ -63,7 +33,7 @@ func (c *oneCall) SetTrailer(metadata.MD)                {}
 func (c *oneCall) Send(m proto.Message) error {
 	r := m.ProtoReflect()
 	fields := r.Descriptor().Fields()
-	fmt.Printf("reply: id=%d display_name=%q\n", r.Get(fields.ByName("id")).Int(), r.Get(fields.ByName("display_name")).String())
+	fmt.Printf("reply: id=%q name=%q\n", r.Get(fields.ByName("id")).String(), r.Get(fields.ByName("name")).String())
 	return nil
 }
 func (c *oneCall) Recv() (proto.Message, error) {
@@ -76,24 +46,14 @@ func (c *oneCall) Recv() (proto.Message, error) {
 }
 
 // Example loads a script against a schema and answers calls with it, the
-// way bcctl serve does.
+// way bcctl serve does. The schema is bcctl's corpus (testdata/protos), as
+// bcctl serve --protoset loads it.
 func Example() {
 	ctx := context.Background()
-	compiler := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{"testdata"}})}
-	compiled, err := compiler.Compile(ctx, "acme.proto")
+	schema, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
 	if err != nil {
 		log.Fatal(err)
 	}
-	files := &protoregistry.Files{}
-	for _, f := range compiled {
-		for i := 0; i < f.Imports().Len(); i++ {
-			_ = files.RegisterFile(f.Imports().Get(i).FileDescriptor)
-		}
-		if err := files.RegisterFile(f); err != nil {
-			log.Fatal(err)
-		}
-	}
-	schema := fileSchema{files}
 
 	s, err := script.Parse(ctx, "users.yaml", []byte(`
 rules:
@@ -101,7 +61,7 @@ rules:
     times: 1
     fail: {code: UNAVAILABLE, message: "try again"}
   - match: {method: acme.Users/Get}
-    reply: {id: "${req.id}", display_name: "user ${req.id} for ${meta.x-team}"}
+    reply: {id: "${req.id}", name: "user ${req.id} for ${meta.x-team}"}
 expect:
   - {method: acme.Users/Get, count: 2}
 `), script.Config{Upstream: schema})
@@ -110,11 +70,13 @@ expect:
 	}
 	engine := script.NewEngine(s, script.Upstream, script.Options{})
 
-	d, _ := schema.FindSymbol(ctx, "acme.Users/Get")
-	method := d.(protoreflect.MethodDescriptor)
+	method, err := dynamic.FindMethod(ctx, schema, "acme.Users/Get")
+	if err != nil {
+		log.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
 		req := dynamicpb.NewMessage(method.Input())
-		req.Set(method.Input().Fields().ByName("id"), protoreflect.ValueOfInt64(42))
+		req.Set(method.Input().Fields().ByName("id"), protoreflect.ValueOfString("u42"))
 		err := engine.Respond(&oneCall{method: method, md: metadata.Pairs("x-team", "core"), req: req})
 		fmt.Println("status:", err)
 	}
@@ -124,7 +86,7 @@ expect:
 	fmt.Println(err)
 	// Output:
 	// status: rpc error: code = Unavailable desc = try again
-	// reply: id=42 display_name="user 42 for core"
+	// reply: id="u42" name="user u42 for core"
 	// status: <nil>
 	// expectations: all 1 met
 	//   ok   expect[0] (users.yaml:9): want exactly 2 calls to acme.Users/Get, got 2

@@ -91,7 +91,7 @@ func TestOverGRPC(t *testing.T) {
 	downConn := serveEngine(t, down)
 	upScript := strings.Replace(voteUpstream, "\nexpect:", `
   - match: {method: acme.Users/Chat}
-    each: [{send: {text: "echo ${req.text}", seq: "${i}"}}]
+    each: [{send: {text: "#${i} echo ${req.text}", attachment: "${req.text}"}}]
 expect:`, 1)
 	up := NewEngine(parse(t, upScript), Upstream, Options{Caller: CallerFunc(func(_ context.Context, from dynamic.Peer, _ string) ([]Target, error) {
 		return []Target{{Peer: from, Conn: downConn}}, nil
@@ -117,7 +117,7 @@ backchannel:
     reply: {state: `+tc.want+`}
 `))
 		reply := dynamicpb.NewMessage(create.Output())
-		err := upConn.Invoke(octx, "/gitaly.RefService/CreateBranch", msg(t, create.Input(), `{"branch_name": "ZmVhdHVyZS9h"}`), reply)
+		err := upConn.Invoke(octx, "/gitaly.RefService/CreateBranch", msg(t, create.Input(), `{"branch_name": "feature/a"}`), reply)
 		st := status.Convert(err)
 		if st.Code() != tc.code || st.Message() != tc.msg {
 			t.Errorf("vote %s: got %v, want %v %q", tc.want, st, tc.code, tc.msg)
@@ -147,7 +147,7 @@ backchannel:
 		}
 		got = append(got, toJSON(t, m))
 	}
-	if len(got) != 2 || got[0] != `{"text":"echo a"}` || got[1] != `{"seq":1,"text":"echo b"}` {
+	if len(got) != 2 || got[0] != `{"attachment":"YQ==","text":"#0 echo a"}` || got[1] != `{"attachment":"Yg==","text":"#1 echo b"}` {
 		t.Errorf("chat: got %v", got)
 	}
 	if rep := up.Check(); !rep.OK() {

@@ -2,31 +2,27 @@ package script
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/bufbuild/protocompile"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-// testSchema is a Schema over the .proto files in testdata, compiled with
-// protocompile (well-known types included).
+// testSchema is bcctl's schema corpus (testdata/protos), loaded from its
+// protoset the way bcctl serve --protoset and bcctl demo load it, so that
+// what these tests and docs/script.md show holds against the real corpus.
 type testSchema struct {
-	files *protoregistry.Files
-	types *protoregistry.Types
+	*dynamic.FileSource
 }
 
 var (
@@ -38,79 +34,18 @@ var (
 func loadTestSchema(t testing.TB) *testSchema {
 	t.Helper()
 	schemaOnce.Do(func() {
-		c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{"testdata"}})}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		fs, err := c.Compile(ctx, "gitaly.proto", "acme.proto")
+		src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
 		if err != nil {
 			schemaErr = err
 			return
 		}
-		s := &testSchema{files: &protoregistry.Files{}, types: &protoregistry.Types{}}
-		var add func(fd protoreflect.FileDescriptor) error
-		add = func(fd protoreflect.FileDescriptor) error {
-			if _, err := s.files.FindFileByPath(fd.Path()); err == nil {
-				return nil
-			}
-			for i := 0; i < fd.Imports().Len(); i++ {
-				if err := add(fd.Imports().Get(i).FileDescriptor); err != nil {
-					return err
-				}
-			}
-			if err := s.files.RegisterFile(fd); err != nil {
-				return err
-			}
-			return registerTypes(s.types, fd.Messages())
-		}
-		for _, f := range fs {
-			if err := add(f); err != nil {
-				schemaErr = err
-				return
-			}
-		}
-		schemaVal = s
+		schemaVal = &testSchema{src}
 	})
 	if schemaErr != nil {
-		t.Fatalf("compile test protos: %v", schemaErr)
+		t.Fatalf("load the corpus protoset: %v", schemaErr)
 	}
 	return schemaVal
 }
-
-func registerTypes(types *protoregistry.Types, msgs protoreflect.MessageDescriptors) error {
-	for i := 0; i < msgs.Len(); i++ {
-		md := msgs.Get(i)
-		if err := types.RegisterMessage(dynamicpb.NewMessageType(md)); err != nil {
-			return err
-		}
-		if err := registerTypes(types, md.Messages()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *testSchema) ListServices(context.Context) ([]protoreflect.FullName, error) {
-	var out []protoreflect.FullName
-	s.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := 0; i < fd.Services().Len(); i++ {
-			out = append(out, fd.Services().Get(i).FullName())
-		}
-		return true
-	})
-	return out, nil
-}
-
-func (s *testSchema) FindSymbol(_ context.Context, name string) (protoreflect.Descriptor, error) {
-	name = strings.TrimPrefix(name, "/")
-	name = strings.ReplaceAll(name, "/", ".")
-	d, err := s.files.FindDescriptorByName(protoreflect.FullName(name))
-	if err != nil {
-		return nil, fmt.Errorf("symbol %q: %w", name, dynamic.ErrNotFound)
-	}
-	return d, nil
-}
-
-func (s *testSchema) Types() dynamic.TypeResolver { return s.types }
 
 // method returns a method descriptor of the test schema.
 func (s *testSchema) method(t testing.TB, name string) protoreflect.MethodDescriptor {
@@ -120,6 +55,16 @@ func (s *testSchema) method(t testing.TB, name string) protoreflect.MethodDescri
 		t.Fatal(err)
 	}
 	return d.(protoreflect.MethodDescriptor)
+}
+
+// message returns a message descriptor of the test schema.
+func (s *testSchema) message(t testing.TB, name string) protoreflect.MessageDescriptor {
+	t.Helper()
+	d, err := s.FindSymbol(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.(protoreflect.MessageDescriptor)
 }
 
 // parse loads src against the test schema, failing the test on error.
@@ -146,7 +91,7 @@ func parseErr(t testing.TB, src string) string {
 func msg(t testing.TB, md protoreflect.MessageDescriptor, js string) proto.Message {
 	t.Helper()
 	m := dynamicpb.NewMessage(md)
-	if err := (protojson.UnmarshalOptions{Resolver: loadTestSchema(t).types}).Unmarshal([]byte(js), m); err != nil {
+	if err := (protojson.UnmarshalOptions{Resolver: loadTestSchema(t).Types()}).Unmarshal([]byte(js), m); err != nil {
 		t.Fatalf("message %s from %s: %v", md.FullName(), js, err)
 	}
 	return m
@@ -155,7 +100,7 @@ func msg(t testing.TB, md protoreflect.MessageDescriptor, js string) proto.Messa
 // toJSON renders a message compactly (proto names) for comparisons.
 func toJSON(t testing.TB, m proto.Message) string {
 	t.Helper()
-	v, err := messageJSON(m, loadTestSchema(t).types)
+	v, err := messageJSON(m, loadTestSchema(t).Types())
 	if err != nil {
 		t.Fatal(err)
 	}

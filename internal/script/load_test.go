@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 )
 
 // designSketch is the sketch from DESIGN.md, which must load as written.
@@ -27,7 +29,7 @@ rules:                       # forward calls that serve answers
     times: 2
     fail: {code: UNAVAILABLE, message: "attempt ${n}"}
   - match: {method: acme.Users/Get}
-    reply: {id: "${req.id}", display_name: "user ${req.id}"}
+    reply: {id: "${req.id}", name: "user ${req.id}"}
 backchannel:
   - match: {method: gitaly.RefTransaction/VoteTransaction}
     reply: {state: COMMIT}
@@ -74,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 rules:
   - match: {method: gitaly.RefService/CreateBrunch}
     reply: {}
-`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.RefService/CreateBrunch"; did you mean "gitaly.RefService/CreateBranch"?`}},
+`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.RefService/CreateBrunch"; did you mean "gitaly.RefService/CreateBranch" or "gitaly.RefService/DeleteBranch"?`}},
 		{"unknown service", `
 rules:
   - match: {method: acme.Userz/Get}
@@ -88,8 +90,8 @@ rules:
 		{"unknown field in reply", `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {id: 1, dispay_name: x}
-`, []string{`test.yaml:4:20: rules[0].reply: unknown field "dispay_name" in acme.User; did you mean "display_name"?`}},
+    reply: {id: "1", nickame: x}
+`, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname" or "name"?`}},
 		{"unknown nested field in with", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
@@ -106,14 +108,14 @@ rules:
 `, []string{`test.yaml:3:47: rules[0].match.request: unknown field "idd" in acme.GetUserRequest`}},
 		{"bad regex", `
 rules:
-  - match: {method: acme.Users/Get, request: {trace_id: {re: "(["}}}
+  - match: {method: acme.Users/Get, request: {id: {re: "(["}}}
     reply: {}
-`, []string{`test.yaml:3:62: rules[0].match.request.trace_id: bad re "([":`}},
+`, []string{`test.yaml:3:56: rules[0].match.request.id: bad re "([":`}},
 		{"unknown matcher", `
 rules:
-  - match: {method: acme.Users/Get, request: {trace_id: {regex: "x"}}}
+  - match: {method: acme.Users/Get, request: {id: {regex: "x"}}}
     reply: {}
-`, []string{`test.yaml:3:58: rules[0].match.request.trace_id: unknown matcher "regex"; did you mean "re"`}},
+`, []string{`test.yaml:3:52: rules[0].match.request.id: unknown matcher "regex"; did you mean "re"`}},
 		{"bad code name", `
 rules:
   - match: {method: acme.Users/Get}
@@ -122,24 +124,24 @@ rules:
 		{"unknown template root", `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {display_name: "${request.id}"}
-`, []string{`test.yaml:4:27: rules[0].reply.display_name: ${request.id}: unknown name "request"; did you mean "req"?`}},
+    reply: {name: "${request.id}"}
+`, []string{`test.yaml:4:19: rules[0].reply.name: ${request.id}: unknown name "request"; did you mean "req"?`}},
 		{"unknown template field", `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {display_name: "${req.name}"}
-`, []string{`${req.name}: req (acme.GetUserRequest) has no field "name"`}},
+    reply: {name: "${req.name}"}
+`, []string{`test.yaml:4:19: rules[0].reply.name: ${req.name}: req (acme.GetUserRequest) has no field "name"`}},
 		{"capture used before its call", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
     do:
-      - reply: {status: "${vote.reply.state}"}
+      - reply: {branch: {name: "${vote.reply.state}"}}
       - call: {method: gitaly.RefTransaction/VoteTransaction, as: vote}
 `, []string{`unknown name "vote"`}},
 		{"unclosed template", `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {display_name: "${req.id"}
+    reply: {name: "${req.id"}
 `, []string{`unclosed ${`}},
 		{"enum value", `
 backchannel:
@@ -149,8 +151,13 @@ backchannel:
 		{"number type", `
 rules:
   - match: {method: acme.Users/Get}
-    reply: {id: many}
-`, []string{`test.yaml:4:17: rules[0].reply.id: many is not an int64`}},
+    reply: {scores: {7: {points: many}}}
+`, []string{`test.yaml:4:34: rules[0].reply.scores.7.points: many is not an int64`}},
+		{"map key type", `
+rules:
+  - match: {method: acme.Users/Get}
+    reply: {scores: {seven: {points: 7}}}
+`, []string{`test.yaml:4:22: rules[0].reply.scores: map key "seven" is not a int32`}},
 		{"unary without reply", `
 rules:
   - match: {method: acme.Users/Get}
@@ -215,9 +222,9 @@ rules:
 `, []string{`delay must be a duration such as 250ms or 2s, not "10"`}},
 		{"binary not base64", `
 rules:
-  - match: {method: gitaly.RefService/FindAllBranches}
-    stream: [{branches: [{name: !!binary "a.b"}]}]
-`, []string{`test.yaml:4:33: rules[0].stream[0].branches[0].name: !!binary "a.b" is not base64`}},
+  - match: {method: acme.Users/List}
+    stream: [{name: ann}, {name: bob, avatar: !!binary "a.b"}]
+`, []string{`test.yaml:4:47: rules[0].stream[1].avatar: !!binary "a.b" is not base64`}},
 		{"fail OK", `
 rules:
   - {match: {method: acme.Users/Get}, fail: {code: OK}}
@@ -231,17 +238,25 @@ rules:
 `, []string{`unknown message type "type.googleapis.com/google.rpc.ErrInfo"`}},
 		{"templates in matchers", `
 rules:
-  - {match: {method: acme.Users/Get, request: {trace_id: "${meta.x}"}}, reply: {}}
+  - {match: {method: acme.Users/Get, request: {id: "${meta.x}"}}, reply: {}}
 `, []string{`templates are not allowed in matchers`}},
 		{"yaml syntax", "rules:\n  - match: {method: [\n", []string{`test.yaml:2: YAML: did not find expected node content`}},
 		{"timestamp", `
 rules:
-  - {match: {method: acme.Users/Get}, reply: {created: yesterday}}
-`, []string{`rules[0].reply.created is a google.protobuf.Timestamp`}},
+  - {match: {method: acme.Users/Get}, reply: {created_at: yesterday}}
+`, []string{`test.yaml:3:59: rules[0].reply.created_at is a google.protobuf.Timestamp`}},
+		{"duration", `
+rules:
+  - {match: {method: acme.Users/Get}, reply: {session_ttl: 1 hour}}
+`, []string{`test.yaml:3:60: rules[0].reply.session_ttl is a google.protobuf.Duration`}},
 		{"oneof-like double set", `
 rules:
-  - {match: {method: acme.Users/Get}, reply: {display_name: a, displayName: b}}
-`, []string{`field display_name is set twice`}},
+  - {match: {method: acme.Users/Get}, reply: {quota_bytes: 1, quotaBytes: 2}}
+`, []string{`test.yaml:3:63: rules[0].reply: field quota_bytes is set twice (as "quota_bytes" and "quotaBytes")`}},
+		{"two members of a oneof", `
+rules:
+  - {match: {method: acme.Users/Get}, reply: {email: a@example.com, phone: "+49 30 1234"}}
+`, []string{`test.yaml:3:69: rules[0].reply: email and phone belong to oneof contact: set only one`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,19 +311,41 @@ vars:
 x-defaults: &ok {code: OK}
 rules:
   - match:
+      method: /gitaly.RefTransaction.VoteTransaction
+      request: {transactionId: {one_of: [1, "2"]}, referenceUpdatesHash: {glob: "t-*"}, phase: PREPARED_PHASE}
+    reply: {state: 2}
+  - match:
       method: /acme.Users.Get
-      request: {traceId: {glob: "t-*"}, shard: {one_of: [1, 2]}}
+      request: {id: {glob: "u-*"}}
     reply:
-      id: 0x10
-      displayName: "${vars.greeting} ${req.trace_id}"
-      tags: [a, "b"]
+      id: "${req.id}"
+      name: "${vars.greeting} ${req.id}"
+      role: 3
+      createdAt: "2024-01-02T03:04:05Z"
+      session_ttl: 1.5s
+      attributes: {anything: [1, two, {three: 3}]}
       labels: {team: core}
-      created: "2024-01-02T03:04:05Z"
-      extra: {anything: [1, two, {three: 3}]}
-      score: 1.5
-      active: true
-      role: ROLE_ADMIN
+      groups: [a, "b"]
+      avatar: !!binary "AP8="
       email: me@example.com
+      nickname: ann
+      quotaBytes: 0x10
+      extra: {"@type": acme.Address, city: Berlin}
+      repositories: [{storage_name: default, relativePath: a.git}]
+      scores: {-1: {points: "9007199254740993", ratio: 1.5}}
 `)
-	_ = s
+	e := NewEngine(s, Upstream, Options{})
+	got, st := answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", nil, `{"transaction_id": "2", "reference_updates_hash": "dC0x", "phase": "PREPARED_PHASE"}`))
+	if st.Code() != codes.OK || len(got) != 1 || got[0] != `{"state":"STOP"}` {
+		t.Errorf("vote: got %v %v", got, st)
+	}
+	got, st = answer(t, e, newCall(t, "acme.Users/Get", nil, `{"id": "u-1"}`))
+	want := `{"attributes":{"anything":[1,"two",{"three":3}]},"avatar":"AP8=","created_at":"2024-01-02T03:04:05Z",` +
+		`"email":"me@example.com","extra":{"@type":"type.googleapis.com/acme.Address","city":"Berlin"},"groups":["a","b"],` +
+		`"id":"u-1","labels":{"team":"core"},"name":"hello u-1","nickname":"ann","quota_bytes":"16",` +
+		`"repositories":[{"relative_path":"a.git","storage_name":"default"}],"role":"ROLE_ADMIN",` +
+		`"scores":{"-1":{"points":"9007199254740993","ratio":1.5}},"session_ttl":"1.500s"}`
+	if st.Code() != codes.OK || len(got) != 1 || got[0] != want {
+		t.Errorf("user:\n got %v %v\nwant %s", got, st, want)
+	}
 }
