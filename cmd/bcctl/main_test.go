@@ -289,8 +289,13 @@ func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: bccorpus DIR")
 	}
-	dir := ts.MkAbs(args[0])
-	ts.Check(fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
+	ts.Check(writeCorpus(ts.MkAbs(args[0])))
+}
+
+// writeCorpus writes the schema corpus of testdata/protos into dir: the
+// .proto files at their import paths and corpus.protoset.
+func writeCorpus(dir string) error {
+	err := fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -303,6 +308,9 @@ func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
 			return err
 		}
 		return os.WriteFile(target, data, 0o644)
-	}))
-	ts.Check(os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644))
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644)
 }

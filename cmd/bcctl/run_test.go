@@ -210,6 +210,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// snapshot returns what the buffer holds, and a channel closed when more
+// arrives.
+func (b *syncBuffer) snapshot() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String(), b.changed
+}
+
 // waitFor waits until the buffer contains s.
 func (b *syncBuffer) waitFor(ctx context.Context, s string) error {
 	for {
