@@ -237,10 +237,13 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return printing.Err
 	}
 
-	waitErr := waitForReverse(ctx, s, &opts.Answer, &opts.Client)
-	if interrupted(ctx) {
+	if interrupted(ctx) { // during the call itself
 		return errInterrupted
 	}
+	// SIGINT while lingering only ends the linger: the call's result
+	// stands. Waiting for --wait-reverse calls that never came is an
+	// interruption (waitForReverse says so).
+	waitErr := waitForReverse(ctx, s, &opts.Answer, &opts.Client)
 	report := s.Check()
 	if opts.Verbosity > 1 && opts.Output == "text" {
 		fmt.Fprintf(out, "\nTiming: connect %s, call %s, total %s; %d reverse calls answered\n",
