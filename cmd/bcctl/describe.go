@@ -60,16 +60,12 @@ func describeRun(ctx context.Context, opts *DescribeOptions) error {
 	defer s.Close()
 	var descs []protoreflect.Descriptor
 	if opts.symbol == "" {
-		names, err := s.forward.ListServices(ctx)
+		services, err := dynamic.Services(ctx, s.forward)
 		if err != nil {
 			return explainSchemaError(err)
 		}
-		for _, n := range names {
-			d, err := s.forward.FindSymbol(ctx, string(n))
-			if err != nil {
-				return explainSchemaError(err)
-			}
-			descs = append(descs, d)
+		for _, sd := range services {
+			descs = append(descs, sd)
 		}
 	} else {
 		d, err := findSymbol(ctx, s.forward, opts.symbol)

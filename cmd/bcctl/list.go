@@ -66,12 +66,14 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		}
 		for _, n := range names {
 			lines = append(lines, string(n))
-			if opts.ProtosetOut != "" {
-				d, err := s.forward.FindSymbol(ctx, string(n))
-				if err != nil {
-					return explainSchemaError(err)
-				}
-				described = append(described, d)
+		}
+		if opts.ProtosetOut != "" {
+			services, err := dynamic.Services(ctx, s.forward)
+			if err != nil {
+				return explainSchemaError(err)
+			}
+			for _, sd := range services {
+				described = append(described, sd)
 			}
 		}
 	} else {
