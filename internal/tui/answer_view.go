@@ -2,12 +2,9 @@ package tui
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
-
-	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
 // Layout of the call screen.
@@ -87,21 +84,15 @@ func (m AnswerModel) titleBar() string {
 	if m.confirmQuit {
 		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, plural(pending, "call", "calls")))
 	}
-	tab := func(n int, name string, active bool) string {
-		if active {
-			return m.th.ActiveTab.Render(fmt.Sprintf("[%d %s]", n, name))
-		}
-		return m.th.Tab.Render(fmt.Sprintf(" %d %s ", n, name))
-	}
-	right := tab(1, "Calls", m.screen == screenCalls)
+	screens := []string{"Calls"}
 	if m.cfg.Forward != nil {
-		right += " " + tab(2, "Forward", m.screen == screenForward)
+		screens = append(screens, "Forward")
 	}
-	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
-	if gap < 1 {
-		return theme.Fit(left, m.width)
+	active := 0
+	if m.screen == screenForward {
+		active = 1
 	}
-	return left + strings.Repeat(" ", gap) + right
+	return m.th.TitleBar(left, m.width, active, screens...)
 }
 
 func (m AnswerModel) callScreen() string {

@@ -411,21 +411,15 @@ func (m ServeModel) titleBar() string {
 		left += m.th.Muted.Render(" · " + m.cfg.Title)
 	}
 	left += m.th.Muted.Render(" · " + registry.Summary(len(m.peers.Peers())))
-	tab := func(n int, name string, active bool) string {
-		if active {
-			return m.th.ActiveTab.Render(fmt.Sprintf("[%d %s]", n, name))
-		}
-		return m.th.Tab.Render(fmt.Sprintf(" %d %s ", n, name))
-	}
-	right := tab(1, "Peers", m.screen == screenPeers)
+	screens := []string{"Peers"}
 	if m.cfg.Caller != nil {
-		right += " " + tab(2, "Reverse call", m.screen == screenReverse)
+		screens = append(screens, "Reverse call")
 	}
-	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
-	if gap < 1 {
-		return theme.Fit(left, m.width)
+	active := 0
+	if m.screen == screenReverse {
+		active = 1
 	}
-	return left + strings.Repeat(" ", gap) + right
+	return m.th.TitleBar(left, m.width, active, screens...)
 }
 
 func (m ServeModel) helpView() string {

@@ -1,6 +1,7 @@
 package theme
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -79,4 +80,26 @@ func FitLines(s string, width, height int) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TitleBar lays out a program's top line: left (the program and what it
+// is connected to) and, flush right, a tab per screen, numbered from 1,
+// with the active one in brackets. When both do not fit, left wins.
+func (t Theme) TitleBar(left string, width, active int, screens ...string) string {
+	var right strings.Builder
+	for i, name := range screens {
+		if i > 0 {
+			right.WriteString(" ")
+		}
+		if i == active {
+			right.WriteString(t.ActiveTab.Render(fmt.Sprintf("[%d %s]", i+1, name)))
+		} else {
+			right.WriteString(t.Tab.Render(fmt.Sprintf(" %d %s ", i+1, name)))
+		}
+	}
+	gap := width - lipgloss.Width(left) - lipgloss.Width(right.String())
+	if gap < 1 {
+		return Fit(left, width)
+	}
+	return left + strings.Repeat(" ", gap) + right.String()
 }
