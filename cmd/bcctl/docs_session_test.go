@@ -37,8 +37,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bcctl/bcctl/internal/admin"
 )
 
 // docWait bounds every wait of a session: for a serve to listen, for a
@@ -447,39 +445,10 @@ func (s *docSession) settle(next docCommand) {
 // waitDiscovered waits (up to docWait) until no peer of the serve with the
 // admin API at addr has its services pending.
 func waitDiscovered(addr string) error {
-	c, err := admin.NewClient(addr)
-	if err != nil {
-		return err
+	if err := waitAdminPeers(addr, docWait, noneDiscovering); err != nil {
+		return fmt.Errorf("the services of its peers are still being listed: %v", err)
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), docWait)
-	defer cancel()
-	peers := map[uint64]admin.Peer{}
-	settled := func() error {
-		for _, p := range peers {
-			if p.Discovery == "pending" {
-				return nil
-			}
-		}
-		return errSettled
-	}
-	err = c.WatchPeers(ctx, func(ps []admin.Peer) error {
-		for _, p := range ps {
-			peers[p.ID] = p
-		}
-		return settled()
-	}, func(ch admin.PeerChange) error {
-		if ch.Kind == "left" {
-			delete(peers, ch.Peer.ID)
-		} else {
-			peers[ch.Peer.ID] = *ch.Peer
-		}
-		return settled()
-	})
-	if errors.Is(err, errSettled) {
-		return nil
-	}
-	return fmt.Errorf("the services of its peers are still being listed: %v", err)
+	return nil
 }
 
 func TestReplaceAddr(t *testing.T) {

@@ -85,42 +85,67 @@ func cmdServeWaitPeers(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	c, err := admin.NewClient(args[0])
-	ts.Check(err)
+	var got int
+	err = waitAdminPeers(args[0], 20*time.Second, func(peers map[uint64]admin.Peer) bool {
+		got = len(peers)
+		return len(peers) == n && noneDiscovering(peers)
+	})
+	if err != nil {
+		ts.Fatalf("serve-wait-peers: %d peers, want %d: %v", got, n, err)
+	}
+}
+
+var errSettled = errors.New("settled")
+
+// waitAdminPeers follows the peers of the serve whose admin API is at addr
+// until done says they are as wanted, for up to timeout.
+func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]admin.Peer) bool) error {
+	c, err := admin.NewClient(addr)
+	if err != nil {
+		return err
+	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	peers := map[uint64]admin.Peer{}
-	settled := func() error {
-		if len(peers) != n {
-			return nil
+	check := func() error {
+		if done(peers) {
+			return errSettled
 		}
-		for _, p := range peers {
-			if p.Discovery == "pending" {
-				return nil
-			}
-		}
-		return errSettled
+		return nil
 	}
 	err = c.WatchPeers(ctx, func(ps []admin.Peer) error {
 		for _, p := range ps {
 			peers[p.ID] = p
 		}
-		return settled()
+		return check()
 	}, func(ch admin.PeerChange) error {
 		if ch.Kind == "left" {
 			delete(peers, ch.Peer.ID)
 		} else {
 			peers[ch.Peer.ID] = *ch.Peer
 		}
-		return settled()
+		return check()
 	})
-	if err != errSettled {
-		ts.Fatalf("serve-wait-peers: %d peers, want %d: %v", len(peers), n, err)
+	if errors.Is(err, errSettled) {
+		return nil
 	}
+	if err == nil {
+		err = errors.New("the peer stream ended")
+	}
+	return err
 }
 
-var errSettled = errors.New("settled")
+// noneDiscovering reports whether serve has listed the services of every
+// peer.
+func noneDiscovering(peers map[uint64]admin.Peer) bool {
+	for _, p := range peers {
+		if p.Discovery == "pending" {
+			return false
+		}
+	}
+	return true
+}
 
 func cmdServeAddr(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
