@@ -156,15 +156,15 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 	})
 }
 
-func TestShutdownKeepsEveryEntry(t *testing.T) {
-	ctx := testContext(t)
-	const n = 20
-	arrived := make(chan string, n)
-	j := &memJournal{}
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "slow.yaml", `
+// serveCreateBranchWithDelay serves, on 127.0.0.1, a script that answers
+// CreateBranch after delay, journaling to j and reporting each call's
+// arrival on arrived. Serve's result arrives on the returned channel.
+func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
+	t.Helper()
+	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "delay.yaml", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
-    delay: 100ms
+    delay: `+delay+`
     reply: {}
 `), Journal: j, ServerOptions: []grpc.ServerOption{arrivals(arrived)}})
 	if err != nil {
@@ -176,7 +176,16 @@ rules:
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	conn := dialPlain(t, lis.Addr().String())
+	return srv, lis.Addr().String(), served
+}
+
+func TestShutdownKeepsEveryEntry(t *testing.T) {
+	ctx := testContext(t)
+	const n = 20
+	arrived := make(chan string, n)
+	j := &memJournal{}
+	srv, addr, served := serveCreateBranchWithDelay(t, "100ms", j, arrived)
+	conn := dialPlain(t, addr)
 	results := make(chan codes.Code, n)
 	for range n {
 		go func() {
@@ -221,22 +230,8 @@ func TestShutdownCutsShortAtTheDeadline(t *testing.T) {
 	ctx := testContext(t)
 	arrived := make(chan string, 1)
 	j := &memJournal{}
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "hang.yaml", `
-rules:
-  - match: {method: gitaly.RefService/CreateBranch}
-    delay: 1h
-    reply: {}
-`), Journal: j, ServerOptions: []grpc.ServerOption{arrivals(arrived)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	conn := dialPlain(t, lis.Addr().String())
+	srv, addr, served := serveCreateBranchWithDelay(t, "1h", j, arrived)
+	conn := dialPlain(t, addr)
 	done := make(chan codes.Code)
 	go func() {
 		_, st := call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{}`)
