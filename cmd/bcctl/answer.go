@@ -89,13 +89,3 @@ type ResponderEnv struct {
 // ResponderFactory builds the Responder that answers reverse calls. The
 // default is the script Engine itself.
 type ResponderFactory func(env ResponderEnv) (dynamic.Responder, error)
-
-// interactive answers reverse calls with a person, for --tui. The TUI's
-// file sets it from an init function (registerInteractive); bcctl then
-// gets the --tui flag, and connect uses it by default on a terminal when no
-// --answer script is given. While it is in use, call and connect print
-// nothing on stdout: the TUI owns the terminal.
-var interactive ResponderFactory
-
-// registerInteractive installs the interactive Responder of --tui.
-func registerInteractive(f ResponderFactory) { interactive = f }

@@ -47,6 +47,9 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// errNoTUI refuses --tui when the Factory has no terminal UI.
+var errNoTUI = &usageError{err: errors.New("--tui: this bcctl has no terminal UI")}
+
 // StatusError reports that an RPC ended with a non-OK status that the
 // command has already printed (or formatted with --format-error). It exits
 // with ExitStatusBase+code and prints nothing more.

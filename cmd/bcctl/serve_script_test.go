@@ -48,15 +48,6 @@ import (
 	"github.com/bcctl/bcctl/internal/script"
 )
 
-func init() {
-	registerScriptCmd("serve-addr", cmdServeAddr)
-	registerScriptCmd("serve-peer", cmdServePeer)
-	registerScriptCmd("serve-call", cmdServeCall)
-	registerScriptCmd("serve-peer-close", cmdServePeerClose)
-	registerScriptCmd("serve-wait-peers", cmdServeWaitPeers)
-	registerScriptCmd("serve-until", cmdServeUntil)
-}
-
 // cmdServeUntil runs a program again and again (for at most 20s) until its
 // stdout matches a regular expression; then stdout is that output.
 func cmdServeUntil(ts *testscript.TestScript, neg bool, args []string) {
@@ -185,15 +176,12 @@ type scriptPeers struct {
 	m  map[string]*host.Conn
 }
 
-// allScriptPeers holds each running script's peers.
-var allScriptPeers sync.Map // *testscript.TestScript -> *scriptPeers
+type peersKey struct{}
 
+// scriptPeersOf returns the peers of the running script (scriptParams'
+// Setup makes them).
 func scriptPeersOf(ts *testscript.TestScript) *scriptPeers {
-	p, loaded := allScriptPeers.LoadOrStore(ts, &scriptPeers{m: map[string]*host.Conn{}})
-	if !loaded {
-		ts.Defer(func() { allScriptPeers.Delete(ts) })
-	}
-	return p.(*scriptPeers)
+	return ts.Value(peersKey{}).(*scriptPeers)
 }
 
 // servePeerScript is what serve-peer's peers answer on their backchannel.

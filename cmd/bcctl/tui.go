@@ -17,13 +17,6 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
-// The TUI (internal/tui) answers reverse calls for call/connect --tui and
-// watches a running serve for serve --tui.
-func init() {
-	registerInteractive(answerInTUI)
-	registerServeUI(serveInTUI)
-}
-
 // serveInTUI runs the serve program over a running serve until the person
 // quits (nil) or ctx ends.
 func serveInTUI(ctx context.Context, env ServeUIEnv) error {
