@@ -127,4 +127,3 @@ func echoOnce(t *testing.T, conn net.Conn, line string) {
 		t.Fatalf("echo = %q, want %q", got, want)
 	}
 }
-
