@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
@@ -83,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
 		Caller:   script.CallerFunc(s.targets),
-		Observer: script.ObserverFunc(s.observeEngine),
+		Observer: calls.ObserverFunc(s.observeEngine),
 		Logger:   cfg.Logger,
 		Env:      cfg.Env,
 	})
