@@ -100,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 	}, cfg.BackchannelDialOptions...)
 	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts))
 	opts := []grpc.ServerOption{
-		grpc.Creds(&reportingCreds{TransportCredentials: mux, s: s}),
+		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.ReadBufferSize(cfg.ReadBufferSize),
