@@ -315,9 +315,16 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "serve.yaml")
+	// Each version is written whole and renamed into place: the watcher
+	// polls, and must never see a file half written (an empty file is a
+	// valid script without rules).
 	write := func(s string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
