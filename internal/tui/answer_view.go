@@ -5,6 +5,8 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // Layout of the call screen.
@@ -82,7 +84,7 @@ func (m AnswerModel) titleBar() string {
 		left += m.th.Warn.Render(" (f2 to answer)")
 	}
 	if m.confirmQuit {
-		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, plural(pending, "call", "calls")))
+		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, words.Plural(pending, "call", "calls")))
 	}
 	screens := []string{"Calls"}
 	if m.cfg.Forward != nil {
@@ -181,11 +183,4 @@ func (m AnswerModel) helpKeys() helpKeys {
 	}
 	full := [][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav, {k.Calls, k.Forward, k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter}}
 	return helpKeys{short: short, full: full}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
