@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // Kind is the kind of a client's connection, and so of its upstream
@@ -92,8 +92,8 @@ type Call struct {
 	// connection during which this reverse call started (the latest to
 	// start, when several were in flight); 0 when none was.
 	Cause uint64
-	// Dir is script.Forward or script.Reverse.
-	Dir script.Direction
+	// Dir is calls.Forward or calls.Reverse.
+	Dir calls.Direction
 	// Conn is the client connection the call belongs to.
 	Conn *Conn
 	// Method is "/pkg.Service/Method" as it travelled.
@@ -151,7 +151,7 @@ func (c *Call) Added() time.Duration {
 
 // Caller returns the side that made the call.
 func (c *Call) Caller() Side {
-	if c.Dir == script.Reverse {
+	if c.Dir == calls.Reverse {
 		return SideUpstream
 	}
 	return SideClient
@@ -159,7 +159,7 @@ func (c *Call) Caller() Side {
 
 // Callee returns the side that answered the call.
 func (c *Call) Callee() Side {
-	if c.Dir == script.Reverse {
+	if c.Dir == calls.Reverse {
 		return SideClient
 	}
 	return SideUpstream

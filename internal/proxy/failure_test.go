@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/proxy"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // TestUpstreamDown: while the upstream is not there, clients get
@@ -194,7 +194,7 @@ func TestSideGoesAway(t *testing.T) {
 		if err := <-callErr; err == nil {
 			t.Errorf("the vanished client's call succeeded")
 		}
-		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == script.Reverse })
+		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == calls.Reverse })
 		if c.EndedBy != proxy.SideClient || !c.Gone {
 			t.Errorf("journal: %v ended by %q (gone %v); want the client gone", c.Status, c.EndedBy, c.Gone)
 		}

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/proxy"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // echoService answers all four kinds of call, with headers, trailers,
@@ -305,14 +305,14 @@ func TestCallKinds(t *testing.T) {
 					t.Fatal(err)
 				}
 				// exercise makes 5 calls; the driving forward call is the 11th.
-				calls := env.rec.endedCalls(t, 11)
+				ended := env.rec.endedCalls(t, 11)
 				var reverse []*proxy.Call
 				var driver *proxy.Call
-				for _, c := range calls[5:] {
+				for _, c := range ended[5:] {
 					switch c.Dir {
-					case script.Reverse:
+					case calls.Reverse:
 						reverse = append(reverse, c)
-					case script.Forward:
+					case calls.Forward:
 						driver = c
 					}
 				}
@@ -343,7 +343,7 @@ func TestCancellation(t *testing.T) {
 		if got, want := <-env.upstreamEcho.ended, "FullDuplexCall: context canceled"; got != want {
 			t.Errorf("upstream: got %q, want %q", got, want)
 		}
-		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == script.Forward })
+		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == calls.Forward })
 		if c.Status.Code() != codes.Canceled || c.EndedBy != proxy.SideClient || c.Gone {
 			t.Errorf("journal: status %v, ended by %q (gone %v); want CANCELED by the client", c.Status, c.EndedBy, c.Gone)
 		}
@@ -355,7 +355,7 @@ func TestCancellation(t *testing.T) {
 		if got, want := <-env.clientEcho.ended, "FullDuplexCall: context canceled"; got != want {
 			t.Errorf("client: got %q, want %q", got, want)
 		}
-		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == script.Reverse })
+		c := env.rec.endedCall(t, bidi, func(c *proxy.Call) bool { return c.Dir == calls.Reverse })
 		if c.Status.Code() != codes.Canceled || c.EndedBy != proxy.SideUpstream {
 			t.Errorf("journal: status %v, ended by %q; want CANCELED by the upstream", c.Status, c.EndedBy)
 		}

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // link is one client connection with its own upstream connection of the
@@ -52,9 +52,9 @@ func (l *link) lost(side Side) {
 func (l *link) lossCount(side Side) uint64 { return l.losses[side].Load() }
 
 // newCall starts the record of a call on the link.
-func (l *link) newCall(dir script.Direction, method string) *Call {
+func (l *link) newCall(dir calls.Direction, method string) *Call {
 	c := &Call{ID: l.p.ids.Add(1), Dir: dir, Conn: l.info, Method: method, Start: time.Now()}
-	if dir == script.Reverse {
+	if dir == calls.Reverse {
 		c.Cause = l.cause()
 	}
 	return c

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/listenmux"
 )
 
@@ -195,7 +195,7 @@ func (p *Proxy) relayForward(_ any, in grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	c := l.newCall(script.Forward, method)
+	c := l.newCall(calls.Forward, method)
 	l.forwardStarted(c)
 	defer l.forwardEnded(c)
 	defer l.info.Forward.Add(1)
@@ -210,7 +210,7 @@ func (p *Proxy) relayReverse(_ any, in grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	c := l.newCall(script.Reverse, method)
+	c := l.newCall(calls.Reverse, method)
 	defer l.info.Reverse.Add(1)
 	r := &relay{p: p, l: l, c: c, in: in, target: func() (grpc.ClientConnInterface, error) {
 		return p.clients.Backchannel(backchannel.ID(l.info.PeerID))
@@ -234,7 +234,7 @@ func (p *Proxy) callOf(in grpc.ServerStream) (*link, string, error) {
 // calleeName says what the callee of c is, for the status of a call that
 // could not reach it.
 func (p *Proxy) calleeName(c *Call) string {
-	if c.Dir == script.Reverse {
+	if c.Dir == calls.Reverse {
 		return fmt.Sprintf("the backchannel of client %s", addrString(c.Conn.ClientAddr))
 	}
 	return "upstream " + p.upstreamName()

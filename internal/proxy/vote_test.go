@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/proxy"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 const unaryMethod = "/grpc.testing.TestService/UnaryCall"
@@ -124,7 +124,7 @@ func TestVoteFlow(t *testing.T) {
 					t.Errorf("trailer x-bin: got %q, want [\"\\x00\\x01\"]", got)
 				}
 
-				fwd := env.rec.endedCall(t, unaryMethod, func(c *proxy.Call) bool { return c.Dir == script.Forward })
+				fwd := env.rec.endedCall(t, unaryMethod, func(c *proxy.Call) bool { return c.Dir == calls.Forward })
 				if fwd.Status.Code() != codes.OK || fwd.EndedBy != proxy.NoSide {
 					t.Errorf("forward call: status %v, ended by %q; want OK, answered", fwd.Status, fwd.EndedBy)
 				}
@@ -148,7 +148,7 @@ func TestVoteFlow(t *testing.T) {
 				if !muxed {
 					return
 				}
-				rev := env.rec.endedCall(t, unaryMethod, func(c *proxy.Call) bool { return c.Dir == script.Reverse })
+				rev := env.rec.endedCall(t, unaryMethod, func(c *proxy.Call) bool { return c.Dir == calls.Reverse })
 				if rev.Cause != fwd.ID {
 					t.Errorf("reverse call cause: got %d, want the forward call %d", rev.Cause, fwd.ID)
 				}
@@ -202,9 +202,9 @@ func TestTwoClients(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	calls := env.rec.endedCalls(t, 40)
+	ended := env.rec.endedCalls(t, 40)
 	perConn := map[uint64][2]int{}
-	for _, c := range calls {
+	for _, c := range ended {
 		n := perConn[c.Conn.ID]
 		n[c.Dir-1]++
 		perConn[c.Conn.ID] = n
