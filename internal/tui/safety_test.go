@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/forward"
 	"github.com/bcctl/bcctl/internal/tui/internal/tuitest"
@@ -227,8 +227,8 @@ func (b *screenBuffer) waitFor(t *testing.T, text string) {
 func TestCtrlCJournalsTheCallInFlight(t *testing.T) {
 	src := tuitest.Corpus(t)
 	var mu sync.Mutex
-	var seen []*script.CallEvent
-	obs := script.ObserverFunc(func(ev *script.CallEvent) {
+	var seen []*calls.Event
+	obs := calls.ObserverFunc(func(ev *calls.Event) {
 		mu.Lock()
 		seen = append(seen, ev)
 		mu.Unlock()
@@ -236,7 +236,7 @@ func TestCtrlCJournalsTheCallInFlight(t *testing.T) {
 	inv := blockingInvoker{started: make(chan struct{}, 1)}
 	r := answer.NewResponder(answer.Options{})
 	cfg := AnswerConfig{Responder: r, Forward: &forward.Config{
-		Source: src, Invoker: forward.Observed(inv, obs, script.Forward, dynamic.Peer{Addr: "127.0.0.1:9000"}),
+		Source: src, Invoker: forward.Observed(inv, obs, calls.Forward, calls.Peer{Addr: "127.0.0.1:9000"}),
 	}}
 	in, keys := io.Pipe()
 	out := newScreenBuffer()
