@@ -102,7 +102,7 @@ type ServeModel struct {
 	// quits.
 	confirmQuit bool
 	note        string
-	notice   string // the latest of cfg.Notices
+	notice      string // the latest of cfg.Notices
 }
 
 // NewServeModel returns the serve program's model.
