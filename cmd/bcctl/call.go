@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 )
@@ -224,7 +225,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	st := rec.status
 	entry, jerr := s.journal.NewCall(journal.Call{
 		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
-		Peer: dynamic.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
+		Peer: calls.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
 		Metadata: plan.rpcMD, Header: rec.header, Trailer: rec.trailer,
 		Requests: rec.sentRequests(), Responses: rec.responses, Status: st,
 		Start: callStart, Duration: callTime,

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -57,7 +58,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("rpc ended with status %s", script.CodeName(e.Code))
+	return fmt.Sprintf("rpc ended with status %s", calls.CodeName(e.Code))
 }
 
 // silentError carries an exit code for an outcome the command has already

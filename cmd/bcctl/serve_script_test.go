@@ -42,6 +42,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/script"
@@ -259,7 +260,7 @@ func cmdServeCall(ts *testscript.TestScript, neg bool, args []string) {
 	ctx = metadata.NewOutgoingContext(ctx, meta)
 	if err := conn.ClientConn().Invoke(ctx, dynamic.FullMethod(md), in, out); err != nil {
 		st := status.Convert(err)
-		fmt.Fprintf(ts.Stdout(), "%s: %s\n", script.CodeName(st.Code()), st.Message())
+		fmt.Fprintf(ts.Stdout(), "%s: %s\n", calls.CodeName(st.Code()), st.Message())
 		return
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(out)
