@@ -215,7 +215,7 @@ func TestRunSetupFailure(t *testing.T) {
 func TestRunServer(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(testContext(t))
 	defer cancel(nil)
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "serve.yaml", `
+	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "serve.yaml", `
 rules:
   - match: {method: acme.Users/Get}
     reply: {name: "user ${req.id}"}
