@@ -17,6 +17,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/testdata/protos"
 )
 
@@ -74,6 +75,7 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("BCCTL_LOG", "off")
 			env.Values[serversKey{}] = &scriptServers{m: map[string]*testServer{}}
+			env.Values[peersKey{}] = &scriptPeers{m: map[string]*host.Conn{}}
 			return nil
 		},
 	}
@@ -100,20 +102,6 @@ func (s *scriptServers) get(ts *testscript.TestScript, name string) *testServer 
 	return srv
 }
 
-var (
-	extraScriptCmdsMu sync.Mutex
-	extraScriptCmds   = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
-)
-
-// registerScriptCmd adds a testscript command for every script of this
-// package. Test files of other commands (serve, peers, ...) call it from an
-// init function to add their own helpers.
-func registerScriptCmd(name string, cmd func(ts *testscript.TestScript, neg bool, args []string)) {
-	extraScriptCmdsMu.Lock()
-	defer extraScriptCmdsMu.Unlock()
-	extraScriptCmds[name] = cmd
-}
-
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"bcserver":      cmdBCServer,
@@ -126,11 +114,13 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"bcserver-stop": cmdServerStop,
 		"bclist-peers":  cmdListPeers,
 		"bccorpus":      cmdCorpus,
-	}
-	extraScriptCmdsMu.Lock()
-	defer extraScriptCmdsMu.Unlock()
-	for k, v := range extraScriptCmds {
-		cmds[k] = v
+		// serve, peers and demo (serve_script_test.go)
+		"serve-addr":       cmdServeAddr,
+		"serve-peer":       cmdServePeer,
+		"serve-call":       cmdServeCall,
+		"serve-peer-close": cmdServePeerClose,
+		"serve-wait-peers": cmdServeWaitPeers,
+		"serve-until":      cmdServeUntil,
 	}
 	return cmds
 }

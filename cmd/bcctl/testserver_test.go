@@ -35,8 +35,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
 	"github.com/bcctl/bcctl/testdata/protos"
 )
@@ -470,7 +470,7 @@ func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, tim
 		err = conn.Invoke(ctx, dynamic.FullMethod(md), req, resp)
 		if err != nil {
 			st := status.Convert(err)
-			out = append(out, fmt.Sprintf("peer %d: %s: %s", p.ID, script.CodeName(st.Code()), st.Message()))
+			out = append(out, fmt.Sprintf("peer %d: %s: %s", p.ID, calls.CodeName(st.Code()), st.Message()))
 			continue
 		}
 		f, _ := dynamic.NewFormatter(dynamic.FormatJSON, ts.src.Types(), dynamic.FormatOptions{Compact: true})

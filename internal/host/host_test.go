@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
 	"github.com/bcctl/bcctl/testdata/protos"
 )
@@ -232,10 +232,10 @@ func TestUnhostedMethodsAreReported(t *testing.T) {
 	}
 	defer c.Close()
 	var mu sync.Mutex
-	var events []*script.CallEvent
+	var events []*calls.Event
 	err = c.Host(Backchannel{
 		Responder: voteResponder("COMMIT"),
-		Observer: script.ObserverFunc(func(ev *script.CallEvent) {
+		Observer: calls.ObserverFunc(func(ev *calls.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			events = append(events, ev)
@@ -250,7 +250,7 @@ func TestUnhostedMethodsAreReported(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) != 1 || events[0].Method != "gitaly.RefTransaction/VoteTransaction" || events[0].Status.Code() != codes.Unimplemented || events[0].Dir != script.Reverse {
+	if len(events) != 1 || events[0].Method != "gitaly.RefTransaction/VoteTransaction" || events[0].Status.Code() != codes.Unimplemented || events[0].Dir != calls.Reverse {
 		t.Errorf("events = %+v", events)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/testdata/protos"
@@ -26,7 +27,7 @@ type oneCall struct {
 func (c *oneCall) Context() context.Context              { return context.Background() }
 func (c *oneCall) Method() protoreflect.MethodDescriptor { return c.method }
 func (c *oneCall) Metadata() metadata.MD                 { return c.md }
-func (c *oneCall) Peer() dynamic.Peer                    { return dynamic.Peer{BackchannelID: 1} }
+func (c *oneCall) Peer() calls.Peer                      { return calls.Peer{BackchannelID: 1} }
 func (c *oneCall) SetHeader(metadata.MD) error           { return nil }
 func (c *oneCall) SendHeader(metadata.MD) error          { return nil }
 func (c *oneCall) SetTrailer(metadata.MD)                {}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // vtype is what a template expression evaluates to, as far as the loader
@@ -80,7 +82,7 @@ func parseExpr(expr string) (*ref, error) {
 		}
 		fn := lookupFunc(segs[0])
 		if fn == nil {
-			return nil, fmt.Errorf("unknown function %q%s", segs[0], didYouMean(segs[0], funcNameList()))
+			return nil, fmt.Errorf("unknown function %q%s", segs[0], words.DidYouMean(segs[0], funcNameList()))
 		}
 		r.stages = append(r.stages, stage{fn: fn, steps: pathSteps(segs[1:])})
 	}

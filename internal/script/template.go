@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // template is a string with `${...}` references. A template that is exactly
@@ -282,7 +284,7 @@ func (e *tenv) pathType(r *ref) (vtype, error) {
 	if out, ok := e.captures[r.root]; ok {
 		return checkCapturePath(out, r.steps, r.root)
 	}
-	return typeAny, fmt.Errorf("unknown name %q%s", r.root, didYouMean(r.root, e.roots()))
+	return typeAny, fmt.Errorf("unknown name %q%s", r.root, words.DidYouMean(r.root, e.roots()))
 }
 
 // isBinaryKey reports a metadata key whose values are raw bytes (gRPC
@@ -359,7 +361,7 @@ func checkFreePath(v any, steps []pathStep, at string) (vtype, error) {
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
-				return typeAny, fmt.Errorf("%s has no key %q%s", at, steps[i].key, didYouMean(steps[i].key, keys))
+				return typeAny, fmt.Errorf("%s has no key %q%s", at, steps[i].key, words.DidYouMean(steps[i].key, keys))
 			}
 			v = next
 		case []any:
@@ -414,7 +416,7 @@ func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (
 		}
 		fd := findField(md, steps[i].key)
 		if fd == nil {
-			return typeAny, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, didYouMean(steps[i].key, fieldNames(md)))
+			return typeAny, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, words.DidYouMean(steps[i].key, fieldNames(md)))
 		}
 		steps[i].key = string(fd.Name())
 		steps[i].fd = fd

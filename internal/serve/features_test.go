@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -274,10 +275,10 @@ func TestSubscribeFilters(t *testing.T) {
 		want []string
 	}{
 		{"all", Filter{}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch", "forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
-		{"reverse", Filter{Dir: script.Reverse}, []string{"reverse gitaly.RefTransaction/VoteTransaction"}},
+		{"reverse", Filter{Dir: calls.Reverse}, []string{"reverse gitaly.RefTransaction/VoteTransaction"}},
 		{"glob", Filter{Method: "acme.*/*"}, []string{"forward acme.Users/Get"}},
 		{"peer 1", Filter{Peer: 1, HasPeer: true}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch"}},
-		{"plain", Filter{Peer: 0, HasPeer: true, Dir: script.Forward}, []string{"forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
+		{"plain", Filter{Peer: 0, HasPeer: true, Dir: calls.Forward}, []string{"forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
 		{"code", Filter{Code: codes.Unimplemented, HasCode: true}, []string{"forward acme.Users/Get"}},
 		{"after", Filter{AfterID: 3}, []string{"forward acme.Users/Get"}},
 	}
