@@ -22,12 +22,12 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/serve"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 //go:embed serve.yaml
@@ -85,7 +85,7 @@ type demo struct {
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
 
 func (d *demo) run(ctx context.Context) error {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		return err
 	}

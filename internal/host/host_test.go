@@ -24,17 +24,17 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var corpus = func() *dynamic.FileSource {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+var corpusSchema = func() *dynamic.FileSource {
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +43,7 @@ var corpus = func() *dynamic.FileSource {
 
 func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 	t.Helper()
-	d, err := corpus.FindSymbol(context.Background(), name)
+	d, err := corpusSchema.FindSymbol(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 
 func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 	t.Helper()
-	md, err := dynamic.FindMethod(context.Background(), corpus, name)
+	md, err := dynamic.FindMethod(context.Background(), corpusSchema, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 // arrival on arrived. Serve's result arrives on the returned channel.
 func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
 	t.Helper()
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "delay.yaml", `
+	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "delay.yaml", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
     delay: `+delay+`
@@ -332,7 +332,7 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 		srv.WatchScript(wctx, WatchOptions{
 			Path: path, Loaded: []byte(v1), Interval: 5 * time.Millisecond,
 			Load: func(ctx context.Context, src []byte) (*script.Script, error) {
-				return script.Parse(ctx, path, src, script.Config{Upstream: corpus(t)})
+				return script.Parse(ctx, path, src, script.Config{Upstream: corpusSchema(t)})
 			},
 			Report: func(o ReloadOutcome) { outcomes <- o },
 		})

@@ -2,7 +2,7 @@
 // upstream on 127.0.0.1 (listenmux with the backchannel handshaker in front
 // of a dynamic server answered by a script, whose call steps reach the
 // caller's backchannel) and clients that host a dynamic.Responder on their
-// backchannel, all over the schema corpus of testdata/protos.
+// backchannel, all over the schema corpus of internal/corpus.
 package tuitest
 
 import (
@@ -21,16 +21,16 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // Corpus returns the schema corpus (packages gitaly and acme).
 func Corpus(t testing.TB) *dynamic.FileSource {
 	t.Helper()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}
