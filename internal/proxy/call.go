@@ -77,8 +77,9 @@ type Conn struct {
 	// Opened is when the client's handshake completed.
 	Opened time.Time
 
-	// Forward and Reverse count the connection's finished calls.
-	Forward, Reverse atomic.Uint64
+	// Forward, Reverse and SideStreams count the connection's finished
+	// calls and side streams.
+	Forward, Reverse, SideStreams atomic.Uint64
 }
 
 // Call is one relayed call, forward (client to upstream) or reverse
@@ -179,6 +180,8 @@ type Observer interface {
 	// CallEnded is called when a call's status has been decided, before it
 	// is sent to the caller.
 	CallEnded(c *Call)
+	// SideStreamEnded is called when a side stream has closed both ways.
+	SideStreamEnded(s *SideStream)
 }
 
 // NopObserver observes nothing; embed it to implement only some methods.
@@ -195,6 +198,9 @@ func (NopObserver) CallStarted(*Call) {}
 
 // CallEnded does nothing.
 func (NopObserver) CallEnded(*Call) {}
+
+// SideStreamEnded does nothing.
+func (NopObserver) SideStreamEnded(*SideStream) {}
 
 func sortConns(cs []*Conn) {
 	slices.SortFunc(cs, func(a, b *Conn) int { return cmp.Compare(a.ID, b.ID) })

@@ -233,6 +233,7 @@ type recorder struct {
 	mu      sync.Mutex
 	started []*proxy.Call
 	ended   []*proxy.Call
+	streams []*proxy.SideStream
 	opened  []*proxy.Conn
 	closed  map[uint64]proxy.Side
 	changed chan struct{} // closed and replaced on every change
@@ -256,6 +257,9 @@ func (r *recorder) ConnClosed(c *proxy.Conn, by proxy.Side) {
 }
 func (r *recorder) CallStarted(c *proxy.Call) { r.update(func() { r.started = append(r.started, c) }) }
 func (r *recorder) CallEnded(c *proxy.Call)   { r.update(func() { r.ended = append(r.ended, c) }) }
+func (r *recorder) SideStreamEnded(s *proxy.SideStream) {
+	r.update(func() { r.streams = append(r.streams, s) })
+}
 
 // waitFor waits until cond, checked under the recorder's lock, holds.
 func (r *recorder) waitFor(t testing.TB, what string, cond func() bool) {

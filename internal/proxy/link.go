@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"errors"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/bcctl/bcctl/internal/calls"
 )
@@ -28,6 +33,12 @@ type link struct {
 	// closed: a call that ends while its callee's count grew ended because
 	// the callee went away.
 	losses [SideProxy + 1]atomic.Uint64
+	// clientSession is a multiplexed client's yamux session, where the
+	// proxy opens the client's ends of side streams.
+	clientSession *yamux.Session
+	// pipes are the side streams in flight.
+	pipes pipeGroup
+
 	// closing is set when the link starts closing: the proxy closing the
 	// connections then is no loss of either side's.
 	closing atomic.Bool
@@ -52,8 +63,8 @@ func (l *link) lost(side Side) {
 func (l *link) lossCount(side Side) uint64 { return l.losses[side].Load() }
 
 // newCall starts the record of a call on the link.
-func (l *link) newCall(dir calls.Direction, method string) *Call {
-	c := &Call{ID: l.p.ids.Add(1), Dir: dir, Conn: l.info, Method: method, Start: time.Now()}
+func (l *link) newCall(dir calls.Direction, method string, md metadata.MD) *Call {
+	c := &Call{ID: l.p.ids.Add(1), Dir: dir, Conn: l.info, Method: method, Metadata: md, Start: time.Now()}
 	if dir == calls.Reverse {
 		c.Cause = l.cause()
 	}
@@ -87,6 +98,38 @@ func (l *link) cause() uint64 {
 	return 0
 }
 
+// sideStreamCause returns the ID of the forward call in flight that a side
+// stream belongs to: the one whose gitaly-sidechannel-id (the last value,
+// as Gitaly reads it) is the stream's, or else the one that started last.
+func (l *link) sideStreamCause(s *SideStream) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.HasChannelID {
+		for i := len(l.inflight) - 1; i >= 0; i-- {
+			ids := l.inflight[i].Metadata.Get(sidechannelIDKey)
+			if len(ids) > 0 && ids[len(ids)-1] == strconv.FormatInt(s.ChannelID, 10) {
+				return l.inflight[i].ID
+			}
+		}
+	}
+	if n := len(l.inflight); n > 0 {
+		return l.inflight[n-1].ID
+	}
+	return 0
+}
+
+// sidechannelIDKey is the metadata key of Gitaly's sidechannel ID.
+const sidechannelIDKey = "gitaly-sidechannel-id"
+
+// openClientStream opens a stream to a multiplexed client, for the
+// client's end of a side stream.
+func (l *link) openClientStream() (net.Conn, error) {
+	if l.clientSession == nil {
+		return nil, errors.New("the client is not multiplexed")
+	}
+	return l.clientSession.Open()
+}
+
 // close ends the link once the client's connection has closed: the
 // upstream connection goes with it (and with it the backchannel server the
 // upstream connection ran), so the upstream sees its peer leave as the
@@ -108,5 +151,7 @@ func (l *link) close() {
 	if err := l.upstream.Close(); err != nil {
 		l.p.log.Debug("proxy: close upstream connection", "conn", l.info.ID, "err", err)
 	}
+	// Both connections are closed, so the side streams end now.
+	l.pipes.closeAndWait()
 	l.p.linkClosed(l, by)
 }

@@ -109,3 +109,14 @@ func addrString(a net.Addr) string {
 	}
 	return a.String()
 }
+
+// requireHTTP2 is the listener's listenmux Fallback: a connection that did
+// not do the backchannel handshake must be a plain gRPC client. Anything
+// else is refused at once, with what it began with, before the proxy
+// connects upstream for it.
+func requireHTTP2(conn net.Conn, head []byte, info credentials.AuthInfo) (net.Conn, credentials.AuthInfo, error) {
+	if string(head) != http2Head {
+		return nil, nil, fmt.Errorf("the connection is neither gRPC (HTTP/2) nor the backchannel handshake: it began with %q", head)
+	}
+	return conn, info, nil
+}

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
@@ -67,6 +69,7 @@ func New(cfg Config) (*Proxy, error) {
 		creds = cfg.ListenCreds
 	}
 	mux := listenmux.New(creds)
+	mux.SetFallback(requireHTTP2)
 	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, p.clients, []grpc.DialOption{
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(readBufferSize),
@@ -91,8 +94,12 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.Creds(&listenCreds{Mux: mux, p: p}),
 		grpc.UnknownServiceHandler(p.relayForward),
 	), cfg.ServerOptions...)...)
+	// The upstream's streams carry reverse calls (HTTP/2) or are side
+	// streams, piped to the client.
+	reverseMux := listenmux.New(reverseCreds{})
+	reverseMux.SetFallback(p.routeUpstreamStream)
 	p.reverse = grpc.NewServer(append(common,
-		grpc.Creds(reverseCreds{}),
+		grpc.Creds(reverseMux),
 		grpc.UnknownServiceHandler(p.relayReverse),
 	)...)
 	return p, nil
@@ -165,6 +172,11 @@ func (p *Proxy) openLink(l *link, info credentials.AuthInfo) error {
 	c.ID, c.Opened = p.connIDs.Add(1), time.Now()
 	if id, ok := peerID(info); ok {
 		c.Kind, c.PeerID = Multiplexed, uint64(id)
+		session, err := backchannel.GetYamuxSession(peer.NewContext(context.Background(), &peer.Peer{AuthInfo: info}))
+		if err != nil {
+			return fmt.Errorf("proxy: client %s: %w", addrString(c.ClientAddr), err)
+		}
+		l.clientSession = session
 	}
 	cc, err := p.dialUpstream(l)
 	if err != nil {
@@ -195,7 +207,8 @@ func (p *Proxy) relayForward(_ any, in grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	c := l.newCall(calls.Forward, method)
+	md, _ := metadata.FromIncomingContext(in.Context())
+	c := l.newCall(calls.Forward, method, md)
 	l.forwardStarted(c)
 	defer l.forwardEnded(c)
 	defer l.info.Forward.Add(1)
@@ -210,7 +223,8 @@ func (p *Proxy) relayReverse(_ any, in grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	c := l.newCall(calls.Reverse, method)
+	md, _ := metadata.FromIncomingContext(in.Context())
+	c := l.newCall(calls.Reverse, method, md)
 	defer l.info.Reverse.Add(1)
 	r := &relay{p: p, l: l, c: c, in: in, target: func() (grpc.ClientConnInterface, error) {
 		return p.clients.Backchannel(backchannel.ID(l.info.PeerID))

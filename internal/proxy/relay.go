@@ -61,8 +61,7 @@ const (
 func (r *relay) run() error {
 	ctx := r.in.Context()
 	c := r.c
-	md, _ := metadata.FromIncomingContext(ctx)
-	c.Metadata = md
+	md := c.Metadata
 	r.p.obs.CallStarted(c)
 	callerLosses, calleeLosses := r.l.lossCount(c.Caller()), r.l.lossCount(c.Callee())
 
