@@ -28,6 +28,7 @@ type diagnosis struct {
 	authInfo     credentials.AuthInfo
 	first        []byte // the first bytes the server sent after the transport handshake
 	readErr      error  // how reading from the server first failed
+	writeErr     error  // how writing to the server first failed
 }
 
 func (d *diagnosis) setDialErr(err error) {
@@ -75,11 +76,12 @@ func (d *diagnosis) explain(addr string, multiplexed, plaintext bool) error {
 		return fmt.Errorf("%w %s: the server speaks TLS (it answered with a TLS alert); drop --plaintext", ErrConnect, addr)
 	case multiplexed && looksLikeHTTP2Settings(d.first):
 		return fmt.Errorf("%w: %s answered the multiplexing handshake as a plain HTTP/2 gRPC server", ErrNotMultiplexing, addr)
-	case multiplexed && len(d.first) == 0 && errors.Is(d.readErr, syscall.ECONNRESET):
+	case multiplexed && len(d.first) == 0 && (isReset(d.readErr) || isReset(d.writeErr)):
 		// A plain gRPC server sends its SETTINGS and closes when the
 		// preface is wrong; when our frames were still unread, its close
 		// is a reset, and the reset discards the SETTINGS before we read
-		// them. A multiplexing server never resets the handshake.
+		// them (or fails a write, which closes the connection before we
+		// read). A multiplexing server never resets the handshake.
 		return fmt.Errorf("%w: %s reset the connection after the multiplexing handshake, as a plain HTTP/2 gRPC server does", ErrNotMultiplexing, addr)
 	case len(d.first) == 0 && d.readErr != nil && plaintext:
 		return fmt.Errorf("%w %s: the server closed the connection without a word (a TLS server does that to plain text: drop --plaintext)", ErrConnect, addr)
@@ -91,6 +93,11 @@ func (d *diagnosis) explain(addr string, multiplexed, plaintext bool) error {
 		return fmt.Errorf("%w %s: the server closed the connection: %w", ErrConnect, addr, d.readErr)
 	}
 	return nil
+}
+
+// isReset reports whether err says the peer reset the connection.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // unwrapOpError drops the "dial tcp" prefix layers that net adds, keeping
@@ -157,6 +164,18 @@ type sniffConn struct {
 	net.Conn
 	d    *diagnosis
 	done bool
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.d.mu.Lock()
+		if c.d.writeErr == nil {
+			c.d.writeErr = err
+		}
+		c.d.mu.Unlock()
+	}
+	return n, err
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
