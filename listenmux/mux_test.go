@@ -118,7 +118,7 @@ func serverHandshake(mux *listenmux.Mux, lis net.Listener) <-chan handshakeResul
 		}
 		raw.SetDeadline(time.Now().Add(30 * time.Second))
 		conn, info, err := mux.ServerHandshake(raw)
-		if err != nil {
+		if err != nil && err != credentials.ErrConnDispatched { //nolint:errorlint // as grpc-go does
 			raw.Close()
 		}
 		out <- handshakeResult{conn: conn, authInfo: info, err: err}

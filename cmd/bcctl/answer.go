@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/script"
@@ -66,7 +67,7 @@ type ResponderEnv struct {
 	// Report must be told of every call the Responder answers without the
 	// Engine (by is journal.ByTUI, say): it goes to the journal, to the
 	// printed output, and is counted for the script's expectations.
-	Report func(ev *script.CallEvent, by string)
+	Report func(ev *calls.Event, by string)
 	// Hosted is the schema of the hosted services (response templates);
 	// Forward the server's schema and Conn the connection (forward calls
 	// made by hand).
@@ -88,13 +89,3 @@ type ResponderEnv struct {
 // ResponderFactory builds the Responder that answers reverse calls. The
 // default is the script Engine itself.
 type ResponderFactory func(env ResponderEnv) (dynamic.Responder, error)
-
-// interactive answers reverse calls with a person, for --tui. The TUI's
-// file sets it from an init function (registerInteractive); bcctl then
-// gets the --tui flag, and connect uses it by default on a terminal when no
-// --answer script is given. While it is in use, call and connect print
-// nothing on stdout: the TUI owns the terminal.
-var interactive ResponderFactory
-
-// registerInteractive installs the interactive Responder of --tui.
-func registerInteractive(f ResponderFactory) { interactive = f }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 )
@@ -36,15 +37,18 @@ type CallOptions struct {
 	Verbosity int
 	// Output is "text" (grpcurl's output) or "json" (one document).
 	Output string
-	// TUI answers reverse calls interactively (--tui, when built in).
+	// TUI answers reverse calls interactively (--tui) with Interactive.
 	TUI bool
+	// Interactive is the interactive Responder of --tui
+	// (Factory.Interactive); nil refuses --tui.
+	Interactive ResponderFactory
 	// Responder, when set, builds the Responder of reverse calls instead of
-	// the script engine (tests; --tui sets it to the interactive one).
+	// the script engine (tests; --tui uses Interactive instead).
 	Responder ResponderFactory
 }
 
 func newCallCmd(f *Factory, runF func(context.Context, *CallOptions) error) *cobra.Command {
-	opts := &CallOptions{IO: f.IOStreams, Factory: f}
+	opts := &CallOptions{IO: f.IOStreams, Factory: f, Interactive: f.Interactive}
 	cmd := &cobra.Command{
 		Use:   "call ADDR METHOD [flags]",
 		Short: "Call a method, and answer the reverse calls the server makes meanwhile",
@@ -100,9 +104,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	opts.Client.AddFlags(fs)
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
-	if interactive != nil {
-		fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
-	}
+	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
 	return cmd
 }
 
@@ -120,6 +122,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	if _, err := opts.Format.Parsed(); err != nil {
 		return err
+	}
+	if opts.TUI && opts.Interactive == nil {
+		return errNoTUI
 	}
 	if opts.TUI && opts.Output == "json" {
 		return usageErrorf("--tui and --output json do not go together")
@@ -160,7 +165,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	responder := opts.Responder
 	if opts.TUI {
-		responder = interactive
+		responder = opts.Interactive
 	}
 	start := time.Now()
 	s, err := openSession(ctx, opts.Factory, plan, sessionOptions{
@@ -220,7 +225,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	st := rec.status
 	entry, jerr := s.journal.NewCall(journal.Call{
 		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
-		Peer: dynamic.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
+		Peer: calls.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
 		Metadata: plan.rpcMD, Header: rec.header, Trailer: rec.trailer,
 		Requests: rec.sentRequests(), Responses: rec.responses, Status: st,
 		Start: callStart, Duration: callTime,

@@ -26,15 +26,19 @@ type ConnectOptions struct {
 	// Verbosity 1 also prints the expectations' report when it passes; 2
 	// adds metadata, headers and trailers to each call.
 	Verbosity int
-	// TUI answers reverse calls interactively (--tui, when built in).
+	// TUI answers reverse calls interactively (--tui) with Interactive;
+	// without --answer it is the default on a terminal.
 	TUI bool
+	// Interactive is the interactive Responder (Factory.Interactive); nil
+	// refuses --tui.
+	Interactive ResponderFactory
 	// Responder, when set, builds the Responder of reverse calls instead of
 	// the script engine.
 	Responder ResponderFactory
 }
 
 func newConnectCmd(f *Factory, runF func(context.Context, *ConnectOptions) error) *cobra.Command {
-	opts := &ConnectOptions{IO: f.IOStreams, Factory: f}
+	opts := &ConnectOptions{IO: f.IOStreams, Factory: f, Interactive: f.Interactive}
 	cmd := &cobra.Command{
 		Use:   "connect ADDR [flags]",
 		Short: "Stay connected and answer the server's reverse calls",
@@ -70,9 +74,7 @@ lost.`,
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
 	opts.Client.AddFlags(fs)
-	if interactive != nil {
-		fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
-	}
+	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
 	return cmd
 }
 
@@ -93,12 +95,15 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	if err := opts.Answer.Validate(); err != nil {
 		return err
 	}
+	if opts.TUI && opts.Interactive == nil {
+		return errNoTUI
+	}
 	streams := opts.IO
 	responder := opts.Responder
-	useTUI := interactive != nil && (opts.TUI ||
+	useTUI := opts.Interactive != nil && (opts.TUI ||
 		(opts.Answer.Answer == "" && opts.Output == "auto" && streams.IsStdinTTY() && streams.IsStdoutTTY()))
 	if useTUI {
-		responder = interactive
+		responder = opts.Interactive
 	}
 
 	ctx, cancel := opts.Client.withMaxTime(ctx)

@@ -8,10 +8,6 @@ import (
 	"github.com/bcctl/bcctl/internal/demo"
 )
 
-func init() {
-	registerCommand(func(f *Factory) *cobra.Command { return newDemoCmd(f, nil) })
-}
-
 // DemoOptions are the options of `bcctl demo` (it has no flags).
 type DemoOptions struct {
 	IO *IOStreams

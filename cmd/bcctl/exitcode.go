@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -46,6 +47,9 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// errNoTUI refuses --tui when the Factory has no terminal UI.
+var errNoTUI = &usageError{err: errors.New("--tui: this bcctl has no terminal UI")}
+
 // StatusError reports that an RPC ended with a non-OK status that the
 // command has already printed (or formatted with --format-error). It exits
 // with ExitStatusBase+code and prints nothing more.
@@ -54,7 +58,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("rpc ended with status %s", script.CodeName(e.Code))
+	return fmt.Sprintf("rpc ended with status %s", calls.CodeName(e.Code))
 }
 
 // silentError carries an exit code for an outcome the command has already

@@ -20,6 +20,13 @@ type Factory struct {
 	// multiplexing errors, responders that misbehave). It writes to stderr
 	// at the level of BCCTL_LOG (debug, info, warn, error; default: warn).
 	Logger *slog.Logger
+	// Interactive answers reverse calls with a person (call and connect
+	// --tui; connect's default on a terminal without --answer). Nil means
+	// this bcctl has no interactive answerer, and --tui is refused.
+	Interactive ResponderFactory
+	// ServeUI shows a running serve in a terminal UI (serve --tui). Nil
+	// means serve --tui is refused.
+	ServeUI ServeUI
 }
 
 // NewFactory returns the Factory of a real process over io.
@@ -28,16 +35,23 @@ func NewFactory(io *IOStreams) *Factory {
 		IOStreams: io,
 		Getenv:    os.Getenv,
 		Logger:    newLogger(io.ErrOut, os.Getenv("BCCTL_LOG")),
+		// The TUI (internal/tui, tui.go) answers reverse calls and shows a
+		// running serve.
+		Interactive: answerInTUI,
+		ServeUI:     serveInTUI,
 	}
 }
 
-// TestFactory returns a Factory over io with an empty environment and a
-// logger that discards everything.
+// TestFactory returns a Factory over io with an empty environment, a
+// logger that discards everything, and the real TUI (tests drive it over
+// a fake terminal; set the fields to nil to test bcctl without it).
 func TestFactory(io *IOStreams) *Factory {
 	return &Factory{
-		IOStreams: io,
-		Getenv:    func(string) string { return "" },
-		Logger:    slog.New(slog.DiscardHandler),
+		IOStreams:   io,
+		Getenv:      func(string) string { return "" },
+		Logger:      slog.New(slog.DiscardHandler),
+		Interactive: answerInTUI,
+		ServeUI:     serveInTUI,
 	}
 }
 

@@ -17,7 +17,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/bcctl/bcctl/testdata/protos"
+	"github.com/bcctl/bcctl/internal/corpus"
+	"github.com/bcctl/bcctl/internal/host"
 )
 
 // TestMain lets testscripts run `bcctl` as a command: the test binary
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)
 //	bccorpus DIR
-//	    write the schema corpus of testdata/protos into DIR: the .proto
+//	    write the schema corpus of internal/corpus into DIR: the .proto
 //	    files at their import paths and corpus.protoset
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
@@ -74,6 +75,7 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("BCCTL_LOG", "off")
 			env.Values[serversKey{}] = &scriptServers{m: map[string]*testServer{}}
+			env.Values[peersKey{}] = &scriptPeers{m: map[string]*host.Conn{}}
 			return nil
 		},
 	}
@@ -100,20 +102,6 @@ func (s *scriptServers) get(ts *testscript.TestScript, name string) *testServer 
 	return srv
 }
 
-var (
-	extraScriptCmdsMu sync.Mutex
-	extraScriptCmds   = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
-)
-
-// registerScriptCmd adds a testscript command for every script of this
-// package. Test files of other commands (serve, peers, ...) call it from an
-// init function to add their own helpers.
-func registerScriptCmd(name string, cmd func(ts *testscript.TestScript, neg bool, args []string)) {
-	extraScriptCmdsMu.Lock()
-	defer extraScriptCmdsMu.Unlock()
-	extraScriptCmds[name] = cmd
-}
-
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"bcserver":      cmdBCServer,
@@ -126,11 +114,13 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"bcserver-stop": cmdServerStop,
 		"bclist-peers":  cmdListPeers,
 		"bccorpus":      cmdCorpus,
-	}
-	extraScriptCmdsMu.Lock()
-	defer extraScriptCmdsMu.Unlock()
-	for k, v := range extraScriptCmds {
-		cmds[k] = v
+		// serve, peers and demo (serve_script_test.go)
+		"serve-addr":       cmdServeAddr,
+		"serve-peer":       cmdServePeer,
+		"serve-call":       cmdServeCall,
+		"serve-peer-close": cmdServePeerClose,
+		"serve-wait-peers": cmdServeWaitPeers,
+		"serve-until":      cmdServeUntil,
 	}
 	return cmds
 }
@@ -292,14 +282,14 @@ func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(writeCorpus(ts.MkAbs(args[0])))
 }
 
-// writeCorpus writes the schema corpus of testdata/protos into dir: the
+// writeCorpus writes the schema corpus of internal/corpus into dir: the
 // .proto files at their import paths and corpus.protoset.
 func writeCorpus(dir string) error {
-	err := fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(corpus.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		data, err := protos.FS.ReadFile(path)
+		data, err := corpus.FS.ReadFile(path)
 		if err != nil {
 			return err
 		}
@@ -312,5 +302,5 @@ func writeCorpus(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644)
+	return os.WriteFile(filepath.Join(dir, "corpus.protoset"), corpus.Protoset, 0o644)
 }

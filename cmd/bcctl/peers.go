@@ -15,10 +15,6 @@ import (
 	"github.com/bcctl/bcctl/internal/admin"
 )
 
-func init() {
-	registerCommand(func(f *Factory) *cobra.Command { return newPeersCmd(f) })
-}
-
 // PeersOptions are the options shared by `bcctl peers` and its
 // subcommands.
 type PeersOptions struct {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 )
@@ -100,7 +101,7 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 	if err != nil {
 		return peersCallError(err)
 	}
-	code, err := script.ParseCode(resp.Code)
+	code, err := calls.ParseCode(resp.Code)
 	if err != nil {
 		return fmt.Errorf("peers call: serve answered status %q: %w", resp.Code, err)
 	}
@@ -166,7 +167,7 @@ type peersCallJSON struct {
 // peersCallError explains why the admin API could not make the call.
 func peersCallError(err error) error {
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("peers call: %s: %s", script.CodeName(st.Code()), st.Message())
+		return fmt.Errorf("peers call: %s: %s", calls.CodeName(st.Code()), st.Message())
 	}
 	return err
 }

@@ -6,32 +6,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
-
-// commandConstructor builds a top-level command. Files owned by other
-// parts of bcctl (serve, peers, demo, ...) add their commands with
-// registerCommand from an init function, so the root does not have to name
-// them.
-type commandConstructor func(f *Factory) *cobra.Command
-
-var (
-	extraCommandsMu sync.Mutex
-	extraCommands   []commandConstructor
-)
-
-// registerCommand adds a top-level command to every root built from now on.
-// Call it from an init function:
-//
-//	func init() { registerCommand(func(f *Factory) *cobra.Command { return newServeCmd(f, nil) }) }
-func registerCommand(c commandConstructor) {
-	extraCommandsMu.Lock()
-	defer extraCommandsMu.Unlock()
-	extraCommands = append(extraCommands, c)
-}
 
 // newRootCmd returns the bcctl command with every subcommand.
 func newRootCmd(f *Factory) *cobra.Command {
@@ -69,14 +47,12 @@ backchannel server that calls back into its peers.`,
 		newListCmd(f, nil),
 		newDescribeCmd(f, nil),
 		newConnectCmd(f, nil),
+		newServeCmd(f, nil),
+		newPeersCmd(f),
+		newDemoCmd(f, nil),
 		newVersionCmd(f, nil),
 		newCompletionCmd(f),
 	)
-	extraCommandsMu.Lock()
-	for _, c := range extraCommands {
-		root.AddCommand(c(f))
-	}
-	extraCommandsMu.Unlock()
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "call", "list", "describe", "connect":

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // testCtx returns a context that ends with the test, or after 30s.
@@ -298,8 +298,8 @@ expect:
 			if err := call.Send(reply); err != nil {
 				return err
 			}
-			env.Report(&script.CallEvent{
-				Dir: script.Reverse, Origin: script.Answered, Peer: call.Peer(), Method: "gitaly.RefTransaction/VoteTransaction",
+			env.Report(&calls.Event{
+				Dir: calls.Reverse, Origin: calls.Answered, Peer: call.Peer(), Method: "gitaly.RefTransaction/VoteTransaction",
 				Metadata: call.Metadata(), Requests: []protoMessage{req}, Responses: []protoMessage{reply},
 				Status: status.New(codes.OK, ""), Start: start, Duration: time.Since(start),
 			}, journal.ByTUI)

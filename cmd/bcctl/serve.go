@@ -9,10 +9,6 @@ import (
 	"github.com/bcctl/bcctl/internal/serve"
 )
 
-func init() {
-	registerCommand(func(f *Factory) *cobra.Command { return newServeCmd(f, nil) })
-}
-
 // ServeOptions are the options of `bcctl serve`.
 type ServeOptions struct {
 	IO      *IOStreams
@@ -51,15 +47,17 @@ type ServeOptions struct {
 	// serves: "listen ADDR" lines, then "admin ADDR".
 	AddrFile string
 	// TUI shows the live registry and the journal in a terminal UI
-	// (--tui, when built in).
+	// (--tui) with UI.
 	TUI bool
+	// UI is the terminal UI of --tui (Factory.ServeUI); nil refuses --tui.
+	UI ServeUI
 
 	// started, when set, is called once serve serves (tests).
 	started func(*serve.Server, []string)
 }
 
 // ServeUI runs an interactive view of a running serve until ctx ends or
-// the person quits; the TUI registers one with registerServeUI. It returns
+// the person quits (Factory.ServeUI; the TUI's is serveInTUI). It returns
 // when the view is closed, which stops serve.
 type ServeUI func(ctx context.Context, env ServeUIEnv) error
 
@@ -75,19 +73,13 @@ type ServeUIEnv struct {
 	Notices <-chan string
 }
 
-var serveUI ServeUI
-
-// registerServeUI makes `bcctl serve --tui` available (called from an init
-// function of the TUI's command file).
-func registerServeUI(ui ServeUI) { serveUI = ui }
-
 const (
 	serveDefaultListen = "127.0.0.1:9000"
 	serveDefaultGrace  = 5 * time.Second
 )
 
 func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
-	opts := &ServeOptions{IO: f.IOStreams, Factory: f}
+	opts := &ServeOptions{IO: f.IOStreams, Factory: f, UI: f.ServeUI}
 	cmd := &cobra.Command{
 		Use:   "serve --proto FILE|--protoset FILE [--script FILE] [flags]",
 		Short: "Run a scriptable mock upstream that calls back into its peers",
@@ -150,8 +142,6 @@ exits 1; bad flags exit 2.`,
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print each call's messages (-vv: also metadata), and the expectations' report when it passes")
 	fs.StringVar(&opts.AddrFile, "addr-file", "", "once serving, write the addresses to `file` (\"listen ADDR\" and \"admin ADDR\" lines)")
 	opts.TLS.AddServerFlags(fs)
-	if serveUI != nil {
-		fs.BoolVar(&opts.TUI, "tui", false, "show the live registry and the journal in a terminal UI")
-	}
+	fs.BoolVar(&opts.TUI, "tui", false, "show the live registry and the journal in a terminal UI")
 	return cmd
 }

@@ -43,6 +43,9 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 	default:
 		return nil, usageErrorf("--output %q: want auto, text, json or none", opts.Output)
 	}
+	if opts.TUI && opts.UI == nil {
+		return nil, errNoTUI
+	}
 	if opts.Watch && opts.Script == "" {
 		return nil, usageErrorf("--watch reloads the --script file: give --script")
 	}

@@ -209,7 +209,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	uiDone := make(chan error, 1)
 	if opts.TUI {
 		go func() {
-			uiDone <- serveUI(runCtx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: listenURLs, Notices: notices})
+			uiDone <- opts.UI(runCtx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: listenURLs, Notices: notices})
 		}()
 	}
 	var reason string

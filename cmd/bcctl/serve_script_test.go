@@ -42,19 +42,11 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/script"
 )
-
-func init() {
-	registerScriptCmd("serve-addr", cmdServeAddr)
-	registerScriptCmd("serve-peer", cmdServePeer)
-	registerScriptCmd("serve-call", cmdServeCall)
-	registerScriptCmd("serve-peer-close", cmdServePeerClose)
-	registerScriptCmd("serve-wait-peers", cmdServeWaitPeers)
-	registerScriptCmd("serve-until", cmdServeUntil)
-}
 
 // cmdServeUntil runs a program again and again (for at most 20s) until its
 // stdout matches a regular expression; then stdout is that output.
@@ -184,15 +176,12 @@ type scriptPeers struct {
 	m  map[string]*host.Conn
 }
 
-// allScriptPeers holds each running script's peers.
-var allScriptPeers sync.Map // *testscript.TestScript -> *scriptPeers
+type peersKey struct{}
 
+// scriptPeersOf returns the peers of the running script (scriptParams'
+// Setup makes them).
 func scriptPeersOf(ts *testscript.TestScript) *scriptPeers {
-	p, loaded := allScriptPeers.LoadOrStore(ts, &scriptPeers{m: map[string]*host.Conn{}})
-	if !loaded {
-		ts.Defer(func() { allScriptPeers.Delete(ts) })
-	}
-	return p.(*scriptPeers)
+	return ts.Value(peersKey{}).(*scriptPeers)
 }
 
 // servePeerScript is what serve-peer's peers answer on their backchannel.
@@ -271,7 +260,7 @@ func cmdServeCall(ts *testscript.TestScript, neg bool, args []string) {
 	ctx = metadata.NewOutgoingContext(ctx, meta)
 	if err := conn.ClientConn().Invoke(ctx, dynamic.FullMethod(md), in, out); err != nil {
 		st := status.Convert(err)
-		fmt.Fprintf(ts.Stdout(), "%s: %s\n", script.CodeName(st.Code()), st.Message())
+		fmt.Fprintf(ts.Stdout(), "%s: %s\n", calls.CodeName(st.Code()), st.Message())
 		return
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(out)

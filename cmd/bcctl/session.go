@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
@@ -233,7 +234,7 @@ func (s *session) hostBackchannel(ctx context.Context, o sessionOptions) error {
 		Files:     files,
 		Responder: responder,
 		Unhosted:  s.unhosted(services),
-		Observer: script.ObserverFunc(func(ev *script.CallEvent) {
+		Observer: calls.ObserverFunc(func(ev *calls.Event) {
 			s.report(ev, journal.ByCLI)
 		}),
 	})
@@ -241,7 +242,7 @@ func (s *session) hostBackchannel(ctx context.Context, o sessionOptions) error {
 
 // report journals a call that the engine did not handle and counts it for
 // the expectations.
-func (s *session) report(ev *script.CallEvent, by string) {
+func (s *session) report(ev *calls.Event, by string) {
 	_, _ = s.journal.WriteEvent(ev, by)
 	if s.engine != nil {
 		s.engine.Count(ev.Record())
@@ -270,11 +271,11 @@ func (s *session) unhosted(services []protoreflect.ServiceDescriptor) func(strin
 
 // upstreamTarget is the Caller of the engine's `call` steps: a backchannel
 // rule calls the upstream, over the forward connection.
-func (s *session) upstreamTarget(_ context.Context, _ dynamic.Peer, to string) ([]script.Target, error) {
+func (s *session) upstreamTarget(_ context.Context, _ calls.Peer, to string) ([]script.Target, error) {
 	if to != "" && to != "caller" {
 		return nil, status.Errorf(codes.InvalidArgument, "a backchannel rule can only call the upstream, not %q", to)
 	}
-	return []script.Target{{Peer: dynamic.Peer{Addr: s.plan.addr.String()}, Conn: s.conn.ClientConn()}}, nil
+	return []script.Target{{Peer: calls.Peer{Addr: s.plan.addr.String()}, Conn: s.conn.ClientConn()}}, nil
 }
 
 // Check checks the script's expectations; nil without --answer.

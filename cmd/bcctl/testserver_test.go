@@ -2,7 +2,7 @@ package main
 
 // Servers for the tests: a Gitaly-like server that speaks the backchannel
 // protocol and calls back into its callers, and a plain gRPC server that
-// does not. Both serve the corpus of testdata/protos with reflection and
+// does not. Both serve the corpus of internal/corpus with reflection and
 // health. Testscripts start them with the `bcserver` command (see
 // main_test.go); Go tests call startTestServer.
 
@@ -35,10 +35,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // testServerOptions configure a test server.
@@ -73,7 +73,7 @@ type testServer struct {
 
 // corpusSource returns the corpus schema.
 func corpusSource() *dynamic.FileSource {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		panic(err)
 	}
@@ -470,7 +470,7 @@ func (ts *testServer) callPeers(ctx context.Context, method, reqJSON string, tim
 		err = conn.Invoke(ctx, dynamic.FullMethod(md), req, resp)
 		if err != nil {
 			st := status.Convert(err)
-			out = append(out, fmt.Sprintf("peer %d: %s: %s", p.ID, script.CodeName(st.Code()), st.Message()))
+			out = append(out, fmt.Sprintf("peer %d: %s: %s", p.ID, calls.CodeName(st.Code()), st.Message()))
 			continue
 		}
 		f, _ := dynamic.NewFormatter(dynamic.FormatJSON, ts.src.Types(), dynamic.FormatOptions{Compact: true})

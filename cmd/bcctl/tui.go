@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
@@ -15,13 +16,6 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/forward"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
-
-// The TUI (internal/tui) answers reverse calls for call/connect --tui and
-// watches a running serve for serve --tui.
-func init() {
-	registerInteractive(answerInTUI)
-	registerServeUI(serveInTUI)
-}
 
 // serveInTUI runs the serve program over a running serve until the person
 // quits (nil) or ctx ends.
@@ -38,7 +32,7 @@ func serveInTUI(ctx context.Context, env ServeUIEnv) error {
 // the command ending closes the program (the Responder's Close), which
 // restores the terminal before the command prints anything more.
 func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
-	byTUI := script.ObserverFunc(func(ev *script.CallEvent) { env.Report(ev, journal.ByTUI) })
+	byTUI := calls.ObserverFunc(func(ev *calls.Event) { env.Report(ev, journal.ByTUI) })
 	var types dynamic.TypeResolver
 	if env.Hosted != nil {
 		types = env.Hosted.Types()
@@ -69,7 +63,7 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 		}
 		cfg.Forward = &forward.Config{
 			Source:  src,
-			Invoker: forward.Observed(forward.ConnInvoker(env.Conn.ClientConn()), byTUI, script.Forward, dynamic.Peer{Addr: env.Conn.Address()}),
+			Invoker: forward.Observed(forward.ConnInvoker(env.Conn.ClientConn()), byTUI, calls.Forward, calls.Peer{Addr: env.Conn.Address()}),
 			Headers: env.Headers,
 			Target:  env.Conn.Address(),
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // corpusProtoset is the schema of the services the TUI answers.
-const corpusProtoset = "../../testdata/protos/corpus.protoset"
+const corpusProtoset = "../../internal/corpus/corpus.protoset"
 
 // screen is a terminal that the TUI draws on: safe to read while the
 // program writes.
@@ -178,5 +178,24 @@ func TestServeTUI(t *testing.T) {
 	res := wait(t, done)
 	if res.code != 0 || !strings.Contains(res.stderr, "the terminal UI was closed") {
 		t.Errorf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+}
+
+// TestTUIRefusedWithoutUI: a Factory without terminal UIs still has --tui
+// on call, connect and serve, and refuses it as a usage error.
+func TestTUIRefusedWithoutUI(t *testing.T) {
+	for _, args := range [][]string{
+		{"call", "--plaintext", "127.0.0.1:1", "x.Y/Z", "--tui"},
+		{"connect", "--plaintext", "127.0.0.1:1", "--tui"},
+		{"serve", "--listen", "127.0.0.1:0", "--protoset", corpusProtoset, "--tui"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			streams, _, _, errOut := TestIO()
+			f := TestFactory(streams)
+			f.Interactive, f.ServeUI = nil, nil
+			if code := Run(testCtx(t), args, f); code != ExitUsage || !strings.Contains(errOut.String(), "--tui: this bcctl has no terminal UI") {
+				t.Errorf("exit %d, stderr %q; want %d and a usage error naming --tui", code, errOut, ExitUsage)
+			}
+		})
 	}
 }

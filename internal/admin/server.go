@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
@@ -173,7 +174,7 @@ func (h *handler) callPeer(call dynamic.Call) error {
 	}
 	c := ev.Call
 	resp := CallPeerResponse{
-		Code: script.CodeName(c.Status.Code()), Message: c.Status.Message(),
+		Code: calls.CodeName(c.Status.Code()), Message: c.Status.Message(),
 		DetailsJSON: dynamic.StatusDetailsJSON(c.Status, ev.Types, dynamic.FormatOptions{ProtoNames: true, Compact: true}),
 		Header:      metadataOf(c.Header), Trailer: metadataOf(c.Trailer),
 		DurationMS: float64(c.Duration.Microseconds()) / 1000, JournalID: ev.ID, Method: c.Method,
@@ -235,9 +236,9 @@ func (q JournalQuery) filter() (serve.Filter, error) {
 	switch strings.ToLower(q.Dir) {
 	case "":
 	case journal.DirForward:
-		f.Dir = script.Forward
+		f.Dir = calls.Forward
 	case journal.DirReverse:
-		f.Dir = script.Reverse
+		f.Dir = calls.Reverse
 	default:
 		return f, fmt.Errorf("dir %q: want forward or reverse", q.Dir)
 	}
@@ -245,7 +246,7 @@ func (q JournalQuery) filter() (serve.Filter, error) {
 		f.Peer, f.HasPeer = *q.PeerID, true
 	}
 	if q.Code != "" {
-		c, err := script.ParseCode(q.Code)
+		c, err := calls.ParseCode(q.Code)
 		if err != nil {
 			return f, fmt.Errorf("code: %w", err)
 		}
@@ -290,7 +291,7 @@ func peerOf(v serve.PeerView) Peer {
 	}
 	if l := v.LastCall; l != nil {
 		at := l.At.UTC()
-		p.LastCall = &LastCall{At: &at, Dir: l.Dir.String(), Method: l.Method, Code: script.CodeName(l.Code)}
+		p.LastCall = &LastCall{At: &at, Dir: l.Dir.String(), Method: l.Method, Code: calls.CodeName(l.Code)}
 	}
 	return p
 }

@@ -21,12 +21,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/serve"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 //go:embed serve.yaml
@@ -78,13 +79,13 @@ type demo struct {
 	shown   uint64 // the highest journal ID printed
 
 	mu    sync.Mutex
-	votes []*script.CallEvent // reverse calls the client answered
+	votes []*calls.Event // reverse calls the client answered
 }
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
 
 func (d *demo) run(ctx context.Context) error {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	engine := script.NewEngine(downScript, script.Downstream, script.Options{Observer: script.ObserverFunc(d.observeClient)})
+	engine := script.NewEngine(downScript, script.Downstream, script.Options{Observer: calls.ObserverFunc(d.observeClient)})
 	if err := mux.Host(host.Backchannel{Services: []protoreflect.ServiceDescriptor{txd.(protoreflect.ServiceDescriptor)}, Responder: engine}); err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (d *demo) run(ctx context.Context) error {
 }
 
 // observeClient keeps the reverse calls the client answered.
-func (d *demo) observeClient(ev *script.CallEvent) {
+func (d *demo) observeClient(ev *calls.Event) {
 	d.mu.Lock()
 	d.votes = append(d.votes, ev)
 	d.mu.Unlock()
@@ -201,7 +202,7 @@ func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv
 		d.shown = max(d.shown, ev.ID)
 		c := ev.Call
 		switch {
-		case c.Dir == script.Reverse:
+		case c.Dir == calls.Reverse:
 			d.printf("serve  → gitaly.RefTransaction/VoteTransaction on peer %d's backchannel, while CreateBranch waits: %s\n", c.Peer.BackchannelID, compact(first(c.Requests), false))
 			d.mu.Lock()
 			for _, v := range d.votes {
@@ -209,7 +210,7 @@ func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv
 			}
 			d.votes = nil
 			d.mu.Unlock()
-			d.printf("serve  ← %s %s (expect: state COMMIT)\n", script.CodeName(c.Status.Code()), compact(first(c.Responses), true))
+			d.printf("serve  ← %s %s (expect: state COMMIT)\n", calls.CodeName(c.Status.Code()), compact(first(c.Responses), true))
 		default:
 			who := fmt.Sprintf("peer %d", c.Peer.BackchannelID)
 			if c.Peer.BackchannelID == 0 {
@@ -220,8 +221,8 @@ func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv
 	}
 	if callErr != nil {
 		st := status.Convert(callErr)
-		d.printf("client ← %s: %s\n", script.CodeName(st.Code()), st.Message())
-		return fmt.Errorf("demo: CreateBranch failed with %s: %s: %w", script.CodeName(st.Code()), st.Message(), ErrFailed)
+		d.printf("client ← %s: %s\n", calls.CodeName(st.Code()), st.Message())
+		return fmt.Errorf("demo: CreateBranch failed with %s: %s: %w", calls.CodeName(st.Code()), st.Message(), ErrFailed)
 	}
 	d.printf("client ← OK %s\n", compact(out, false))
 	return nil

@@ -1,6 +1,6 @@
 // Package demo is `bcctl demo`: the Gitaly/Praefect transaction vote played
 // end to end in one process, over real loopback sockets, with the embedded
-// schema corpus (testdata/protos) and embedded scripts. A bcctl serve (the
+// schema corpus (internal/corpus) and embedded scripts. A bcctl serve (the
 // upstream, Gitaly's role) answers gitaly.RefService/CreateBranch; a
 // multiplexed client (Praefect's role) calls it, and serve calls back into
 // the client's backchannel to vote before it answers; then a plain gRPC

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // ErrNotFound is wrapped by errors for symbols, methods and types a Source
@@ -41,15 +43,6 @@ type TypeResolver interface {
 	protoregistry.ExtensionTypeResolver
 }
 
-// Peer describes who made a call that the dynamic server is handling.
-type Peer struct {
-	// Addr is the remote address of the connection, "" when unknown.
-	Addr string
-	// BackchannelID is the peer's backchannel ID, 0 when the call did not
-	// arrive over a multiplexed connection.
-	BackchannelID uint64
-}
-
 // Call is one call that the dynamic server hands to a Responder. It covers
 // every call kind: for a unary or server-streaming method Recv yields one
 // request and then io.EOF.
@@ -62,7 +55,7 @@ type Call interface {
 	// Metadata is the incoming request metadata (never nil).
 	Metadata() metadata.MD
 	// Peer tells who called.
-	Peer() Peer
+	Peer() calls.Peer
 	// Recv returns the next request message, or io.EOF once the caller has
 	// half-closed. The message is a new dynamic message of the input type.
 	Recv() (proto.Message, error)

@@ -7,14 +7,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/listenmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/listenmux"
 )
 
 // voteFlow is the Gitaly/Praefect vote played entirely with dynamic
@@ -124,7 +126,7 @@ func startVoteServer(t *testing.T) (string, *voteFlow) {
 
 // voterServerFactory is the caller's ("praefect") backchannel server: a
 // dynamic server for gitaly.RefTransaction only, with reflection and health.
-func voterServerFactory(t *testing.T, seen *[]Peer, mu *sync.Mutex) backchannel.ServerFactory {
+func voterServerFactory(t *testing.T, seen *[]calls.Peer, mu *sync.Mutex) backchannel.ServerFactory {
 	src := protosetSource(t)
 	d, err := src.FindSymbol(testContext(t), "gitaly.RefTransaction")
 	if err != nil {
@@ -152,7 +154,7 @@ func voterServerFactory(t *testing.T, seen *[]Peer, mu *sync.Mutex) backchannel.
 func TestRoundTripOverBackchannel(t *testing.T) {
 	addr, flow := startVoteServer(t)
 	var reverseMu sync.Mutex
-	var reverseSeen []Peer
+	var reverseSeen []calls.Peer
 	hs := backchannel.NewClientHandshaker(nil, voterServerFactory(t, &reverseSeen, &reverseMu), backchannel.DefaultConfiguration())
 	muxed, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(hs.ClientHandshake(insecure.NewCredentials())))
 	if err != nil {
@@ -227,7 +229,7 @@ func TestRoundTripOverBackchannel(t *testing.T) {
 	}
 	for _, p := range reverseSeen {
 		if p.BackchannelID != 0 || p.Addr == "" {
-			t.Errorf("a reverse call's Peer = %+v, want an address and no backchannel ID", p)
+			t.Errorf("a reverse call's calls.Peer = %+v, want an address and no backchannel ID", p)
 		}
 	}
 }

@@ -108,7 +108,7 @@ func TestTemplatesParseBack(t *testing.T) {
 }
 
 func ExampleTemplateJSON() {
-	src, err := NewSourceFromProtosets("../../testdata/protos/corpus.protoset")
+	src, err := NewSourceFromProtosets("../corpus/corpus.protoset")
 	if err != nil {
 		panic(err)
 	}
@@ -131,7 +131,7 @@ func ExampleTemplateJSON() {
 }
 
 func ExampleFindMethod() {
-	src, err := NewSourceFromProtosets("../../testdata/protos/corpus.protoset")
+	src, err := NewSourceFromProtosets("../corpus/corpus.protoset")
 	if err != nil {
 		panic(err)
 	}

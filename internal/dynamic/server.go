@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // ServerOption configures RegisterServices and RegisterSource.
@@ -230,8 +232,8 @@ func (c *serverCall) Metadata() metadata.MD {
 	return md
 }
 
-func (c *serverCall) Peer() Peer {
-	var p Peer
+func (c *serverCall) Peer() calls.Peer {
+	var p calls.Peer
 	if pr, ok := peer.FromContext(c.ctx); ok && pr.Addr != nil {
 		p.Addr = pr.Addr.String()
 	}

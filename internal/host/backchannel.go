@@ -21,8 +21,8 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // Backchannel is what a connection hosts on its backchannel.
@@ -42,7 +42,7 @@ type Backchannel struct {
 	Unhosted func(method string) *status.Status
 	// Observer is told of each call answered by Unhosted, as a reverse call
 	// answered with no rule. (The Responder reports its own calls.)
-	Observer script.Observer
+	Observer calls.Observer
 	// ServerOptions are added to the backchannel's grpc.Server.
 	ServerOptions []grpc.ServerOption
 }
@@ -181,12 +181,12 @@ func (b *backchannelServer) unhosted(spec *Backchannel) grpc.StreamHandler {
 			if md == nil {
 				md = metadata.MD{}
 			}
-			var p dynamic.Peer
+			var p calls.Peer
 			if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 				p.Addr = pr.Addr.String()
 			}
-			spec.Observer.ObserveCall(&script.CallEvent{
-				Dir: script.Reverse, Origin: script.Answered, Peer: p, Method: method,
+			spec.Observer.ObserveCall(&calls.Event{
+				Dir: calls.Reverse, Origin: calls.Answered, Peer: p, Method: method,
 				Metadata: md, Status: st, Start: start, Duration: time.Since(start),
 			})
 		}

@@ -23,18 +23,18 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var corpus = func() *dynamic.FileSource {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+var corpusSchema = func() *dynamic.FileSource {
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +43,7 @@ var corpus = func() *dynamic.FileSource {
 
 func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 	t.Helper()
-	d, err := corpus.FindSymbol(context.Background(), name)
+	d, err := corpusSchema.FindSymbol(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 
 func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 	t.Helper()
-	md, err := dynamic.FindMethod(context.Background(), corpus, name)
+	md, err := dynamic.FindMethod(context.Background(), corpusSchema, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,10 +232,10 @@ func TestUnhostedMethodsAreReported(t *testing.T) {
 	}
 	defer c.Close()
 	var mu sync.Mutex
-	var events []*script.CallEvent
+	var events []*calls.Event
 	err = c.Host(Backchannel{
 		Responder: voteResponder("COMMIT"),
-		Observer: script.ObserverFunc(func(ev *script.CallEvent) {
+		Observer: calls.ObserverFunc(func(ev *calls.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			events = append(events, ev)
@@ -250,7 +250,7 @@ func TestUnhostedMethodsAreReported(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) != 1 || events[0].Method != "gitaly.RefTransaction/VoteTransaction" || events[0].Status.Code() != codes.Unimplemented || events[0].Dir != script.Reverse {
+	if len(events) != 1 || events[0].Method != "gitaly.RefTransaction/VoteTransaction" || events[0].Status.Code() != codes.Unimplemented || events[0].Dir != calls.Reverse {
 		t.Errorf("events = %+v", events)
 	}
 }

@@ -5,10 +5,10 @@
 //
 // The line format is documented in docs/cli.md ("The journal") and is
 // stable: field names are snake_case and empty fields are left out. A
-// Writer turns the
-// script engine's CallEvents (and the CLI's own forward calls) into
-// entries, numbers them, and writes each one with a single write, so no
-// entry is lost when a peer disconnects or the process stops. A Reader reads
-// them back and turns them into the script package's Records, so a
-// script's expectations can be checked against a journal.
+// Writer turns finished-call events (calls.Event, from the script engine
+// and from the CLI's own forward calls) into entries, numbers them, and
+// writes each one with a single write, so no entry is lost when a peer
+// disconnects or the process stops. A Reader reads them back and turns
+// them into calls.Records, so a script's expectations can be checked
+// against a journal.
 package journal

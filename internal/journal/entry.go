@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // Directions of calls, as written in Entry.Dir.
@@ -122,14 +122,14 @@ func (e *Entry) Duration() time.Duration {
 }
 
 // Record returns what a script's expectations count of the entry. The rule
-// is counted only for answered calls, as script.CallEvent.Record does.
-func (e *Entry) Record() (script.Record, error) {
-	rec := script.Record{Method: e.Method}
+// is counted only for answered calls, as calls.Event.Record does.
+func (e *Entry) Record() (calls.Record, error) {
+	rec := calls.Record{Method: e.Method}
 	switch e.Dir {
 	case DirForward:
-		rec.Dir = script.Forward
+		rec.Dir = calls.Forward
 	case DirReverse:
-		rec.Dir = script.Reverse
+		rec.Dir = calls.Reverse
 	default:
 		return rec, fmt.Errorf("journal: entry %d: unknown dir %q (want %q or %q)", e.ID, e.Dir, DirForward, DirReverse)
 	}
@@ -137,7 +137,7 @@ func (e *Entry) Record() (script.Record, error) {
 		rec.Peer = e.Peer.ID
 	}
 	if e.Status != nil {
-		code, err := script.ParseCode(e.Status.Code)
+		code, err := calls.ParseCode(e.Status.Code)
 		if err != nil {
 			return rec, fmt.Errorf("journal: entry %d: status: %w", e.ID, err)
 		}
@@ -153,7 +153,7 @@ func (e *Entry) Record() (script.Record, error) {
 // forward call, a call answered in the TUI), described for NewEntry.
 type Call struct {
 	Dir, Origin, By string
-	Peer            dynamic.Peer
+	Peer            calls.Peer
 	Method          string
 	Metadata        metadata.MD
 	Header, Trailer metadata.MD
@@ -186,7 +186,7 @@ func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 
 // FromEvent builds the entry of a script engine's event, with the engine's
 // IDs (a Writer renumbers them) and by as Entry.By.
-func FromEvent(ev *script.CallEvent, by string, resolver dynamic.TypeResolver) Entry {
+func FromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver) Entry {
 	e := NewEntry(Call{
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
@@ -201,14 +201,14 @@ func FromEvent(ev *script.CallEvent, by string, resolver dynamic.TypeResolver) E
 	return e
 }
 
-func posString(p script.Pos) string {
+func posString(p calls.Pos) string {
 	if p.File == "" && p.Line == 0 {
 		return ""
 	}
 	return p.String()
 }
 
-func peerOf(p dynamic.Peer) *Peer {
+func peerOf(p calls.Peer) *Peer {
 	if p.BackchannelID == 0 && p.Addr == "" {
 		return nil
 	}
@@ -246,7 +246,7 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 	if st == nil {
 		return &Status{Code: "OK"}
 	}
-	s := &Status{Code: script.CodeName(st.Code()), Message: st.Message()}
+	s := &Status{Code: calls.CodeName(st.Code()), Message: st.Message()}
 	for _, d := range dynamic.StatusDetailsJSON(st, resolver, dynamic.FormatOptions{ProtoNames: true, Compact: true}) {
 		s.Details = append(s.Details, json.RawMessage(d))
 	}

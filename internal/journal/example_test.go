@@ -10,9 +10,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/journal"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // A Writer numbers the calls as they end and keeps their causes: the vote
@@ -20,16 +19,16 @@ import (
 func ExampleWriter() {
 	w := journal.NewWriter(os.Stdout, journal.Options{})
 	start := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
-	w.ObserveCall(&script.CallEvent{
-		ID: 2, Cause: 1, Dir: script.Reverse, Origin: script.Made,
-		Peer: dynamic.Peer{BackchannelID: 3}, Method: "gitaly.RefTransaction/VoteTransaction",
+	w.ObserveCall(&calls.Event{
+		ID: 2, Cause: 1, Dir: calls.Reverse, Origin: calls.Made,
+		Peer: calls.Peer{BackchannelID: 3}, Method: "gitaly.RefTransaction/VoteTransaction",
 		Metadata: metadata.Pairs("x-transaction", "7"), Status: status.New(codes.OK, ""),
 		Start: start, Duration: 1500 * time.Microsecond,
-		Rule: script.RuleRef{Name: "vote-before-branch", Pos: script.Pos{File: "serve.yaml", Line: 2, Col: 5}},
+		Rule: calls.RuleRef{Name: "vote-before-branch", Pos: calls.Pos{File: "serve.yaml", Line: 2, Col: 5}},
 	})
-	w.ObserveCall(&script.CallEvent{
-		ID: 1, Dir: script.Forward, Origin: script.Answered,
-		Peer: dynamic.Peer{BackchannelID: 3}, Method: "gitaly.RefService/CreateBranch",
+	w.ObserveCall(&calls.Event{
+		ID: 1, Dir: calls.Forward, Origin: calls.Answered,
+		Peer: calls.Peer{BackchannelID: 3}, Method: "gitaly.RefService/CreateBranch",
 		Status: status.New(codes.Aborted, "vote was ABORT"), Start: start, Duration: 2 * time.Millisecond,
 	})
 	// Output:

@@ -18,14 +18,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-func corpus(t *testing.T) *dynamic.FileSource {
+func corpusSchema(t *testing.T) *dynamic.FileSource {
 	t.Helper()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,30 +48,30 @@ func msg(t *testing.T, src *dynamic.FileSource, name, js string) proto.Message {
 var t0 = time.Date(2026, 11, 24, 2, 0, 0, 123456000, time.UTC)
 
 func TestWriterLineFormat(t *testing.T) {
-	src := corpus(t)
+	src := corpusSchema(t)
 	var buf bytes.Buffer
 	w := NewWriter(&buf, Options{Resolver: src.Types()})
 	// The made call (engine ID 8) happens during the answered call (engine
 	// ID 7), and ends first.
-	made := &script.CallEvent{
-		ID: 8, Cause: 7, Dir: script.Reverse, Origin: script.Made,
-		Peer:      dynamic.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
+	made := &calls.Event{
+		ID: 8, Cause: 7, Dir: calls.Reverse, Origin: calls.Made,
+		Peer:      calls.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
 		Method:    "gitaly.RefTransaction/VoteTransaction",
 		Metadata:  metadata.Pairs("x-transaction", "42", "trace-bin", "\x00\xff"),
 		Requests:  []proto.Message{msg(t, src, "gitaly.VoteTransactionRequest", `{"transaction_id": 42}`)},
 		Responses: []proto.Message{msg(t, src, "gitaly.VoteTransactionResponse", `{"state": "ABORT"}`)},
 		Status:    status.New(codes.OK, ""),
 		Start:     t0, Duration: 1234 * time.Microsecond,
-		Rule: script.RuleRef{Name: "vote-before-branch", Pos: script.Pos{File: "vote.yaml", Line: 3, Col: 5}},
-		Step: script.Pos{File: "vote.yaml", Line: 7, Col: 9},
+		Rule: calls.RuleRef{Name: "vote-before-branch", Pos: calls.Pos{File: "vote.yaml", Line: 3, Col: 5}},
+		Step: calls.Pos{File: "vote.yaml", Line: 7, Col: 9},
 	}
 	st, _ := status.New(codes.Aborted, "vote was ABORT").WithDetails(&errdetails.ErrorInfo{Reason: "VOTE", Domain: "gitaly"})
-	answered := &script.CallEvent{
-		ID: 7, Dir: script.Forward, Origin: script.Answered,
-		Peer:   dynamic.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
+	answered := &calls.Event{
+		ID: 7, Dir: calls.Forward, Origin: calls.Answered,
+		Peer:   calls.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
 		Method: "gitaly.RefService/CreateBranch", Metadata: metadata.MD{},
 		Status: st, Start: t0, Duration: 5 * time.Millisecond,
-		Rule: script.RuleRef{Name: "vote-before-branch", Pos: script.Pos{File: "vote.yaml", Line: 3, Col: 5}},
+		Rule: calls.RuleRef{Name: "vote-before-branch", Pos: calls.Pos{File: "vote.yaml", Line: 3, Col: 5}},
 	}
 	w.ObserveCall(made)
 	w.ObserveCall(answered)
@@ -96,7 +96,7 @@ func TestReaderRoundTripAndRecords(t *testing.T) {
 	w := NewWriter(&buf, Options{})
 	for _, c := range []Call{
 		{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "gitaly.RefService/CreateBranch", Status: status.New(codes.OK, ""), Start: t0},
-		{Dir: DirReverse, Origin: OriginAnswered, By: ByScript, Peer: dynamic.Peer{Addr: "x"}, Method: "gitaly.RefTransaction/VoteTransaction", Status: status.New(codes.NotFound, "no"), Start: t0},
+		{Dir: DirReverse, Origin: OriginAnswered, By: ByScript, Peer: calls.Peer{Addr: "x"}, Method: "gitaly.RefTransaction/VoteTransaction", Status: status.New(codes.NotFound, "no"), Start: t0},
 	} {
 		if _, err := w.NewCall(c); err != nil {
 			t.Fatal(err)
@@ -113,9 +113,9 @@ func TestReaderRoundTripAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []script.Record{
-		{Dir: script.Forward, Method: "gitaly.RefService/CreateBranch", Code: codes.OK},
-		{Dir: script.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Code: codes.NotFound},
+	want := []calls.Record{
+		{Dir: calls.Forward, Method: "gitaly.RefService/CreateBranch", Code: codes.OK},
+		{Dir: calls.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Code: codes.NotFound},
 	}
 	for i := range want {
 		if recs[i] != want[i] {
@@ -177,14 +177,14 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 
 func TestWriterReportsWriteErrors(t *testing.T) {
 	w := NewWriter(failingWriter{}, Options{})
-	w.ObserveCall(&script.CallEvent{ID: 1, Dir: script.Reverse, Origin: script.Answered, Method: "a.B/C", Status: status.New(codes.OK, "")})
+	w.ObserveCall(&calls.Event{ID: 1, Dir: calls.Reverse, Origin: calls.Answered, Method: "a.B/C", Status: status.New(codes.OK, "")})
 	if err := w.Err(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Err() = %v, want the write error", err)
 	}
 }
 
 func TestMessageJSONKeepsWhatItCannotRender(t *testing.T) {
-	src := corpus(t)
+	src := corpusSchema(t)
 	// An Any whose type the (empty) resolver does not know.
 	u := msg(t, src, "acme.User", `{"id": "1", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Oslo"}}`)
 	got := MessageJSON(u, emptyResolver{})

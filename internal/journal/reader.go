@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // Reader reads journal entries, one JSON line at a time. Blank lines are
@@ -82,8 +82,8 @@ func ReadFile(path string) ([]Entry, error) {
 }
 
 // Records returns the Records of entries, for Script.Check.
-func Records(entries []Entry) ([]script.Record, error) {
-	out := make([]script.Record, 0, len(entries))
+func Records(entries []Entry) ([]calls.Record, error) {
+	out := make([]calls.Record, 0, len(entries))
 	for i := range entries {
 		rec, err := entries[i].Record()
 		if err != nil {

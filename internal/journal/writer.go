@@ -7,8 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // Options configure a Writer.
@@ -45,7 +45,7 @@ type Writer struct {
 	err    error
 }
 
-var _ script.Observer = (*Writer)(nil)
+var _ calls.Observer = (*Writer)(nil)
 
 // NewWriter returns a Writer that writes to w.
 func NewWriter(w io.Writer, opts Options) *Writer {
@@ -64,14 +64,14 @@ func Create(path string, opts Options) (*Writer, error) {
 }
 
 // ObserveCall writes the entry of an event of a script engine, with By
-// "script". It makes the Writer a script.Observer.
-func (w *Writer) ObserveCall(ev *script.CallEvent) {
+// "script". It makes the Writer a calls.Observer.
+func (w *Writer) ObserveCall(ev *calls.Event) {
 	_, _ = w.WriteEvent(ev, ByScript)
 }
 
 // WriteEvent writes the entry of an engine's event with by as Entry.By and
 // returns it as written.
-func (w *Writer) WriteEvent(ev *script.CallEvent, by string) (Entry, error) {
+func (w *Writer) WriteEvent(ev *calls.Event, by string) (Entry, error) {
 	e := FromEvent(ev, by, w.opts.Resolver)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -84,7 +84,7 @@ func (w *Writer) WriteEvent(ev *script.CallEvent, by string) (Entry, error) {
 		}
 		e.Cause = id
 	}
-	if id, ok := w.mapped[ev.ID]; ok && ev.Origin == script.Answered {
+	if id, ok := w.mapped[ev.ID]; ok && ev.Origin == calls.Answered {
 		e.ID = id
 		delete(w.mapped, ev.ID)
 	} else {

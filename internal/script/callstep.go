@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -23,14 +24,14 @@ type caller struct {
 	e     *Engine
 	ctx   context.Context
 	sc    *scope
-	peer  dynamic.Peer // the peer being answered, or the one that arrived
+	peer  calls.Peer // the peer being answered, or the one that arrived
 	cause uint64
-	rule  RuleRef
+	rule  calls.RuleRef
 }
 
 // callResult is one call a step made.
 type callResult struct {
-	peer  dynamic.Peer
+	peer  calls.Peer
 	st    *status.Status
 	reply proto.Message
 	ok    bool   // the expectation held
@@ -63,7 +64,7 @@ func (x *caller) call(cs *callSpec) (*failSpec, error) {
 		}
 		target := x.peer
 		if id, perr := strconv.ParseUint(cs.to, 10, 64); perr == nil {
-			target = dynamic.Peer{BackchannelID: id}
+			target = calls.Peer{BackchannelID: id}
 		}
 		results = []*callResult{{peer: target, st: st}}
 	} else {
@@ -117,7 +118,7 @@ func (x *caller) call(cs *callSpec) (*failSpec, error) {
 }
 
 // describe names the peer a call went to in failure messages.
-func (x *caller) describe(p dynamic.Peer) string {
+func (x *caller) describe(p calls.Peer) string {
 	switch {
 	case x.e.role == Downstream:
 		return "the upstream"
@@ -141,8 +142,8 @@ func (x *caller) invoke(cs *callSpec, t Target, req proto.Message, md metadata.M
 	start := time.Now()
 	err := t.Conn.Invoke(ctx, cs.fullMethod, req, reply, grpc.Header(&header), grpc.Trailer(&trailer))
 	st := statusOf(toStatus(err))
-	ev := &CallEvent{
-		ID: x.e.ids.Add(1), Cause: x.cause, Dir: x.e.madeDir(), Origin: Made, Peer: t.Peer,
+	ev := &calls.Event{
+		ID: x.e.ids.Add(1), Cause: x.cause, Dir: x.e.madeDir(), Origin: calls.Made, Peer: t.Peer,
 		Method: methodName(cs.method), Metadata: md, Header: header, Trailer: trailer,
 		Requests: []proto.Message{req}, Status: st, Start: start, Duration: time.Since(start),
 		Rule: x.rule, Step: cs.pos,
@@ -171,13 +172,13 @@ func (cs *callSpec) check(r *callResult) (bool, string) {
 	codeOK := false
 	var names []string
 	for _, c := range want {
-		names = append(names, CodeName(c))
+		names = append(names, calls.CodeName(c))
 		if r.st.Code() == c {
 			codeOK = true
 		}
 	}
 	if !codeOK {
-		why := fmt.Sprintf("code is %s, want %s", CodeName(r.st.Code()), strings.Join(names, " or "))
+		why := fmt.Sprintf("code is %s, want %s", calls.CodeName(r.st.Code()), strings.Join(names, " or "))
 		if r.st.Message() != "" {
 			why += ` (message "` + r.st.Message() + `")`
 		}
@@ -190,7 +191,7 @@ func (cs *callSpec) check(r *callResult) (bool, string) {
 	}
 	if cs.reply != nil {
 		if r.reply == nil {
-			return false, "there is no reply to check (code " + CodeName(r.st.Code()) + ")"
+			return false, "there is no reply to check (code " + calls.CodeName(r.st.Code()) + ")"
 		}
 		v, err := messageJSON(r.reply, cs.types)
 		if err != nil {
@@ -207,7 +208,7 @@ func (cs *callSpec) check(r *callResult) (bool, string) {
 // call that missed its expectation (or of the first call), plus count,
 // failed and calls (every call).
 func captureJSON(results []*callResult, failed int, sc *scope, types dynamic.TypeResolver) (map[string]any, error) {
-	calls := make([]any, 0, len(results))
+	each := make([]any, 0, len(results))
 	var pick map[string]any
 	for _, r := range results {
 		reply := any(map[string]any{})
@@ -219,10 +220,10 @@ func captureJSON(results []*callResult, failed int, sc *scope, types dynamic.Typ
 			reply = v
 		}
 		c := map[string]any{
-			"code": CodeName(r.st.Code()), "message": r.st.Message(), "reply": reply,
+			"code": calls.CodeName(r.st.Code()), "message": r.st.Message(), "reply": reply,
 			"ok": r.ok, "peer": peerJSON(r.peer),
 		}
-		calls = append(calls, c)
+		each = append(each, c)
 		if pick == nil || (!r.ok && pick["ok"] == true) {
 			pick = c
 		}
@@ -234,6 +235,6 @@ func captureJSON(results []*callResult, failed int, sc *scope, types dynamic.Typ
 	out["ok"] = failed == 0
 	out["count"] = jsonInt(len(results))
 	out["failed"] = jsonInt(failed)
-	out["calls"] = calls
+	out["calls"] = each
 	return out, nil
 }

@@ -11,7 +11,7 @@
 // answers a call with the first matching rule (`times` uses are claimed
 // atomically), or with UNIMPLEMENTED naming the closest rule and why it
 // missed. `call` steps reach the other side through a Caller. Every
-// finished call, answered or made, goes to an Observer as a CallEvent
+// finished call, answered or made, goes to a calls.Observer as a calls.Event
 // (direction, peer, method, metadata, messages, status, timing, rule,
 // cause) and is counted for the script's expectations, which Check
 // evaluates into a Report; Report.Err wraps ErrExpectationsFailed.

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // docBlock is one fenced code block of docs/script.md.
@@ -73,7 +73,7 @@ func pairEngines(t *testing.T, s *Script, env func(string) string) (up, down *En
 	t.Helper()
 	sc := loadTestSchema(t)
 	down = NewEngine(s, Downstream, Options{Env: env})
-	up = NewEngine(s, Upstream, Options{Env: env, Caller: CallerFunc(func(_ context.Context, from dynamic.Peer, to string) ([]Target, error) {
+	up = NewEngine(s, Upstream, Options{Env: env, Caller: CallerFunc(func(_ context.Context, from calls.Peer, to string) ([]Target, error) {
 		return []Target{{Peer: from, Conn: &engineConn{engine: down, schema: sc}}}, nil
 	})})
 	return up, down
@@ -162,7 +162,7 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 				t.Fatal(st)
 			}
 		}
-		e.Count(Record{Dir: Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Peer: 7})
+		e.Count(calls.Record{Dir: calls.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Peer: 7})
 		return e.Check().String()
 	},
 }

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // Role says which side of a backchannel connection an engine plays.
@@ -46,7 +48,7 @@ type Options struct {
 	// step ends with UNAVAILABLE (which its expect/else may handle).
 	Caller Caller
 	// Observer receives an event per finished call.
-	Observer Observer
+	Observer calls.Observer
 	// Logger reports rule failures and panics; nil discards.
 	Logger *slog.Logger
 	// Env looks up `${env.NAME}`; nil means os.Getenv.
@@ -110,25 +112,25 @@ func (e *Engine) Script() *Script { return e.rules.Load().script }
 func (e *Engine) Reload(s *Script) { e.rules.Store(newRuleset(s, e.role)) }
 
 // answeredDir is the direction of the calls this engine answers.
-func (e *Engine) answeredDir() Direction {
+func (e *Engine) answeredDir() calls.Direction {
 	if e.role == Downstream {
-		return Reverse
+		return calls.Reverse
 	}
-	return Forward
+	return calls.Forward
 }
 
 // madeDir is the direction of the calls `call` steps make.
-func (e *Engine) madeDir() Direction {
+func (e *Engine) madeDir() calls.Direction {
 	if e.role == Downstream {
-		return Forward
+		return calls.Forward
 	}
-	return Reverse
+	return calls.Reverse
 }
 
 // Count counts a call the engine did not handle itself (bcctl call's own
 // forward call, a reverse call answered by hand in the TUI) for the
 // expectations.
-func (e *Engine) Count(rec Record) { e.tally.add(rec) }
+func (e *Engine) Count(rec calls.Record) { e.tally.add(rec) }
 
 // Check checks the expectations of the script in force against every call
 // counted so far.
@@ -237,7 +239,7 @@ func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFi
 			if r.methodRE.MatchString(method) {
 				score = 1
 			}
-			dist = editDistance(normalizeMethod(r.Method), method)
+			dist = words.EditDistance(normalizeMethod(r.Method), method)
 		default:
 			h, t := r.closeness(method, md, first, haveFirst)
 			score, hits = 2+float64(h)/float64(max(t, 1)), h
@@ -294,8 +296,8 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 	if md == nil {
 		md = metadata.MD{}
 	}
-	ev := &CallEvent{
-		ID: e.ids.Add(1), Dir: e.answeredDir(), Origin: Answered, Peer: call.Peer(),
+	ev := &calls.Event{
+		ID: e.ids.Add(1), Dir: e.answeredDir(), Origin: calls.Answered, Peer: call.Peer(),
 		Method: methodName(method), Metadata: md, Start: start,
 	}
 	defer func() {

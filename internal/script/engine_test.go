@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // answer runs one call through an upstream engine of src and returns the
@@ -543,14 +543,14 @@ func voteFlow(t *testing.T, up, down string) (*Engine, *Engine, *events) {
 	downEngine := NewEngine(parse(t, down), Downstream, Options{Observer: &ev})
 	upEngine := NewEngine(parse(t, up), Upstream, Options{
 		Observer: &ev,
-		Caller: CallerFunc(func(_ context.Context, from dynamic.Peer, to string) ([]Target, error) {
+		Caller: CallerFunc(func(_ context.Context, from calls.Peer, to string) ([]Target, error) {
 			switch to {
 			case "":
-				return []Target{{Peer: from, Conn: &engineConn{engine: downEngine, schema: sc, peer: dynamic.Peer{Addr: "upstream"}}}}, nil
+				return []Target{{Peer: from, Conn: &engineConn{engine: downEngine, schema: sc, peer: calls.Peer{Addr: "upstream"}}}}, nil
 			case "all":
 				var out []Target
 				for id := uint64(1); id <= 3; id++ {
-					out = append(out, Target{Peer: dynamic.Peer{BackchannelID: id}, Conn: &engineConn{engine: downEngine, schema: sc}})
+					out = append(out, Target{Peer: calls.Peer{BackchannelID: id}, Conn: &engineConn{engine: downEngine, schema: sc}})
 				}
 				return out, nil
 			}
@@ -609,12 +609,12 @@ expect:
 	}
 	// Events: per forward call, the reverse call made (with its cause) and
 	// the reverse call answered, then the forward call itself.
-	var made, answeredRev, fwd []*CallEvent
+	var made, answeredRev, fwd []*calls.Event
 	for _, e := range ev.all() {
 		switch {
-		case e.Origin == Made:
+		case e.Origin == calls.Made:
 			made = append(made, e)
-		case e.Dir == Reverse:
+		case e.Dir == calls.Reverse:
 			answeredRev = append(answeredRev, e)
 		default:
 			fwd = append(fwd, e)
@@ -623,7 +623,7 @@ expect:
 	if len(made) != 2 || len(answeredRev) != 2 || len(fwd) != 2 {
 		t.Fatalf("events: made %d, answered reverse %d, forward %d", len(made), len(answeredRev), len(fwd))
 	}
-	if made[0].Cause != fwd[0].ID || made[0].Dir != Reverse || made[0].Rule.Name != "vote-before-branch" || made[0].Peer.BackchannelID != 7 {
+	if made[0].Cause != fwd[0].ID || made[0].Dir != calls.Reverse || made[0].Rule.Name != "vote-before-branch" || made[0].Peer.BackchannelID != 7 {
 		t.Errorf("made call event: %+v (forward id %d)", made[0], fwd[0].ID)
 	}
 	if got := toJSON(t, made[0].Requests[0]); got != `{"node":"feature/x","reference_updates_hash":"YWJj","transaction_id":"1"}` {
@@ -731,7 +731,7 @@ backchannel:
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := up.OnConnect(ctx, dynamic.Peer{BackchannelID: 9}); err == nil || !strings.Contains(err.Error(), "on_connect (test.yaml:9:5)") {
+	if err := up.OnConnect(ctx, calls.Peer{BackchannelID: 9}); err == nil || !strings.Contains(err.Error(), "on_connect (test.yaml:9:5)") {
 		t.Fatalf("OnConnect: got %v, want the second call to fail at test.yaml:9:5", err)
 	}
 	if rep := up.Check(); !rep.OK() {
@@ -752,10 +752,10 @@ expect:
   - {method: acme.Users/Get, code: NOT_FOUND, count: 1}
   - {dir: reverse, peer: 3, min: 1, max: 2}
 `)
-	rep := s.Check([]Record{
-		{Dir: Forward, Method: "acme.Users/Get", Code: codes.OK, Rule: "get"},
-		{Dir: Forward, Method: "acme.Users/Get", Code: codes.NotFound},
-		{Dir: Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Peer: 3},
+	rep := s.Check([]calls.Record{
+		{Dir: calls.Forward, Method: "acme.Users/Get", Code: codes.OK, Rule: "get"},
+		{Dir: calls.Forward, Method: "acme.Users/Get", Code: codes.NotFound},
+		{Dir: calls.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Peer: 3},
 	})
 	want := `expectations: 1 of 4 failed
   ok   got-called (test.yaml:5): want at least 2 forward calls to acme.Users/Get, got 2

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // ErrInvalidScript is wrapped by every error that Load, LoadFile and Parse
@@ -15,33 +17,9 @@ var ErrInvalidScript = errors.New("invalid script")
 // entry is not met. Commands map it to their documented exit code.
 var ErrExpectationsFailed = errors.New("script expectations failed")
 
-// Pos is a place in a script file. Line and Col are 1-based; both are 0 when
-// unknown.
-type Pos struct {
-	File string
-	Line int
-	Col  int
-}
-
-// String formats p as "file:line:col", leaving out the parts that are unknown.
-func (p Pos) String() string {
-	switch {
-	case p.Line == 0:
-		return p.File
-	case p.Col == 0:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
-	default:
-		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
-	}
-}
-
-// MarshalText writes p as "file:line:col" (so JSON journals carry it as a
-// string).
-func (p Pos) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
 // Diagnostic is one problem found while loading a script.
 type Diagnostic struct {
-	Pos Pos
+	Pos calls.Pos
 	// Msg says what is wrong, naming the field path and, where there are
 	// any, the names that would have been right.
 	Msg string
@@ -82,7 +60,7 @@ type diags struct {
 	seen map[Diagnostic]bool
 }
 
-func (d *diags) add(p Pos, format string, args ...any) {
+func (d *diags) add(p calls.Pos, format string, args ...any) {
 	diag := Diagnostic{Pos: p, Msg: fmt.Sprintf(format, args...)}
 	if d.seen == nil {
 		d.seen = map[Diagnostic]bool{}

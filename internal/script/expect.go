@@ -10,32 +10,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/words"
 )
-
-// Direction says which way a call went: forward calls go to the upstream
-// (bcctl serve, or the server bcctl call dials), reverse calls go into a
-// peer's backchannel.
-type Direction int
-
-// Directions of calls.
-const (
-	Forward Direction = iota + 1
-	Reverse
-)
-
-// String returns "forward" or "reverse".
-func (d Direction) String() string {
-	switch d {
-	case Forward:
-		return "forward"
-	case Reverse:
-		return "reverse"
-	}
-	return "any"
-}
-
-// MarshalText writes the direction's name.
-func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // Expectation is one `expect` entry: how many recorded calls must match
 // its filters.
@@ -43,11 +21,11 @@ type Expectation struct {
 	// Name is the entry's name, or "expect[N]".
 	Name string
 	// Pos is where the entry is written.
-	Pos Pos
+	Pos calls.Pos
 	// Method is the method glob ("" for any method).
 	Method string
 	// Dir is the direction, 0 for either.
-	Dir Direction
+	Dir calls.Direction
 	// Peer is the backchannel ID to count, when HasPeer.
 	Peer    uint64
 	HasPeer bool
@@ -62,17 +40,8 @@ type Expectation struct {
 	methodRE *regexp.Regexp
 }
 
-// Record is what expectations are checked against: one call that happened.
-type Record struct {
-	Dir    Direction
-	Method string // "pkg.Svc/Method"
-	Peer   uint64 // backchannel ID, 0 when not multiplexed
-	Code   codes.Code
-	Rule   string // name of the rule that answered, "" when none
-}
-
 // matches reports whether rec counts for e.
-func (e *Expectation) matches(rec Record) bool {
+func (e *Expectation) matches(rec calls.Record) bool {
 	if e.Dir != 0 && e.Dir != rec.Dir {
 		return false
 	}
@@ -105,7 +74,7 @@ func (e *Expectation) describe() string {
 		parts = append(parts, "with peer "+strconv.FormatUint(e.Peer, 10))
 	}
 	if e.HasCode {
-		parts = append(parts, "ending "+CodeName(e.Code))
+		parts = append(parts, "ending "+calls.CodeName(e.Code))
 	}
 	if e.Rule != "" {
 		parts = append(parts, fmt.Sprintf("answered by rule %q", e.Rule))
@@ -142,7 +111,7 @@ func (r Result) String() string {
 		mark = "FAIL"
 	}
 	e := r.Expectation
-	return fmt.Sprintf("%s %s (%s): want %s %s, got %d", mark, e.Name, Pos{File: e.Pos.File, Line: e.Pos.Line}, e.bounds(), e.describe(), r.Count)
+	return fmt.Sprintf("%s %s (%s): want %s %s, got %d", mark, e.Name, calls.Pos{File: e.Pos.File, Line: e.Pos.Line}, e.bounds(), e.describe(), r.Count)
 }
 
 // Report is the outcome of checking every expectation.
@@ -211,7 +180,7 @@ func (e *ExpectationError) Unwrap() error { return ErrExpectationsFailed }
 
 // Check checks the script's expectations against records (for example a
 // journal read back).
-func (s *Script) Check(records []Record) *Report {
+func (s *Script) Check(records []calls.Record) *Report {
 	t := newTally()
 	for _, rec := range records {
 		t.add(rec)
@@ -224,12 +193,12 @@ func (s *Script) Check(records []Record) *Report {
 // keeping every call.
 type tally struct {
 	mu     sync.Mutex
-	counts map[Record]int
+	counts map[calls.Record]int
 }
 
-func newTally() *tally { return &tally{counts: map[Record]int{}} }
+func newTally() *tally { return &tally{counts: map[calls.Record]int{}} }
 
-func (t *tally) add(rec Record) {
+func (t *tally) add(rec calls.Record) {
 	t.mu.Lock()
 	t.counts[rec]++
 	t.mu.Unlock()
@@ -299,9 +268,9 @@ func (l *loader) expectations(n *yaml.Node, s *Script) []*Expectation {
 				switch {
 				case !ok:
 				case v == "forward":
-					e.Dir = Forward
+					e.Dir = calls.Forward
 				case v == "reverse":
-					e.Dir = Reverse
+					e.Dir = calls.Reverse
 				default:
 					d.errorf(deref(p.val), "%s.dir must be forward or reverse, not %q", at, v)
 				}
@@ -330,7 +299,7 @@ func (l *loader) expectations(n *yaml.Node, s *Script) []*Expectation {
 			case "rule":
 				if v, ok := d.scalarString(p.val, at+".rule"); ok {
 					if !ruleNames[v] {
-						d.errorf(deref(p.val), "%s.rule: no rule is named %q%s", at, v, didYouMean(v, allNames))
+						d.errorf(deref(p.val), "%s.rule: no rule is named %q%s", at, v, words.DidYouMean(v, allNames))
 					}
 					e.Rule = v
 				}
@@ -364,9 +333,9 @@ func (l *loader) expectations(n *yaml.Node, s *Script) []*Expectation {
 func (l *loader) checkExpectMethod(n *yaml.Node, e *Expectation, at string) {
 	cats := []*catalog{l.upstream, l.backchannel}
 	switch e.Dir {
-	case Forward:
+	case calls.Forward:
 		cats = cats[:1]
-	case Reverse:
+	case calls.Reverse:
 		cats = cats[1:]
 	}
 	var firstErr error

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -37,12 +38,12 @@ func (c *streamCall) Metadata() metadata.MD {
 	}
 	return md
 }
-func (c *streamCall) Peer() dynamic.Peer {
+func (c *streamCall) Peer() calls.Peer {
 	p, _ := peer.FromContext(c.stream.Context())
 	if p == nil {
-		return dynamic.Peer{}
+		return calls.Peer{}
 	}
-	return dynamic.Peer{Addr: p.Addr.String()}
+	return calls.Peer{Addr: p.Addr.String()}
 }
 func (c *streamCall) Recv() (proto.Message, error) {
 	m := dynamicpb.NewMessage(c.method.Input())
@@ -93,7 +94,7 @@ func TestOverGRPC(t *testing.T) {
   - match: {method: acme.Users/Chat}
     each: [{send: {text: "#${i} echo ${req.text}", attachment: "${req.text}"}}]
 expect:`, 1)
-	up := NewEngine(parse(t, upScript), Upstream, Options{Caller: CallerFunc(func(_ context.Context, from dynamic.Peer, _ string) ([]Target, error) {
+	up := NewEngine(parse(t, upScript), Upstream, Options{Caller: CallerFunc(func(_ context.Context, from calls.Peer, _ string) ([]Target, error) {
 		return []Target{{Peer: from, Conn: downConn}}, nil
 	})})
 	upConn := serveEngine(t, up)

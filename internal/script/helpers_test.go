@@ -14,11 +14,12 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-// testSchema is bcctl's schema corpus (testdata/protos), loaded from its
+// testSchema is bcctl's schema corpus (internal/corpus), loaded from its
 // protoset the way bcctl serve --protoset and bcctl demo load it, so that
 // what these tests and docs/script.md show holds against the real corpus.
 type testSchema struct {
@@ -34,7 +35,7 @@ var (
 func loadTestSchema(t testing.TB) *testSchema {
 	t.Helper()
 	schemaOnce.Do(func() {
-		src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+		src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 		if err != nil {
 			schemaErr = err
 			return
@@ -112,7 +113,7 @@ type fakeCall struct {
 	ctx     context.Context
 	method  protoreflect.MethodDescriptor
 	md      metadata.MD
-	peer    dynamic.Peer
+	peer    calls.Peer
 	mu      sync.Mutex
 	reqs    []proto.Message
 	recvs   chan proto.Message // when non-nil, Recv reads from it until closed
@@ -126,7 +127,7 @@ func newCall(t testing.TB, method string, md metadata.MD, reqs ...string) *fakeC
 	t.Helper()
 	s := loadTestSchema(t)
 	m := s.method(t, method)
-	c := &fakeCall{ctx: context.Background(), method: m, md: md, peer: dynamic.Peer{Addr: "127.0.0.1:5555", BackchannelID: 7}}
+	c := &fakeCall{ctx: context.Background(), method: m, md: md, peer: calls.Peer{Addr: "127.0.0.1:5555", BackchannelID: 7}}
 	if c.md == nil {
 		c.md = metadata.MD{}
 	}
@@ -139,7 +140,7 @@ func newCall(t testing.TB, method string, md metadata.MD, reqs ...string) *fakeC
 func (c *fakeCall) Context() context.Context              { return c.ctx }
 func (c *fakeCall) Method() protoreflect.MethodDescriptor { return c.method }
 func (c *fakeCall) Metadata() metadata.MD                 { return c.md }
-func (c *fakeCall) Peer() dynamic.Peer                    { return c.peer }
+func (c *fakeCall) Peer() calls.Peer                      { return c.peer }
 
 func (c *fakeCall) Recv() (proto.Message, error) {
 	if c.recvs != nil {
@@ -206,7 +207,7 @@ func (c *fakeCall) sentJSON(t testing.TB) []string {
 type engineConn struct {
 	engine *Engine
 	schema *testSchema
-	peer   dynamic.Peer
+	peer   calls.Peer
 }
 
 func (c *engineConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
@@ -248,17 +249,17 @@ func (c *engineConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grp
 // events collects observer events.
 type events struct {
 	mu   sync.Mutex
-	list []*CallEvent
+	list []*calls.Event
 }
 
-func (e *events) ObserveCall(ev *CallEvent) {
+func (e *events) ObserveCall(ev *calls.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.list = append(e.list, ev)
 }
 
-func (e *events) all() []*CallEvent {
+func (e *events) all() []*calls.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]*CallEvent(nil), e.list...)
+	return append([]*calls.Event(nil), e.list...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -51,7 +52,7 @@ type Script struct {
 	Expectations []*Expectation
 
 	onConnect    []*step
-	onConnectPos Pos
+	onConnectPos calls.Pos
 	vars         map[string]any
 	upTypes      dynamic.TypeResolver
 	backTypes    dynamic.TypeResolver
@@ -116,12 +117,12 @@ func Parse(ctx context.Context, name string, src []byte, cfg Config) (*Script, e
 
 var yamlLine = regexp.MustCompile(`line (\d+):`)
 
-func yamlErrorPos(name string, err error) Pos {
+func yamlErrorPos(name string, err error) calls.Pos {
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return Pos{File: name, Line: n}
+		return calls.Pos{File: name, Line: n}
 	}
-	return Pos{File: name}
+	return calls.Pos{File: name}
 }
 
 func yamlErrorText(err error) string {
@@ -179,7 +180,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 		}
 	}
 	s.vars = l.vars
-	names := map[string]Pos{}
+	names := map[string]calls.Pos{}
 	s.Rules = l.rules(get("rules"), SectionRules, names)
 	s.Backchannel = l.rules(get("backchannel"), SectionBackchannel, names)
 	if on := get("on_connect"); on != nil {

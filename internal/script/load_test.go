@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // designSketch is the sketch from DESIGN.md, which must load as written.
@@ -61,7 +63,7 @@ func TestParseDesignSketch(t *testing.T) {
 	if got, want := len(s.Expectations), 1; got != want {
 		t.Fatalf("expectations: got %d, want %d", got, want)
 	}
-	if e := s.Expectations[0]; e.Dir != Reverse || e.Min != 1 || e.Max != -1 {
+	if e := s.Expectations[0]; e.Dir != calls.Reverse || e.Min != 1 || e.Max != -1 {
 		t.Errorf("expectation: got dir %v min %d max %d", e.Dir, e.Min, e.Max)
 	}
 }

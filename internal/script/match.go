@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // matcher tests one JSON-shaped value. present is false when the value is
@@ -524,7 +526,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 		ps, _ := c.d.pairs(n, path)
 		for _, p := range ps {
 			if !isOp(p.key) {
-				c.errorf(p.knode, "%s: unknown matcher %q%s", path, p.key, didYouMean(p.key, matchOps))
+				c.errorf(p.knode, "%s: unknown matcher %q%s", path, p.key, words.DidYouMean(p.key, matchOps))
 			}
 		}
 		return allMatcher{}
@@ -582,7 +584,7 @@ func (c *matchCompiler) object(n *yaml.Node, md protoreflect.MessageDescriptor, 
 	for _, p := range ps {
 		fd := findField(md, p.key)
 		if fd == nil {
-			c.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), didYouMean(p.key, fieldNames(md)))
+			c.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), words.DidYouMean(p.key, fieldNames(md)))
 			continue
 		}
 		if seen[fd.Number()] {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -17,7 +18,7 @@ type Rule struct {
 	// has none.
 	Name string
 	// Pos is where the rule starts in the script.
-	Pos Pos
+	Pos calls.Pos
 	// Section is the part of the script the rule is in.
 	Section Section
 	// Method is the method pattern as written in match.method.
@@ -34,32 +35,15 @@ type Rule struct {
 
 // String formats the rule as `"name" (file:line)`.
 func (r *Rule) String() string {
-	return fmt.Sprintf("%q (%s)", r.Name, Pos{File: r.Pos.File, Line: r.Pos.Line})
+	return fmt.Sprintf("%q (%s)", r.Name, calls.Pos{File: r.Pos.File, Line: r.Pos.Line})
 }
 
 // Ref returns the rule's name and position for journals and events.
-func (r *Rule) Ref() RuleRef {
+func (r *Rule) Ref() calls.RuleRef {
 	if r == nil {
-		return RuleRef{}
+		return calls.RuleRef{}
 	}
-	return RuleRef{Name: r.Name, Pos: r.Pos}
-}
-
-// RuleRef identifies a rule in events and journals.
-type RuleRef struct {
-	Name string `json:"name"`
-	Pos  Pos    `json:"at"`
-}
-
-// IsZero reports a RuleRef that names no rule.
-func (r RuleRef) IsZero() bool { return r.Name == "" }
-
-// String formats the reference as `"name" (file:line)`.
-func (r RuleRef) String() string {
-	if r.IsZero() {
-		return "no rule"
-	}
-	return fmt.Sprintf("%q (%s)", r.Name, Pos{File: r.Pos.File, Line: r.Pos.Line})
+	return calls.RuleRef{Name: r.Name, Pos: r.Pos}
 }
 
 // body is a rule compiled for one method.
@@ -85,7 +69,7 @@ var (
 	matchKeys = []string{"method", "request", "exact", "metadata"}
 )
 
-func (l *loader) rules(n *yaml.Node, sec Section, names map[string]Pos) []*Rule {
+func (l *loader) rules(n *yaml.Node, sec Section, names map[string]calls.Pos) []*Rule {
 	n = deref(n)
 	if n == nil || isNull(n) {
 		return nil
@@ -103,7 +87,7 @@ func (l *loader) rules(n *yaml.Node, sec Section, names map[string]Pos) []*Rule 
 	return out
 }
 
-func (l *loader) rule(n *yaml.Node, sec Section, idx int, names map[string]Pos) *Rule {
+func (l *loader) rule(n *yaml.Node, sec Section, idx int, names map[string]calls.Pos) *Rule {
 	d := l.d
 	at := fmt.Sprintf("%s[%d]", sec, idx)
 	ps, ok := d.pairs(n, at)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -171,7 +172,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // completed the handshake (bcctl serve calls it). Calls made go to peer
 // unless a step says otherwise. The error says which step failed and why;
 // the peer stays connected either way.
-func (e *Engine) OnConnect(ctx context.Context, peer dynamic.Peer) (err error) {
+func (e *Engine) OnConnect(ctx context.Context, peer calls.Peer) (err error) {
 	s := e.Script()
 	if len(s.onConnect) == 0 {
 		return nil

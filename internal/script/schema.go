@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/words"
 
 	// Registers google.rpc.* (ErrorInfo, RetryInfo, BadRequest, ...) so that
 	// `fail.details` can use them without the user's schema importing them.
@@ -152,17 +153,17 @@ func (c *catalog) hint(name string) string {
 			}
 		}
 		if len(same) > 0 {
-			if near := closest(meth, same, 3); len(near) > 0 {
+			if near := words.Closest(meth, same, 3); len(near) > 0 {
 				for i := range near {
 					near[i] = svc + "/" + near[i]
 				}
-				return "; did you mean " + quoteJoin(near, " or ") + "?"
+				return "; did you mean " + words.QuoteJoin(near, " or ") + "?"
 			}
 			return "; " + svc + " has " + strings.Join(same, ", ")
 		}
 	}
-	if near := closest(name, all, 3); len(near) > 0 {
-		return "; did you mean " + quoteJoin(near, " or ") + "?"
+	if near := words.Closest(name, all, 3); len(near) > 0 {
+		return "; did you mean " + words.QuoteJoin(near, " or ") + "?"
 	}
 	var services []string
 	seen := map[string]bool{}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -72,13 +73,13 @@ type scope struct {
 	i    int
 	n    int64
 	md   metadata.MD
-	peer dynamic.Peer
+	peer calls.Peer
 	vars map[string]any
 	caps map[string]any
 	env  func(string) string
 }
 
-func peerJSON(p dynamic.Peer) map[string]any {
+func peerJSON(p calls.Peer) map[string]any {
 	return map[string]any{"id": json.Number(strconv.FormatUint(p.BackchannelID, 10)), "addr": p.Addr}
 }
 

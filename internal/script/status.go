@@ -2,8 +2,6 @@ package script
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -11,47 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bcctl/bcctl/internal/calls"
 )
-
-// codeNames are the canonical names of gRPC codes, as scripts write them.
-var codeNames = []string{
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-	"UNAUTHENTICATED",
-}
-
-// CodeName returns the canonical upper-case name of a gRPC code
-// ("NOT_FOUND"), or its number for codes outside the known range.
-func CodeName(c codes.Code) string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return strconv.Itoa(int(c))
-}
-
-// ParseCode reads a gRPC code by name (NOT_FOUND, not_found, NotFound,
-// CANCELED and CANCELLED) or number (0-16).
-func ParseCode(s string) (codes.Code, error) {
-	s = strings.TrimSpace(s)
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 || n >= len(codeNames) {
-			return 0, fmt.Errorf("code %d is out of range 0-%d", n, len(codeNames)-1)
-		}
-		return codes.Code(n), nil
-	}
-	norm := func(x string) string { return strings.ToLower(strings.ReplaceAll(x, "_", "")) }
-	want := norm(s)
-	if want == "canceled" {
-		return codes.Canceled, nil
-	}
-	for i, name := range codeNames {
-		if norm(name) == want {
-			return codes.Code(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown status code %q%s", s, didYouMean(strings.ToUpper(s), codeNames))
-}
 
 // code reads a code node.
 func (d *diags) code(n *yaml.Node, what string) (codes.Code, bool) {
@@ -60,7 +20,7 @@ func (d *diags) code(n *yaml.Node, what string) (codes.Code, bool) {
 		d.errorf(orNode(n), "%s must be a status code name or number, not %s", what, describeNode(n))
 		return 0, false
 	}
-	c, err := ParseCode(n.Value)
+	c, err := calls.ParseCode(n.Value)
 	if err != nil {
 		d.errorf(n, "%s: %v", what, err)
 		return 0, false
@@ -70,7 +30,7 @@ func (d *diags) code(n *yaml.Node, what string) (codes.Code, bool) {
 
 // failSpec is a compiled `fail` (also used for `else`).
 type failSpec struct {
-	pos      Pos
+	pos      calls.Pos
 	code     codes.Code
 	message  *template
 	details  []*msgValue // google.protobuf.Any

@@ -13,7 +13,9 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // stepKind names what a step does.
@@ -34,7 +36,7 @@ var stepKinds = []string{string(stepReply), string(stepSend), string(stepFail), 
 // step is one compiled entry of do, each, end or on_connect.
 type step struct {
 	kind  stepKind
-	pos   Pos
+	pos   calls.Pos
 	msg   *msgValue // reply, send
 	fail  *failSpec
 	sleep time.Duration
@@ -73,7 +75,7 @@ const (
 
 // callSpec is a compiled `call` step.
 type callSpec struct {
-	pos        Pos
+	pos        calls.Pos
 	method     protoreflect.MethodDescriptor
 	fullMethod string // "/pkg.Svc/Method"
 	with       *msgValue
@@ -202,7 +204,7 @@ func (c *stepCtx) step(n *yaml.Node, at string) *step {
 			c.env = c.env.withCapture(st.call.as, st.call.method.Output())
 		}
 	default:
-		d.errorf(p.knode, "%s: unknown step %q%s", at, p.key, didYouMean(p.key, stepKinds))
+		d.errorf(p.knode, "%s: unknown step %q%s", at, p.key, words.DidYouMean(p.key, stepKinds))
 		return nil
 	}
 	return st

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // template is a string with `${...}` references. A template that is exactly
@@ -271,7 +273,7 @@ func (e *tenv) checkRef(r *ref) error {
 		r.bytes, err = checkCapturePath(out, r.steps, r.root)
 		return err
 	}
-	return fmt.Errorf("unknown name %q%s", r.root, didYouMean(r.root, e.roots()))
+	return fmt.Errorf("unknown name %q%s", r.root, words.DidYouMean(r.root, e.roots()))
 }
 
 // Fields of a captured call result (see docs/script.md, "call").
@@ -335,7 +337,7 @@ func checkFreePath(v any, steps []pathStep, at string) error {
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
-				return fmt.Errorf("%s has no key %q%s", at, steps[i].key, didYouMean(steps[i].key, keys))
+				return fmt.Errorf("%s has no key %q%s", at, steps[i].key, words.DidYouMean(steps[i].key, keys))
 			}
 			v = next
 		case []any:
@@ -371,7 +373,7 @@ func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (
 		}
 		fd := findField(md, steps[i].key)
 		if fd == nil {
-			return false, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, didYouMean(steps[i].key, fieldNames(md)))
+			return false, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, words.DidYouMean(steps[i].key, fieldNames(md)))
 		}
 		steps[i].key = string(fd.Name())
 		steps[i].fd = fd

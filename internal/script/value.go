@@ -14,7 +14,9 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // value is a compiled piece of YAML that renders to JSON-shaped data.
@@ -144,7 +146,7 @@ func collapse(v value) value {
 type msgValue struct {
 	md    protoreflect.MessageDescriptor
 	v     value
-	pos   Pos
+	pos   calls.Pos
 	what  string // "reply", "call.with", ... for errors
 	types dynamic.TypeResolver
 	fixed proto.Message // built at load when v is constant
@@ -251,7 +253,7 @@ func (c *valueCompiler) message(n *yaml.Node, md protoreflect.MessageDescriptor,
 	for _, p := range ps {
 		fd := findField(md, p.key)
 		if fd == nil {
-			c.d.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), didYouMean(p.key, fieldNames(md)))
+			c.d.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), words.DidYouMean(p.key, fieldNames(md)))
 			continue
 		}
 		if prev, dup := seen[fd.Number()]; dup {
@@ -468,7 +470,7 @@ func (c *valueCompiler) anyValue(n *yaml.Node, path string) value {
 		}
 		fd := findField(md, p.key)
 		if fd == nil {
-			c.d.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), didYouMean(p.key, fieldNames(md)))
+			c.d.errorf(p.knode, "%s: unknown field %q in %s%s", path, p.key, md.FullName(), words.DidYouMean(p.key, fieldNames(md)))
 			continue
 		}
 		out.keys = append(out.keys, string(fd.Name()))
@@ -553,7 +555,7 @@ func enumLiteral(n *yaml.Node, ed protoreflect.EnumDescriptor) (any, error) {
 		for i := range names {
 			names[i] = string(ed.Values().Get(i).Name())
 		}
-		return nil, fmt.Errorf("enum %s has no value %q%s", ed.FullName(), n.Value, didYouMean(n.Value, names))
+		return nil, fmt.Errorf("enum %s has no value %q%s", ed.FullName(), n.Value, words.DidYouMean(n.Value, names))
 	}
 	return n.Value, nil
 }

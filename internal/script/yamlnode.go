@@ -8,14 +8,17 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // pos returns the position of a YAML node in file.
-func (d *diags) pos(n *yaml.Node) Pos {
+func (d *diags) pos(n *yaml.Node) calls.Pos {
 	if n == nil {
-		return Pos{File: d.file}
+		return calls.Pos{File: d.file}
 	}
-	return Pos{File: d.file, Line: n.Line, Col: n.Column}
+	return calls.Pos{File: d.file, Line: n.Line, Col: n.Column}
 }
 
 // errorf records a diagnostic at n.
@@ -114,7 +117,7 @@ func (d *diags) checkKeys(ps []pair, what string, allowed ...string) {
 			}
 		}
 		if !ok {
-			d.errorf(p.knode, "unknown key %q in %s%s", p.key, what, didYouMean(p.key, allowed))
+			d.errorf(p.knode, "unknown key %q in %s%s", p.key, what, words.DidYouMean(p.key, allowed))
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -25,7 +25,7 @@ import (
 // UNAVAILABLE and the reason: the call is then made, fails, and is
 // journaled like any other, so that the journal shows every call the
 // script tried.
-func (s *Server) targets(_ context.Context, from dynamic.Peer, to string) ([]script.Target, error) {
+func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
 	switch to {
 	case "", "caller":
 		if from.BackchannelID == 0 {
@@ -45,7 +45,7 @@ func (s *Server) targets(_ context.Context, from dynamic.Peer, to string) ([]scr
 			if err != nil {
 				continue // it left since the listing
 			}
-			out = append(out, script.Target{Peer: dynamic.Peer{Addr: addrString(p.RemoteAddr), BackchannelID: uint64(p.ID)}, Conn: conn})
+			out = append(out, script.Target{Peer: calls.Peer{Addr: addrString(p.RemoteAddr), BackchannelID: uint64(p.ID)}, Conn: conn})
 		}
 		return out, nil
 	default:
@@ -62,10 +62,10 @@ func (s *Server) targets(_ context.Context, from dynamic.Peer, to string) ([]scr
 func (s *Server) target(id backchannel.ID) script.Target {
 	conn, err := s.reg.Backchannel(id)
 	if err != nil {
-		return script.Target{Peer: dynamic.Peer{BackchannelID: uint64(id)}, Conn: failingConn{status.New(codes.Unavailable, s.notConnected(id))}}
+		return script.Target{Peer: calls.Peer{BackchannelID: uint64(id)}, Conn: failingConn{status.New(codes.Unavailable, s.notConnected(id))}}
 	}
 	info, _ := s.reg.Peer(id)
-	return script.Target{Peer: dynamic.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(id)}, Conn: conn}
+	return script.Target{Peer: calls.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(id)}, Conn: conn}
 }
 
 // failingConn fails every call with st.

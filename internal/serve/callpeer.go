@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 )
@@ -115,9 +116,9 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 	if st == nil {
 		st = status.New(0, "")
 	}
-	ev := &script.CallEvent{
-		Dir: script.Reverse, Origin: script.Made,
-		Peer:   dynamic.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(pc.Peer)},
+	ev := &calls.Event{
+		Dir: calls.Reverse, Origin: calls.Made,
+		Peer:   calls.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(pc.Peer)},
 		Method: dynamic.MethodName(md), Metadata: mdOut, Header: h.header, Trailer: h.trailer,
 		Requests: sent, Responses: h.responses, Status: st, Start: start, Duration: time.Since(start),
 	}

@@ -2,12 +2,10 @@ package serve
 
 import (
 	"fmt"
-	"io"
 	"net"
 
 	"google.golang.org/grpc/credentials"
 
-	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/listenmux"
 )
 
@@ -16,12 +14,27 @@ import (
 const http2Head = "PRI * HTTP/"
 
 // reportingCreds wraps the listenmux so that every connection that fails
-// its handshake is reported with its address and why, and so that a
-// connection that is neither HTTP/2 nor the backchannel handshake is
-// refused at once with a clear reason instead of deep inside HTTP/2.
+// its handshake is reported with its address and why.
 type reportingCreds struct {
 	credentials.TransportCredentials
 	s *Server
+}
+
+// newReportingCreds makes mux refuse, at once and with a clear reason, a
+// connection that is neither HTTP/2 nor the backchannel handshake (instead
+// of deep inside HTTP/2), and reports every refused connection to s.
+func newReportingCreds(mux *listenmux.Mux, s *Server) *reportingCreds {
+	mux.SetFallback(requireHTTP2)
+	return &reportingCreds{TransportCredentials: mux, s: s}
+}
+
+// requireHTTP2 is the listenmux Fallback: a connection that matched no
+// handshaker must be a plain gRPC client.
+func requireHTTP2(conn net.Conn, head []byte, info credentials.AuthInfo) (net.Conn, credentials.AuthInfo, error) {
+	if string(head) != http2Head {
+		return nil, nil, fmt.Errorf("the connection is neither gRPC (HTTP/2) nor the backchannel handshake: it began with %q", head)
+	}
+	return conn, info, nil
 }
 
 func (c *reportingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -29,20 +42,7 @@ func (c *reportingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Au
 	if err != nil {
 		return nil, nil, c.reject(raw, err)
 	}
-	if _, ok := info.(backchannel.AuthInfo); ok {
-		return conn, info, nil
-	}
-	// The mux replays the bytes it read; read them again to see what they are.
-	var head [listenmux.MagicLen]byte
-	if _, err := io.ReadFull(conn, head[:]); err != nil {
-		conn.Close()
-		return nil, nil, c.reject(raw, fmt.Errorf("read the first bytes: %w", err))
-	}
-	if string(head[:]) != http2Head {
-		conn.Close()
-		return nil, nil, c.reject(raw, fmt.Errorf("the connection is neither gRPC (HTTP/2) nor the backchannel handshake: it began with %q", head[:]))
-	}
-	return &replayConn{Conn: conn, head: head[:]}, info, nil
+	return conn, info, nil
 }
 
 func (c *reportingCreds) reject(raw net.Conn, err error) error {
@@ -53,19 +53,4 @@ func (c *reportingCreds) reject(raw net.Conn, err error) error {
 
 func (c *reportingCreds) Clone() credentials.TransportCredentials {
 	return &reportingCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s}
-}
-
-// replayConn returns head before the rest of the connection.
-type replayConn struct {
-	net.Conn
-	head []byte
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.head) > 0 {
-		n := copy(p, c.head)
-		c.head = c.head[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

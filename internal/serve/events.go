@@ -9,9 +9,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // Maker says who answered or made a call (journal.Entry's `by`).
@@ -42,7 +42,7 @@ type Event struct {
 	// that is not in the schema (serve answered UNIMPLEMENTED by itself).
 	By Maker
 	// Call is what happened. It must not be modified.
-	Call *script.CallEvent
+	Call *calls.Event
 	// Types resolves the types inside google.protobuf.Any for rendering
 	// the messages.
 	Types dynamic.TypeResolver
@@ -71,7 +71,7 @@ type Filter struct {
 	// Method is a method name or glob ("gitaly.*/*"); "" for any.
 	Method string
 	// Dir is the direction; 0 for either.
-	Dir script.Direction
+	Dir calls.Direction
 	// Peer is the backchannel ID of the peer, when HasPeer.
 	Peer    uint64
 	HasPeer bool

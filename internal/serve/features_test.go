@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -161,7 +162,7 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 // arrival on arrived. Serve's result arrives on the returned channel.
 func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
 	t.Helper()
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "delay.yaml", `
+	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "delay.yaml", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
     delay: `+delay+`
@@ -274,10 +275,10 @@ func TestSubscribeFilters(t *testing.T) {
 		want []string
 	}{
 		{"all", Filter{}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch", "forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
-		{"reverse", Filter{Dir: script.Reverse}, []string{"reverse gitaly.RefTransaction/VoteTransaction"}},
+		{"reverse", Filter{Dir: calls.Reverse}, []string{"reverse gitaly.RefTransaction/VoteTransaction"}},
 		{"glob", Filter{Method: "acme.*/*"}, []string{"forward acme.Users/Get"}},
 		{"peer 1", Filter{Peer: 1, HasPeer: true}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch"}},
-		{"plain", Filter{Peer: 0, HasPeer: true, Dir: script.Forward}, []string{"forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
+		{"plain", Filter{Peer: 0, HasPeer: true, Dir: calls.Forward}, []string{"forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
 		{"code", Filter{Code: codes.Unimplemented, HasCode: true}, []string{"forward acme.Users/Get"}},
 		{"after", Filter{AfterID: 3}, []string{"forward acme.Users/Get"}},
 	}
@@ -331,7 +332,7 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 		srv.WatchScript(wctx, WatchOptions{
 			Path: path, Loaded: []byte(v1), Interval: 5 * time.Millisecond,
 			Load: func(ctx context.Context, src []byte) (*script.Script, error) {
-				return script.Parse(ctx, path, src, script.Config{Upstream: corpus(t)})
+				return script.Parse(ctx, path, src, script.Config{Upstream: corpusSchema(t)})
 			},
 			Report: func(o ReloadOutcome) { outcomes <- o },
 		})

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -13,7 +14,7 @@ import (
 // on_connect steps, and the listing of its backchannel services.
 func (s *Server) peerJoined(p *peerState) {
 	id := p.info.ID
-	peer := dynamic.Peer{Addr: addrString(p.info.RemoteAddr), BackchannelID: uint64(id)}
+	peer := calls.Peer{Addr: addrString(p.info.RemoteAddr), BackchannelID: uint64(id)}
 	if s.ctx.Err() != nil {
 		return
 	}

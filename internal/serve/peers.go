@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 // Discovery says what serve knows of the services a peer offers on its
@@ -50,7 +50,7 @@ func (d Discovery) String() string {
 // LastCall is the most recent finished call from or into a peer.
 type LastCall struct {
 	At     time.Time
-	Dir    script.Direction
+	Dir    calls.Direction
 	Method string
 	Code   codes.Code
 }
@@ -242,12 +242,12 @@ func (t *peerTable) lookup(id backchannel.ID) *peerState {
 }
 
 // count records a finished call from or into peer id.
-func (t *peerTable) count(id backchannel.ID, dir script.Direction, method string, code codes.Code, at time.Time) {
+func (t *peerTable) count(id backchannel.ID, dir calls.Direction, method string, code codes.Code, at time.Time) {
 	p := t.lookup(id)
 	if p == nil {
 		return
 	}
-	if dir == script.Reverse {
+	if dir == calls.Reverse {
 		p.reverse.Add(1)
 	} else {
 		p.forward.Add(1)

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // observeEngine records an event of the script engine.
-func (s *Server) observeEngine(ev *script.CallEvent) {
+func (s *Server) observeEngine(ev *calls.Event) {
 	s.record(ev, ev.ID, ev.Cause, ByScript, nil)
 }
 
@@ -29,16 +29,16 @@ func (s *Server) observeEngine(ev *script.CallEvent) {
 //
 // types resolves Any in the messages; nil means the schema of the call's
 // direction.
-func (s *Server) record(ev *script.CallEvent, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
+func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := s.ids.assign(engineID, engineCause)
 	if types == nil {
 		types = s.cfg.Schema.Types()
-		if ev.Dir == script.Reverse {
+		if ev.Dir == calls.Reverse {
 			types = s.cfg.PeerSchema.Types()
 		}
 	}
 	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
-	if ev.Dir == script.Reverse {
+	if ev.Dir == calls.Reverse {
 		s.reverse.Add(1)
 	}
 	if ev.Peer.BackchannelID != 0 {
@@ -52,7 +52,7 @@ func (s *Server) record(ev *script.CallEvent, engineID, engineCause uint64, by M
 		}
 	}
 	s.events.add(e)
-	if ev.Dir == script.Forward && ev.Origin == script.Answered {
+	if ev.Dir == calls.Forward && ev.Origin == calls.Answered {
 		n := s.forward.Add(1)
 		if s.cfg.MaxCalls > 0 && n >= s.cfg.MaxCalls {
 			s.requestStop(fmt.Sprintf("answered %d forward calls (the limit)", n))
@@ -76,8 +76,8 @@ func (s *Server) unknownService(_ any, stream grpc.ServerStream) error {
 	if md == nil {
 		md = metadata.MD{}
 	}
-	ev := &script.CallEvent{
-		Dir: script.Forward, Origin: script.Answered, Peer: peerOf(stream.Context()),
+	ev := &calls.Event{
+		Dir: calls.Forward, Origin: calls.Answered, Peer: peerOf(stream.Context()),
 		Method: name, Metadata: md, Status: st, Start: start, Duration: time.Since(start),
 	}
 	s.engine.Count(ev.Record())
@@ -86,8 +86,8 @@ func (s *Server) unknownService(_ any, stream grpc.ServerStream) error {
 }
 
 // peerOf tells who made the call in ctx.
-func peerOf(ctx context.Context) dynamic.Peer {
-	var p dynamic.Peer
+func peerOf(ctx context.Context) calls.Peer {
+	var p calls.Peer
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		p.Addr = pr.Addr.String()
 	}

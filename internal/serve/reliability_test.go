@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // blockingVoter answers VoteTransaction only when the call's context ends;
@@ -68,7 +68,7 @@ func TestPeerDisconnectsMidCall(t *testing.T) {
 	if st := <-done; st.Code() == codes.OK {
 		t.Fatalf("the departed peer's call succeeded")
 	}
-	fwd := waitEvent(t, ctx, srv, func(e *Event) bool { return e.Call.Dir == script.Forward })
+	fwd := waitEvent(t, ctx, srv, func(e *Event) bool { return e.Call.Dir == calls.Forward })
 	if c := fwd.Call.Status.Code(); c != codes.Canceled && c != codes.Aborted {
 		t.Errorf("forward call of the departed peer ended %s, want CANCELLED or ABORTED", c)
 	}
@@ -82,7 +82,7 @@ func TestPeerDisconnectsMidCall(t *testing.T) {
 		t.Fatalf("journal has %d events, want 4 (a vote and a forward call for each peer)", len(events))
 	}
 	vote := events[0]
-	if vote.Call.Dir != script.Reverse || vote.Call.Status.Code() == codes.OK || vote.Cause != fwd.ID {
+	if vote.Call.Dir != calls.Reverse || vote.Call.Status.Code() == codes.OK || vote.Cause != fwd.ID {
 		t.Errorf("interrupted vote: %s %v cause %d, want a failed reverse call caused by %d", vote.Call.Dir, vote.Call.Status, vote.Cause, fwd.ID)
 	}
 	waitPeers(t, ctx, srv, 1)

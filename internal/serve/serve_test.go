@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 )
 
 func TestVoteFlowMultiplexed(t *testing.T) {
@@ -30,10 +30,10 @@ func TestVoteFlowMultiplexed(t *testing.T) {
 		t.Fatalf("journal has %d events, want 2 (the vote, then the forward call)", len(events))
 	}
 	vote, fwd := events[0], events[1]
-	if vote.Call.Dir != script.Reverse || vote.Call.Method != "gitaly.RefTransaction/VoteTransaction" || vote.By != ByScript {
+	if vote.Call.Dir != calls.Reverse || vote.Call.Method != "gitaly.RefTransaction/VoteTransaction" || vote.By != ByScript {
 		t.Errorf("first event: got %s %s by %q, want the reverse vote made by the script", vote.Call.Dir, vote.Call.Method, vote.By)
 	}
-	if fwd.Call.Dir != script.Forward || fwd.Call.Method != "gitaly.RefService/CreateBranch" || fwd.Call.Rule.Name != "vote-before-branch" {
+	if fwd.Call.Dir != calls.Forward || fwd.Call.Method != "gitaly.RefService/CreateBranch" || fwd.Call.Rule.Name != "vote-before-branch" {
 		t.Errorf("second event: got %s %s rule %q, want the forward CreateBranch answered by vote-before-branch", fwd.Call.Dir, fwd.Call.Method, fwd.Call.Rule.Name)
 	}
 	if vote.Cause != fwd.ID || vote.ID == fwd.ID {
@@ -79,7 +79,7 @@ func TestPlainClientHasNoBackchannel(t *testing.T) {
 	if len(events) != 3 {
 		t.Fatalf("journal has %d events, want 3", len(events))
 	}
-	if e := events[1]; e.Call.Dir != script.Reverse || e.Call.Status.Code() != codes.Unavailable || e.Cause != events[2].ID {
+	if e := events[1]; e.Call.Dir != calls.Reverse || e.Call.Status.Code() != codes.Unavailable || e.Cause != events[2].ID {
 		t.Errorf("failed vote: %s %s cause %d, want a reverse UNAVAILABLE caused by %d", e.Call.Dir, e.Call.Status.Code(), e.Cause, events[2].ID)
 	}
 	if n := len(srv.Peers()); n != 0 {
@@ -123,7 +123,7 @@ func TestCallPeer(t *testing.T) {
 	if ev.Call.Status.Code() != codes.OK || len(ev.Call.Responses) != 1 || compact(t, ev.Call.Responses[0]) != `{}` {
 		t.Errorf("CallPeer: %v %v, want OK with the COMMIT (empty) reply", ev.Call.Status, ev.Call.Responses)
 	}
-	if ev.By != ByAdmin || ev.Cause != 0 || ev.Call.Origin != script.Made {
+	if ev.By != ByAdmin || ev.Cause != 0 || ev.Call.Origin != calls.Made {
 		t.Errorf("event: by %q cause %d origin %s", ev.By, ev.Cause, ev.Call.Origin)
 	}
 	if got := journal.all(); len(got) != 1 || got[0] != ev {
@@ -253,7 +253,7 @@ func TestPeerIDIsNeverTakenFromMetadata(t *testing.T) {
 	}
 	_ = victim
 	for _, e := range journal.all() {
-		if e.Call.Dir == script.Reverse && e.Call.Peer.BackchannelID == 1 {
+		if e.Call.Dir == calls.Reverse && e.Call.Peer.BackchannelID == 1 {
 			t.Errorf("a reverse call went to peer 1, whose ID the callers only wrote in their metadata: %+v", e.Call)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
@@ -83,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
 		Caller:   script.CallerFunc(s.targets),
-		Observer: script.ObserverFunc(s.observeEngine),
+		Observer: calls.ObserverFunc(s.observeEngine),
 		Logger:   cfg.Logger,
 		Env:      cfg.Env,
 	})
@@ -99,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 	}, cfg.BackchannelDialOptions...)
 	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts))
 	opts := []grpc.ServerOption{
-		grpc.Creds(&reportingCreds{TransportCredentials: mux, s: s}),
+		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.ReadBufferSize(cfg.ReadBufferSize),

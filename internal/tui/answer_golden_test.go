@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/forward"
@@ -53,7 +54,7 @@ func goldenCalls(t *testing.T) (events []tea.Msg, vote1 *answer.Call) {
 	vote := tuitest.Method(t, "gitaly.RefTransaction/VoteTransaction")
 	chat := tuitest.Method(t, "acme.Users/Chat")
 	req := message(t, vote.Input(), `{"transaction_id": 42, "node": "gitaly-1", "reference_updates_hash": "YWJj", "phase": "PREPARED_PHASE"}`)
-	peer := dynamic.Peer{Addr: "127.0.0.1:9000"}
+	peer := calls.Peer{Addr: "127.0.0.1:9000"}
 	call1 := &answer.Call{ID: 1, Method: vote, Metadata: metadata.Pairs("x-transaction", "42"), Peer: peer,
 		Arrived: clock.Add(-3 * time.Second), Deadline: clock.Add(57 * time.Second)}
 	call2 := &answer.Call{ID: 2, Method: vote, Metadata: metadata.Pairs("x-transaction", "43"), Peer: peer,

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -121,7 +122,7 @@ type Call struct {
 	// Metadata is the request metadata (never nil).
 	Metadata metadata.MD
 	// Peer is who called.
-	Peer dynamic.Peer
+	Peer calls.Peer
 	// Arrived is when the call arrived.
 	Arrived time.Time
 	// Deadline is the call's deadline; zero when it has none.
@@ -208,7 +209,7 @@ type scriptCall struct {
 func (s scriptCall) Context() context.Context              { return s.c.inner.Context() }
 func (s scriptCall) Method() protoreflect.MethodDescriptor { return s.c.Method }
 func (s scriptCall) Metadata() metadata.MD                 { return s.c.Metadata }
-func (s scriptCall) Peer() dynamic.Peer                    { return s.c.Peer }
+func (s scriptCall) Peer() calls.Peer                      { return s.c.Peer }
 
 func (s scriptCall) SetHeader(md metadata.MD) error {
 	s.addHeader(md)

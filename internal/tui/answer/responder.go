@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/tui/internal/mailbox"
@@ -27,7 +28,7 @@ type Options struct {
 	// by a person, expired, cancelled or abandoned (the script reports the
 	// calls it answers to its own observer). It is where those calls are
 	// journaled and counted for the script's expectations (Engine.Count).
-	Observer script.Observer
+	Observer calls.Observer
 	// Resolver resolves the types inside google.protobuf.Any in replies and
 	// error details; nil means the program's registry.
 	Resolver dynamic.TypeResolver
@@ -238,8 +239,8 @@ func (r *Responder) decide(c *Call, d decision) (end bool, err error) {
 // end reports the end of a call that the Responder (not the script) ended.
 func (r *Responder) end(c *Call, state State, st *status.Status) {
 	c.mu.Lock()
-	ev := &script.CallEvent{
-		Dir: script.Reverse, Origin: script.Answered, Peer: c.Peer,
+	ev := &calls.Event{
+		Dir: calls.Reverse, Origin: calls.Answered, Peer: c.Peer,
 		Method:    dynamic.MethodName(c.Method),
 		Metadata:  c.Metadata,
 		Requests:  append([]proto.Message(nil), c.reqs...),

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/internal/tuitest"
 )
@@ -159,8 +159,8 @@ const vote = "gitaly.RefTransaction/VoteTransaction"
 
 func TestReplyAfterAnInvalidOne(t *testing.T) {
 	var mu sync.Mutex
-	var observed []*script.CallEvent
-	e := newEnv(t, answer.Options{Observer: script.ObserverFunc(func(ev *script.CallEvent) {
+	var observed []*calls.Event
+	e := newEnv(t, answer.Options{Observer: calls.ObserverFunc(func(ev *calls.Event) {
 		mu.Lock()
 		observed = append(observed, ev)
 		mu.Unlock()
@@ -218,7 +218,7 @@ func TestReplyAfterAnInvalidOne(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(observed) != 1 || observed[0].Method != vote || len(observed[0].Responses) != 1 || observed[0].Dir != script.Reverse {
+	if len(observed) != 1 || observed[0].Method != vote || len(observed[0].Responses) != 1 || observed[0].Dir != calls.Reverse {
 		t.Errorf("observed %+v, want the one reverse call with its reply", observed)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"google.golang.org/grpc/codes"
 
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/tui/editor"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
@@ -234,7 +234,7 @@ func (m Model) View() string {
 	}
 	list := []string{label(FieldCode, "Code")}
 	for i := first; i < len(Codes) && len(list) <= rows; i++ {
-		name := script.CodeName(Codes[i])
+		name := calls.CodeName(Codes[i])
 		if i == m.code {
 			list = append(list, m.Styles.SelectedCode.Render(theme.Fit("› "+name, listWidth-1)))
 		} else {

@@ -10,8 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/internal/tuitest"
 	"github.com/bcctl/bcctl/internal/tui/theme"
@@ -19,21 +18,21 @@ import (
 
 // pane returns a forward pane connected to a fresh upstream, its calls
 // observed.
-func pane(t *testing.T) (Model, *[]*script.CallEvent, *sync.Mutex) {
+func pane(t *testing.T) (Model, *[]*calls.Event, *sync.Mutex) {
 	t.Helper()
 	upstream := tuitest.StartUpstream(t, "", nil)
 	r := answer.NewResponder(answer.Options{})
 	t.Cleanup(r.Close)
 	cc := tuitest.Dial(t, upstream.Addr, r)
 	var mu sync.Mutex
-	var events []*script.CallEvent
-	obs := script.ObserverFunc(func(ev *script.CallEvent) {
+	var events []*calls.Event
+	obs := calls.ObserverFunc(func(ev *calls.Event) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
 	})
 	src := tuitest.Corpus(t)
-	m := New(Config{Source: src, Invoker: Observed(ConnInvoker(cc), obs, script.Forward, dynamic.Peer{Addr: upstream.Addr}), Target: upstream.Addr}, theme.New(nil))
+	m := New(Config{Source: src, Invoker: Observed(ConnInvoker(cc), obs, calls.Forward, calls.Peer{Addr: upstream.Addr}), Target: upstream.Addr}, theme.New(nil))
 	m.SetSize(100, 30)
 	m, _ = m.Update(m.Init()())
 	m.Activate()
@@ -88,7 +87,7 @@ func TestSendUnary(t *testing.T) {
 		t.Fatalf("observed %d calls, want 1", len(*events))
 	}
 	ev := (*events)[0]
-	if ev.Origin != script.Made || ev.Dir != script.Forward || ev.Method != "acme.Users/Get" || len(ev.Requests) != 1 ||
+	if ev.Origin != calls.Made || ev.Dir != calls.Forward || ev.Method != "acme.Users/Get" || len(ev.Requests) != 1 ||
 		len(ev.Responses) != 1 || ev.Status.Code() != codes.OK || ev.Header.Get("x-served-by") == nil || ev.Trailer.Get("x-trailer") == nil ||
 		ev.Metadata.Get("x-test")[0] != "yes" {
 		t.Errorf("observed %+v", ev)

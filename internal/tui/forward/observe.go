@@ -10,23 +10,23 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // Observed wraps inv so that every call it makes is reported to obs as a
-// script.CallEvent of origin Made (direction dir, to peer), once the call
+// calls.Event of origin Made (direction dir, to peer), once the call
 // is over: the journal and the script's expectations see the calls a
 // person makes from the TUI like any other.
-func Observed(inv Invoker, obs script.Observer, dir script.Direction, peer dynamic.Peer) Invoker {
+func Observed(inv Invoker, obs calls.Observer, dir calls.Direction, peer calls.Peer) Invoker {
 	if obs == nil {
 		return inv
 	}
 	return InvokerFunc(func(ctx context.Context, md protoreflect.MethodDescriptor, headers metadata.MD,
 		h dynamic.InvocationEventHandler, requests dynamic.RequestSupplier) error {
 		rec := &recordingHandler{next: h}
-		ev := &script.CallEvent{
-			Dir: dir, Origin: script.Made, Peer: peer, Method: dynamic.MethodName(md),
+		ev := &calls.Event{
+			Dir: dir, Origin: calls.Made, Peer: peer, Method: dynamic.MethodName(md),
 			Metadata: headers, Start: time.Now(),
 		}
 		supply := func(msg proto.Message) error {

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
@@ -197,7 +197,7 @@ func Status(st *status.Status, resolver dynamic.TypeResolver) string {
 	if st == nil {
 		return ""
 	}
-	s := script.CodeName(st.Code())
+	s := calls.CodeName(st.Code())
 	if st.Message() != "" {
 		s += ": " + st.Message()
 	}

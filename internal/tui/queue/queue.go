@@ -15,7 +15,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"google.golang.org/grpc/codes"
 
-	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
@@ -342,7 +342,7 @@ func (m Model) state(it Item) string {
 		if it.Code != codes.OK {
 			style = m.Styles.Fail
 		}
-		return style.Render(script.CodeName(it.Code))
+		return style.Render(calls.CodeName(it.Code))
 	default:
 		return m.Styles.Fail.Render(it.State.String())
 	}

@@ -2,7 +2,7 @@
 // upstream on 127.0.0.1 (listenmux with the backchannel handshaker in front
 // of a dynamic server answered by a script, whose call steps reach the
 // caller's backchannel) and clients that host a dynamic.Responder on their
-// backchannel, all over the schema corpus of testdata/protos.
+// backchannel, all over the schema corpus of internal/corpus.
 package tuitest
 
 import (
@@ -20,16 +20,17 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // Corpus returns the schema corpus (packages gitaly and acme).
 func Corpus(t testing.TB) *dynamic.FileSource {
 	t.Helper()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}
@@ -99,7 +100,7 @@ type Upstream struct {
 // StartUpstream starts an upstream answered by scriptText (UpstreamScript
 // when empty) with observer told of every call (nil for none). It stops
 // when the test ends.
-func StartUpstream(t testing.TB, scriptText string, observer script.Observer) *Upstream {
+func StartUpstream(t testing.TB, scriptText string, observer calls.Observer) *Upstream {
 	t.Helper()
 	if scriptText == "" {
 		scriptText = UpstreamScript
@@ -140,7 +141,7 @@ func StartUpstream(t testing.TB, scriptText string, observer script.Observer) *U
 
 // targets reaches the backchannel of the peer being answered (or of peer
 // to, by ID, or every peer for "all").
-func (u *Upstream) targets(_ context.Context, from dynamic.Peer, to string) ([]script.Target, error) {
+func (u *Upstream) targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
 	var ids []backchannel.ID
 	switch to {
 	case "":
@@ -166,7 +167,7 @@ func (u *Upstream) targets(_ context.Context, from dynamic.Peer, to string) ([]s
 		if p, ok := u.Registry.Peer(id); ok && p.RemoteAddr != nil {
 			addr = p.RemoteAddr.String()
 		}
-		out = append(out, script.Target{Peer: dynamic.Peer{BackchannelID: uint64(id), Addr: addr}, Conn: cc})
+		out = append(out, script.Target{Peer: calls.Peer{BackchannelID: uint64(id), Addr: addr}, Conn: cc})
 	}
 	return out, nil
 }
@@ -220,7 +221,7 @@ func Dial(t testing.TB, addr string, r dynamic.Responder) *grpc.ClientConn {
 
 // DownstreamEngine loads scriptText as the script of a client (its
 // backchannel rules answer reverse calls).
-func DownstreamEngine(t testing.TB, scriptText string, observer script.Observer) *script.Engine {
+func DownstreamEngine(t testing.TB, scriptText string, observer calls.Observer) *script.Engine {
 	t.Helper()
 	src := Corpus(t)
 	s, err := script.Parse(context.Background(), "answer.yaml", []byte(scriptText), script.Config{Upstream: src})

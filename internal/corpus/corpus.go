@@ -1,4 +1,4 @@
-// Package protos is bcctl's schema corpus: the .proto files that tests,
+// Package corpus is bcctl's schema corpus: the .proto files that tests,
 // examples and the demo use, and a protoset compiled from them.
 //
 // The corpus has two parts:
@@ -19,14 +19,14 @@
 //
 // corpus.protoset is generated with protocompile, no protoc needed:
 //
-//	go generate ./testdata/protos
+//	go generate ./internal/corpus
 //
-// A test in internal/dynamic fails when the committed protoset is stale.
-package protos
+// A test of this package fails when the committed protoset is stale.
+package corpus
 
 import "embed"
 
-//go:generate go run ../../internal/dynamic/internal/protosetgen -root . -o corpus.protoset
+//go:generate go run ../dynamic/internal/protosetgen -root . -o corpus.protoset
 
 // FS holds the corpus .proto files at their import paths (for example
 // "gitaly/ref.proto").

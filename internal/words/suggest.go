@@ -1,13 +1,13 @@
-package script
+package words
 
 import (
 	"sort"
 	"strings"
 )
 
-// closest returns up to max names from candidates that are near name (by
+// Closest returns up to n names from candidates that are near name (by
 // edit distance, ignoring case, or sharing a prefix/suffix), nearest first.
-func closest(name string, candidates []string, max int) []string {
+func Closest(name string, candidates []string, n int) []string {
 	type scored struct {
 		name string
 		dist int
@@ -16,7 +16,7 @@ func closest(name string, candidates []string, max int) []string {
 	var list []scored
 	for _, c := range candidates {
 		lc := strings.ToLower(c)
-		d := editDistance(lname, lc)
+		d := EditDistance(lname, lc)
 		limit := len(name)/2 + 1
 		if limit < 3 {
 			limit = 3
@@ -27,17 +27,18 @@ func closest(name string, candidates []string, max int) []string {
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].dist < list[j].dist })
 	var out []string
-	for i := 0; i < len(list) && len(out) < max; i++ {
+	for i := 0; i < len(list) && len(out) < n; i++ {
 		out = append(out, list[i].name)
 	}
 	return out
 }
 
-// didYouMean formats a suggestion for name among candidates, or lists the
-// candidates when none is near and there are few of them.
-func didYouMean(name string, candidates []string) string {
-	if near := closest(name, candidates, 3); len(near) > 0 {
-		return "; did you mean " + quoteJoin(near, " or ") + "?"
+// DidYouMean formats a suggestion for name among candidates
+// (`; did you mean "a" or "b"?`), or lists the candidates when none is near
+// and there are few of them (`; known: a, b`), or returns "".
+func DidYouMean(name string, candidates []string) string {
+	if near := Closest(name, candidates, 3); len(near) > 0 {
+		return "; did you mean " + QuoteJoin(near, " or ") + "?"
 	}
 	if len(candidates) > 0 && len(candidates) <= 12 {
 		return "; known: " + strings.Join(candidates, ", ")
@@ -45,7 +46,8 @@ func didYouMean(name string, candidates []string) string {
 	return ""
 }
 
-func quoteJoin(names []string, sep string) string {
+// QuoteJoin double-quotes each name and joins them with sep.
+func QuoteJoin(names []string, sep string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = `"` + n + `"`
@@ -53,8 +55,9 @@ func quoteJoin(names []string, sep string) string {
 	return strings.Join(q, sep)
 }
 
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, counted in
+// runes.
+func EditDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
 	prev := make([]int, len(rb)+1)
 	cur := make([]int, len(rb)+1)
