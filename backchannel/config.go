@@ -128,8 +128,12 @@ func orDiscard(logger *slog.Logger) *slog.Logger {
 	return logger
 }
 
-// yamuxLogger adapts yamux's Printf-style logging to slog. yamux prefixes
-// its messages with a level such as "[ERR]" or "[WARN]".
+// yamuxLogger adapts yamux's Printf-style logging to slog, at the debug
+// level whatever yamux calls a line ("[ERR]", "[WARN]"): what yamux logs (a
+// peer that reset the connection, a TLS alert, a read on a connection
+// closed under it) is what the session's callers get as errors and report
+// themselves, so above debug it would only repeat it, ahead of and worded
+// worse than their report.
 type yamuxLogger struct {
 	logger *slog.Logger
 }
@@ -139,15 +143,9 @@ func (l yamuxLogger) Printf(format string, v ...any) { l.log(fmt.Sprintf(format,
 func (l yamuxLogger) Println(v ...any)               { l.log(fmt.Sprintln(v...)) }
 
 func (l yamuxLogger) log(msg string) {
-	level := slog.LevelDebug
-	switch {
-	case strings.HasPrefix(msg, "[ERR]"):
-		level = slog.LevelWarn
-	case strings.HasPrefix(msg, "[WARN]"):
-		level = slog.LevelInfo
-	}
-	if !l.logger.Enabled(context.Background(), level) {
+	ctx := context.Background()
+	if !l.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	l.logger.Log(context.Background(), level, strings.TrimSpace(msg), "component", "yamux")
+	l.logger.Log(ctx, slog.LevelDebug, strings.TrimSpace(msg), "component", "yamux")
 }
