@@ -43,7 +43,7 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 			} else if len(methods) > 0 {
 				msg += "; it has " + words.QuoteJoin(methods, ", ")
 			}
-			return nil, fmt.Errorf("%s: %w", msg, ErrNotFound)
+			return nil, notFound("%s", msg)
 		}
 	}
 	all, lerr := AllMethods(ctx, src)
@@ -56,9 +56,9 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 	}
 	want := strings.TrimPrefix(strings.TrimSpace(name), "/")
 	if near, _ := SuggestMethods(want, names); len(near) > 0 {
-		return nil, fmt.Errorf("dynamic: method %q not found%s: %w", name, words.Suggest(near), ErrNotFound)
+		return nil, notFound("dynamic: method %q not found%s", name, words.Suggest(near))
 	}
-	return nil, fmt.Errorf("dynamic: method %q not found (services: %s): %w", name, strings.Join(serviceNames(all), ", "), ErrNotFound)
+	return nil, notFound("dynamic: method %q not found (services: %s)", name, strings.Join(serviceNames(all), ", "))
 }
 
 // MethodName returns "pkg.Svc/Method" for a method (and "pkg.Svc" for a

@@ -315,9 +315,10 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "serve.yaml")
-	// Each version is written whole and renamed into place: the watcher
-	// polls, and must never see a file half written (an empty file is a
-	// valid script without rules).
+	// Each version is written whole and renamed into place: WriteFile
+	// truncates first, and a watcher that ticks twice between the
+	// truncation and the write (a loaded machine, a 5ms interval) would
+	// rightly load the empty file, a valid script with no rules.
 	write := func(s string) {
 		t.Helper()
 		tmp := path + ".tmp"

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -105,6 +104,10 @@ func TestAnswerGolden(t *testing.T) {
 		{name: "empty", width: 100, height: 24, forward: true},
 		{name: "pending", width: 120, height: 32, forward: true, msgs: events},
 		{name: "narrow", width: 80, height: 24, forward: true, msgs: events},
+		// Item 8: every key fits at 80 columns (the groups wrap), the line
+		// keeps "? help" and "q quit", and the title keeps the tabs.
+		{name: "help-narrow", width: 80, height: 24, forward: true, msgs: append(append([]tea.Msg{}, events...), runes("?"))},
+		{name: "forward-narrow", width: 80, height: 24, forward: true, msgs: append(append([]tea.Msg{}, events...), keyF2)},
 		{name: "invalid-reply", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...), keyEnter, invalid)},
 		{name: "error-form", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
 			runes("e"), keyTab, runes("n"), runes("o"), runes(" "), runes("q"), runes("u"), runes("o"), runes("r"), runes("u"), runes("m"))},
@@ -182,31 +185,5 @@ func TestForwardGolden(t *testing.T) {
 			_, s := screen(t, newAnswerModel(t, answer.Options{}, true), 120, 30, tt.msgs...)
 			golden.RequireEqual(t, []byte(s))
 		})
-	}
-}
-
-// TestQuitAsksWhenCallsWait: q with calls waiting asks first; any other key
-// cancels the question; q twice quits.
-func TestQuitAsksWhenCallsWait(t *testing.T) {
-	events, _ := goldenCalls(t)
-	var m tea.Model = newAnswerModel(t, answer.Options{}, false)
-	m, s := screen(t, m, 100, 24, append(events, runes("q"))...)
-	if !strings.Contains(s, "q again to quit: 3 waiting calls will get UNAVAILABLE") {
-		t.Fatalf("no question after q:\n%s", s)
-	}
-	m, _ = m.Update(runes("j"))
-	if s := ansi.Strip(m.View()); strings.Contains(s, "q again") {
-		t.Errorf("another key should cancel the question:\n%s", s)
-	}
-	m, cmd := m.Update(runes("q"))
-	if cmd != nil {
-		t.Fatal("the first q quit")
-	}
-	_, cmd = m.Update(runes("q"))
-	if cmd == nil {
-		t.Fatal("the second q did not quit")
-	}
-	if _, ok := cmd().(tea.QuitMsg); !ok {
-		t.Error("the second q did not quit")
 	}
 }

@@ -2,9 +2,9 @@ package tui
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"google.golang.org/protobuf/proto"
@@ -14,9 +14,11 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/editor"
 	"github.com/bcctl/bcctl/internal/tui/errform"
 	"github.com/bcctl/bcctl/internal/tui/forward"
+	"github.com/bcctl/bcctl/internal/tui/helpbar"
 	"github.com/bcctl/bcctl/internal/tui/msgview"
 	"github.com/bcctl/bcctl/internal/tui/queue"
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // AnswerConfig configures the answer program.
@@ -84,11 +86,12 @@ type AnswerModel struct {
 	editor  editor.Model
 	errForm errform.Model
 	fwd     forward.Model
-	help    help.Model
+	help    helpbar.Model
 
 	screen   int
 	pane     int
 	errOpen  bool // the error form replaces the editor
+	errFrom  int  // the pane the error form was opened from
 	shownID  uint64
 	width    int
 	height   int
@@ -118,7 +121,7 @@ func NewAnswerModel(cfg AnswerConfig) AnswerModel {
 		detail:  msgview.New(th),
 		editor:  editor.New(th),
 		errForm: errform.New(th),
-		help:    newHelp(th),
+		help:    helpbar.New(th),
 	}
 	m.queue.Now = cfg.Now
 	m.queue.SetNow(cfg.Now())
@@ -128,14 +131,6 @@ func NewAnswerModel(cfg AnswerConfig) AnswerModel {
 	m.setPane(paneQueue)
 	m.showSelected()
 	return m
-}
-
-func newHelp(th theme.Theme) help.Model {
-	h := help.New()
-	h.Styles.ShortKey, h.Styles.FullKey = th.Key, th.Key
-	h.Styles.ShortDesc, h.Styles.FullDesc = th.KeyDesc, th.KeyDesc
-	h.Styles.ShortSeparator, h.Styles.FullSeparator, h.Styles.Ellipsis = th.Muted, th.Muted, th.Muted
-	return h
 }
 
 // Init starts waiting for reverse calls, the queue's clock and the
@@ -171,9 +166,11 @@ func (m AnswerModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case errform.CancelMsg:
+		// Back to where the person came from: from the queue, the next
+		// letter must act on the queue, not be typed into the reply.
 		m.errOpen = false
 		m.layout()
-		return m, m.setPane(paneEditor)
+		return m, m.setPane(m.errFrom)
 	case queue.TickMsg:
 		var cmd tea.Cmd
 		m.queue, cmd = m.queue.Update(msg)
@@ -466,8 +463,9 @@ func (m AnswerModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if !m.editing() {
 		switch {
 		case key.Matches(msg, k.QuitLetter):
-			// Quitting answers the waiting calls UNAVAILABLE: ask first.
-			if m.queue.Pending() > 0 && !confirming {
+			// Quitting answers the waiting calls UNAVAILABLE and cancels
+			// the forward calls in flight: ask first.
+			if m.quitQuestion() != "" && !confirming {
 				m.confirmQuit = true
 				return m, nil
 			}
@@ -518,6 +516,9 @@ func (m AnswerModel) callKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if !open {
 			return m, m.noCall(hasCall)
 		}
+		if !m.errOpen {
+			m.errFrom = m.pane
+		}
 		m.errOpen = true
 		m.layout()
 		return m, m.setPane(paneEditor)
@@ -558,6 +559,22 @@ func (m *AnswerModel) noCall(hasCall bool) tea.Cmd {
 		m.editor.SetError(fmt.Errorf("no reverse call to answer yet"))
 	}
 	return nil
+}
+
+// quitQuestion says what quitting now would do to calls in flight; ""
+// when nothing is in flight.
+func (m AnswerModel) quitQuestion() string {
+	var parts []string
+	if n := m.queue.Pending(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d waiting %s get UNAVAILABLE", n, words.Plural(n, "call", "calls")))
+	}
+	if n := m.fwd.InFlight(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d forward %s in flight %s cancelled", n, words.Plural(n, "call", "calls"), words.Plural(n, "is", "are")))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "press q again to quit (" + strings.Join(parts, ", ") + "); any other key stays"
 }
 
 // Pending returns the number of calls still waiting for an answer.

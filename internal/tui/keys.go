@@ -40,14 +40,18 @@ func DefaultAnswerKeyMap() AnswerKeyMap {
 	}
 }
 
-// helpKeys is a help.KeyMap made for the current state of a screen.
-type helpKeys struct {
-	short []key.Binding
-	full  [][]key.Binding
+// helpAndQuit is the help screen's group of the keys that show help and
+// quit: each letter with its function or ctrl key on one line.
+func helpAndQuit(help, helpLetter, quit, quitLetter key.Binding) []key.Binding {
+	both := func(letter, other key.Binding, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(append(letter.Keys(), other.Keys()...)...),
+			key.WithHelp(letter.Help().Key+" "+other.Help().Key, desc))
+	}
+	return []key.Binding{
+		both(helpLetter, help, "help"),
+		both(quitLetter, quit, "quit ("+quitLetter.Help().Key+" asks about calls in flight)"),
+	}
 }
-
-func (h helpKeys) ShortHelp() []key.Binding  { return h.short }
-func (h helpKeys) FullHelp() [][]key.Binding { return h.full }
 
 // ServeKeyMap are the keys of the serve program. Keys with ctrl or a
 // function key work everywhere; single letters only when no text field has

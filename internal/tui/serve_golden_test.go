@@ -52,18 +52,24 @@ func (s staticPeers) WatchPeers(ctx context.Context) ([]registry.Peer, <-chan re
 	return s, ch
 }
 
+// newServeGoldenModel is the serve program over peers and entries, its
+// reverse calls going nowhere (the tests feed their events).
+func newServeGoldenModel(t *testing.T, peers []registry.Peer, entries []journal.Entry) tea.Model {
+	feed := NewJournalFeed()
+	m := NewServeModel(ServeConfig{
+		Peers: staticPeers(peers), Journal: feed, Caller: RegistryCaller(nil), Schema: tuitest.Corpus(t),
+		Title: "listening on 127.0.0.1:9000", Location: time.UTC,
+	})
+	var model tea.Model = m
+	model, _ = model.Update(m.fwd.Init()()) // a FileSource does no I/O
+	model, _ = model.Update(peersMsg{peers: peers})
+	model, _ = model.Update(journalMsg{entries: entries})
+	return model
+}
+
 func TestServeGolden(t *testing.T) {
-	src := tuitest.Corpus(t)
 	newModel := func(peers []registry.Peer, entries []journal.Entry) tea.Model {
-		feed := NewJournalFeed()
-		m := NewServeModel(ServeConfig{
-			Peers: staticPeers(peers), Journal: feed, Caller: RegistryCaller(nil), Schema: src,
-			Title: "listening on 127.0.0.1:9000", Location: time.UTC,
-		})
-		var model tea.Model = m
-		model, _ = model.Update(peersMsg{peers: peers})
-		model, _ = model.Update(journalMsg{entries: entries})
-		return model
+		return newServeGoldenModel(t, peers, entries)
 	}
 	t.Run("empty", func(t *testing.T) {
 		_, s := screen(t, newModel(nil, nil), 100, 24)

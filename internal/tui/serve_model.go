@@ -6,19 +6,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/tui/forward"
+	"github.com/bcctl/bcctl/internal/tui/helpbar"
 	"github.com/bcctl/bcctl/internal/tui/journalview"
 	"github.com/bcctl/bcctl/internal/tui/registry"
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // ServeConfig configures the serve program.
@@ -88,7 +90,7 @@ type ServeModel struct {
 	peers    registry.Model
 	journal  journalview.Model
 	fwd      forward.Model
-	help     help.Model
+	help     helpbar.Model
 	target   uint64 // the peer the reverse-call screen calls
 	screen   int
 	pane     int
@@ -97,8 +99,11 @@ type ServeModel struct {
 	peerEv   <-chan registry.Event
 	journEv  <-chan journal.Entry
 	quitting bool
-	note     string
-	notice   string // the latest of cfg.Notices
+	// confirmQuit: q was pressed with reverse calls in flight; q again
+	// quits.
+	confirmQuit bool
+	note        string
+	notice      string // the latest of cfg.Notices
 }
 
 // NewServeModel returns the serve program's model.
@@ -116,7 +121,7 @@ func NewServeModel(cfg ServeConfig) ServeModel {
 	}
 	m := ServeModel{
 		keys: keys, cfg: cfg, th: th,
-		peers: registry.New(th), journal: journalview.New(th), help: newHelp(th),
+		peers: registry.New(th), journal: journalview.New(th), help: helpbar.New(th),
 	}
 	if cfg.Location != nil {
 		m.journal.Location = cfg.Location
@@ -290,6 +295,8 @@ func (m *ServeModel) showPeers() {
 
 func (m ServeModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.keys
+	confirming := m.confirmQuit
+	m.confirmQuit = false
 	switch {
 	case key.Matches(msg, k.Quit):
 		m.quitting = true
@@ -308,6 +315,10 @@ func (m ServeModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if !m.editing() {
 		switch {
 		case key.Matches(msg, k.QuitLetter):
+			if m.quitQuestion() != "" && !confirming {
+				m.confirmQuit = true
+				return m, nil
+			}
 			m.quitting = true
 			return m, tea.Quit
 		case key.Matches(msg, k.HelpLetter):
@@ -405,6 +416,16 @@ func (m ServeModel) View() string {
 	return m.titleBar() + "\n" + body + "\n" + m.helpView()
 }
 
+// quitQuestion says what quitting now would do to the reverse calls in
+// flight; "" when none is.
+func (m ServeModel) quitQuestion() string {
+	n := m.fwd.InFlight()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("press q again to quit (%d reverse %s in flight %s cancelled); any other key stays", n, words.Plural(n, "call", "calls"), words.Plural(n, "is", "are"))
+}
+
 func (m ServeModel) titleBar() string {
 	left := m.th.Title.Render("bcctl serve")
 	if m.cfg.Title != "" {
@@ -423,41 +444,45 @@ func (m ServeModel) titleBar() string {
 }
 
 func (m ServeModel) helpView() string {
-	m.help.Width = m.width
+	if q := m.quitQuestion(); m.confirmQuit && q != "" {
+		// The question takes the place of the keys, in full.
+		return m.th.Error.Render(ansi.Wrap(q, max(m.width, 1), ""))
+	}
+	m.help.SetWidth(m.width)
 	return m.help.View(m.helpKeys())
 }
 
-func (m ServeModel) helpKeys() helpKeys {
+func (m ServeModel) helpKeys() helpbar.Keys {
 	k := m.keys
-	global := []key.Binding{k.Screen, k.Help, k.Quit}
+	keep := []key.Binding{k.HelpLetter, k.QuitLetter}
+	if m.editing() {
+		keep = []key.Binding{k.Help, k.Quit}
+	}
+	global := [][]key.Binding{{k.Peers, k.Reverse, k.Screen}, helpAndQuit(k.Help, k.HelpLetter, k.Quit, k.QuitLetter)}
 	if m.screen == screenReverse {
-		f := m.fwd.KeyMap
-		return helpKeys{
-			short: []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit},
-			full:  [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global},
-		}
+		return helpbar.Keys{Short: append(m.fwd.ShortHelp(), k.Screen), Keep: keep, Full: append(m.fwd.FullHelp(), global...)}
 	}
 	tk := m.peers.KeyMap()
 	j := m.journal.KeyMap
 	var short []key.Binding
 	switch {
 	case m.editing():
-		short = []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply filter")), j.ClearFilter, k.Quit}
+		short = []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply filter")), j.ClearFilter}
 	case m.pane == panePeers:
 		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select"))}
 		if m.cfg.Caller != nil {
 			short = append(short, k.Call)
 		}
-		short = append(short, k.NextPane, k.HelpLetter, k.QuitLetter)
+		short = append(short, k.NextPane)
 	default:
-		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")), j.Filter, j.Details, j.Last, k.NextPane, k.HelpLetter, k.QuitLetter}
+		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")), j.Filter, j.Details, j.Last, k.NextPane}
 	}
 	full := [][]key.Binding{
 		{tk.LineUp, tk.LineDown, k.Call},
 		{j.Up, j.Down, j.First, j.Last},
 		{j.Filter, j.ClearFilter, j.Details},
-		{k.NextPane, k.PrevPane, k.Peers, k.Reverse},
-		{k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter},
+		{k.NextPane, k.PrevPane},
 	}
-	return helpKeys{short: short, full: full}
+	full = append(full, global...)
+	return helpbar.Keys{Short: short, Keep: keep, Full: full}
 }

@@ -99,12 +99,14 @@ type Model struct {
 	resp    msgview.Model
 	method  protoreflect.MethodDescriptor
 	focus   Focus
-	active  bool // the pane takes keys at all
+	back    Focus // where esc from the picker goes
+	active  bool  // the pane takes keys at all
 	width   int
 	height  int
 	runs    int
 	current *run
 	result  callResult
+	flights *flights
 }
 
 // callResult is what the current (or last) call got.
@@ -134,6 +136,7 @@ func New(cfg Config, th theme.Theme) Model {
 		KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th),
 		cfg: cfg, th: th,
 		picker: picker.New(th), editor: editor.New(th), meta: meta, resp: msgview.New(th),
+		flights: &flights{runs: map[*run]struct{}{}},
 	}
 }
 
@@ -297,14 +300,32 @@ func (m *Model) Send() tea.Cmd {
 	}
 	m.runs++
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{id: m.runs, box: mailbox.New(), cancel: cancel}
+	r := &run{id: m.runs, box: mailbox.New(), cancel: cancel, done: make(chan struct{})}
 	m.current = r
 	m.result = callResult{running: true, sentMD: headers}
 	m.resp.Reset(m.sections())
 	if m.method.IsStreamingServer() {
 		m.resp.Follow() // keep the newest message in view
 	}
-	return start(ctx, r, m.cfg.Invoker, m.method, headers, m.editor.Value(), m.cfg.Source.Types())
+	return start(ctx, r, m.flights, m.cfg.Invoker, m.method, headers, m.editor.Value(), m.cfg.Source.Types())
+}
+
+// InFlight returns the number of calls in flight.
+func (m Model) InFlight() int {
+	if m.result.running {
+		return 1
+	}
+	return 0
+}
+
+// Stop cancels every call in flight and waits, until ctx is done, for
+// each to end: an Invoker that observes its calls (Observed) has reported
+// them when Stop returns. Calls sent afterwards do not start. Programs
+// call it once they have quit.
+func (m Model) Stop(ctx context.Context) {
+	if m.flights != nil {
+		m.flights.stop(ctx)
+	}
 }
 
 // Cancel cancels the call in flight.
@@ -370,45 +391,101 @@ func (m Model) event(id int, apply func(*Model)) (Model, tea.Cmd) {
 }
 
 func (m Model) key(msg tea.KeyMsg) (Model, tea.Cmd) {
+	if m.focus == FocusPicker {
+		// In the picker, keys only pick: nothing is sent or cancelled
+		// from behind it.
+		if key.Matches(msg, m.KeyMap.Leave) && m.method != nil {
+			back := m.back
+			if back == FocusPicker {
+				back = FocusEditor
+			}
+			return m, m.setFocus(back)
+		}
+		var cmd tea.Cmd
+		m.picker, cmd = m.picker.Update(msg)
+		return m, cmd
+	}
 	switch {
-	case key.Matches(msg, m.KeyMap.Send) && m.method != nil:
+	case key.Matches(msg, m.KeyMap.Send):
 		return m, m.Send()
 	case key.Matches(msg, m.KeyMap.Cancel):
 		m.Cancel()
 		return m, nil
 	case key.Matches(msg, m.KeyMap.Pick):
-		return m, m.setFocus(FocusPicker)
+		return m, m.OpenPicker()
+	case key.Matches(msg, m.KeyMap.NextPart):
+		next := map[Focus]Focus{FocusEditor: FocusMetadata, FocusMetadata: FocusResponse, FocusResponse: FocusEditor}
+		return m, m.setFocus(next[m.focus])
+	case m.focus != FocusResponse && key.Matches(msg, m.KeyMap.Leave):
+		return m, m.setFocus(FocusResponse)
+	case m.focus == FocusResponse && key.Matches(msg, m.KeyMap.Edit):
+		return m, m.setFocus(FocusEditor)
 	}
 	var cmd tea.Cmd
 	switch m.focus {
-	case FocusPicker:
-		if key.Matches(msg, m.KeyMap.Leave) && m.method != nil {
+	case FocusEditor:
+		m.editor, cmd = m.editor.Update(msg)
+	case FocusMetadata:
+		if msg.Type == tea.KeyEnter {
 			return m, m.setFocus(FocusEditor)
 		}
-		m.picker, cmd = m.picker.Update(msg)
-	case FocusEditor, FocusMetadata, FocusResponse:
-		switch {
-		case key.Matches(msg, m.KeyMap.NextPart):
-			next := map[Focus]Focus{FocusEditor: FocusMetadata, FocusMetadata: FocusResponse, FocusResponse: FocusEditor}
-			return m, m.setFocus(next[m.focus])
-		case m.focus != FocusResponse && key.Matches(msg, m.KeyMap.Leave):
-			return m, m.setFocus(FocusResponse)
-		case m.focus == FocusResponse && key.Matches(msg, m.KeyMap.Edit):
-			return m, m.setFocus(FocusEditor)
-		}
-		switch m.focus {
-		case FocusEditor:
-			m.editor, cmd = m.editor.Update(msg)
-		case FocusMetadata:
-			if msg.Type == tea.KeyEnter {
-				return m, m.setFocus(FocusEditor)
-			}
-			m.meta, cmd = m.meta.Update(msg)
-		default:
-			m.resp, cmd = m.resp.Update(msg)
-		}
+		m.meta, cmd = m.meta.Update(msg)
+	default:
+		m.resp, cmd = m.resp.Update(msg)
 	}
 	return m, cmd
+}
+
+// OpenPicker opens the method picker with an empty filter and the method
+// chosen last highlighted; esc goes back to where the keys were.
+func (m *Model) OpenPicker() tea.Cmd {
+	if m.focus != FocusPicker {
+		m.back = m.focus
+	}
+	cmd := m.setFocus(FocusPicker)
+	m.picker.Open(m.method)
+	return cmd
+}
+
+// ShortHelp returns the keys that act in the focused part, for a help
+// bar.
+func (m Model) ShortHelp() []key.Binding {
+	k := m.KeyMap
+	if m.focus == FocusPicker {
+		p := m.picker.KeyMap
+		out := []key.Binding{
+			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select method")),
+			p.Pick,
+			key.NewBinding(key.WithKeys(""), key.WithHelp("type", "to filter")),
+		}
+		if m.method != nil {
+			out = append(out, key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back to the request")))
+		}
+		return out
+	}
+	out := []key.Binding{k.Send}
+	if m.result.running {
+		out = append(out, k.Cancel)
+	}
+	out = append(out, k.Pick, k.NextPart)
+	if m.focus == FocusResponse {
+		out = append(out, k.Edit)
+	} else {
+		out = append(out, k.Leave)
+	}
+	return out
+}
+
+// FullHelp returns every key of the focused part, grouped, for the help
+// screen.
+func (m Model) FullHelp() [][]key.Binding {
+	k := m.KeyMap
+	if m.focus == FocusPicker {
+		p := m.picker.KeyMap
+		leave := key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back to the request"))
+		return [][]key.Binding{{p.Up, p.Down, p.Pick, leave}}
+	}
+	return [][]key.Binding{{k.Send, k.Cancel, k.Pick}, {k.Edit, k.NextPart, k.Leave}}
 }
 
 // sections renders the call's outcome for the response view.

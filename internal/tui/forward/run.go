@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -69,12 +70,60 @@ type run struct {
 	id     int
 	box    *mailbox.Box
 	cancel context.CancelFunc
+	done   chan struct{} // closed when Invoke has returned
+}
+
+// flights are a pane's calls in flight. Every copy of the pane's Model
+// shares them, so Stop can end them after the program is gone.
+type flights struct {
+	mu      sync.Mutex
+	runs    map[*run]struct{}
+	stopped bool
+}
+
+// add registers r; false means the pane is stopped and r must not start.
+func (f *flights) add(r *run) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return false
+	}
+	f.runs[r] = struct{}{}
+	return true
+}
+
+func (f *flights) remove(r *run) {
+	f.mu.Lock()
+	delete(f.runs, r)
+	f.mu.Unlock()
+}
+
+// stop cancels every run and waits until each has returned from Invoke
+// (so an observing Invoker has reported it), or ctx is done.
+func (f *flights) stop(ctx context.Context) {
+	f.mu.Lock()
+	f.stopped = true
+	runs := make([]*run, 0, len(f.runs))
+	for r := range f.runs {
+		runs = append(runs, r)
+	}
+	f.mu.Unlock()
+	for _, r := range runs {
+		r.cancel()
+	}
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // start parses the requests (all of them, before anything is sent), then
 // invokes md in a goroutine whose events go to r.box. The returned Cmd
 // yields the first event.
-func start(ctx context.Context, r *run, inv Invoker, md protoreflect.MethodDescriptor, headers metadata.MD,
+func start(ctx context.Context, r *run, fl *flights, inv Invoker, md protoreflect.MethodDescriptor, headers metadata.MD,
 	text string, resolver dynamic.TypeResolver) tea.Cmd {
 	return func() tea.Msg {
 		reqs, err := parseRequests(md, text, resolver)
@@ -82,9 +131,15 @@ func start(ctx context.Context, r *run, inv Invoker, md protoreflect.MethodDescr
 			r.box.Close()
 			return RequestErrorMsg{Run: r.id, Err: err}
 		}
+		if !fl.add(r) {
+			r.box.Close()
+			return runDoneMsg{Run: r.id}
+		}
 		r.box.Put(StartedMsg{Run: r.id, Requests: reqs, Headers: headers})
 		go func() {
 			defer r.box.Close()
+			defer fl.remove(r)
+			defer close(r.done)
 			h := &handler{run: r, start: time.Now()}
 			next := 0
 			supply := func(msg proto.Message) error {

@@ -119,6 +119,29 @@ func (m *Model) SetFilter(s string) {
 // Filter returns the filter text.
 func (m Model) Filter() string { return m.input.Value() }
 
+// Open starts a new choice: the filter is emptied, so typing starts a new
+// search, and current (the method chosen last, nil for none) is
+// highlighted. The picker takes the keys.
+func (m *Model) Open(current protoreflect.MethodDescriptor) tea.Cmd {
+	m.SetFilter("")
+	m.Select(current)
+	return m.Focus()
+}
+
+// Select highlights md when it is among the matches.
+func (m *Model) Select(md protoreflect.MethodDescriptor) {
+	if md == nil {
+		return
+	}
+	for i, mt := range m.matches {
+		if m.methods[mt.Index].FullName() == md.FullName() {
+			m.cursor = i
+			m.scroll()
+			return
+		}
+	}
+}
+
 // Selected returns the highlighted method.
 func (m Model) Selected() (protoreflect.MethodDescriptor, bool) {
 	if m.cursor < 0 || m.cursor >= len(m.matches) {
