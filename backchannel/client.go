@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/bcctl/bcctl/listenmux"
 )
 
 // magicBytes is what a multiplexing client writes after the transport
@@ -37,14 +39,21 @@ type ClientHandshaker struct {
 	logger        *slog.Logger
 	serverFactory ServerFactory
 	cfg           Configuration
+	// streams routes server-opened streams by magic; nil without
+	// WithStreamHandshaker.
+	streams *listenmux.Mux
 }
 
 // NewClientHandshaker returns a ClientHandshaker that runs a server from
 // serverFactory on the backchannel of every connection and logs multiplexing
 // errors to logger (nil discards them). cfg is usually
-// DefaultConfiguration().
-func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration) ClientHandshaker {
-	return ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg}
+// DefaultConfiguration(). opts go beyond Gitaly's parameters.
+func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration, opts ...ClientHandshakerOption) ClientHandshaker {
+	ch := ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg}
+	for _, opt := range opts {
+		opt(&ch)
+	}
+	return ch
 }
 
 // ClientHandshake returns transport credentials that run creds' handshake,
@@ -113,11 +122,17 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 
 	// The server may open reverse streams at once, even before it
 	// acknowledges the forward stream, so serve before opening it.
+	var lis net.Listener = session
+	var router *streamRouter
+	if ch.streams != nil {
+		router = newStreamRouter(session, ch.streams, ch.logger)
+		lis = router
+	}
 	server := ch.serverFactory()
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if err := server.Serve(session); err != nil && !isClosedSession(err) {
+		if err := server.Serve(lis); err != nil && !isClosedSession(err) {
 			ch.logger.Warn("backchannel server stopped", "error", err)
 		}
 	}()
@@ -131,6 +146,9 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 			// session ends it either way, and closes conn.
 			err = session.Close()
 			<-served
+			if router != nil {
+				router.wait()
+			}
 		})
 		return err
 	}
