@@ -43,5 +43,9 @@
 //     the wrapped connection's security level to per-RPC credentials;
 //   - the client handshake honours the context's deadline;
 //   - the Registry lists its live peers and tells watchers when peers join
-//     and leave.
+//     and leave;
+//   - a client can take streams the server opens out of its backchannel
+//     server by their first bytes (WithStreamHandshaker), which is how
+//     package sidechannel receives Gitaly's sidechannels beside reverse
+//     gRPC without dictating how that server is built.
 package backchannel
