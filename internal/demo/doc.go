@@ -5,5 +5,7 @@
 // multiplexed client (Praefect's role) calls it, and serve calls back into
 // the client's backchannel to vote before it answers; then a plain gRPC
 // client makes the same call and is answered without a vote. The transcript
-// says what happened, step by step, with the journal serve wrote.
+// says what happened, step by step, with the journal serve wrote. serve
+// runs under serve.Run, as `bcctl serve` does, with the flow in its
+// foreground.
 package demo
