@@ -36,6 +36,7 @@ type call struct {
 	elapsed time.Duration
 	failed  error
 	running bool
+	begun   bool // the requests were read and the call started
 	sending bool // a client stream that takes more messages
 	parsing bool // more messages are being parsed for the stream
 }
@@ -218,7 +219,7 @@ func (m Model) callEvent(msg tea.Msg) (Model, tea.Cmd, bool) {
 		}
 		return m, nil, true
 	case StartedMsg:
-		m, cmd := m.event(msg.Run, func(c *call) { c.headers = msg.Headers })
+		m, cmd := m.event(msg.Run, func(c *call) { c.headers, c.begun = msg.Headers, true })
 		return m, cmd, true
 	case SentMsg:
 		m, cmd := m.event(msg.Run, func(c *call) {
@@ -297,6 +298,8 @@ func (m Model) sections() []msgview.Section {
 	case c.sending:
 		out = append(out, msgview.Section{Title: "Status", Tone: "muted",
 			Body: "the stream is open: ctrl+s sends the editor's messages, ctrl+o ends sending"})
+	case c.running && !c.begun:
+		out = append(out, msgview.Section{Title: "Status", Body: "reading the request…", Tone: "muted"})
 	case c.running:
 		out = append(out, msgview.Section{Title: "Status", Body: "waiting for the call to end…", Tone: "muted"})
 	}
