@@ -125,21 +125,9 @@ type Model struct {
 
 // New returns a pane over cfg styled by th. Call Init to load the methods.
 func New(cfg Config, th theme.Theme) Model {
-	meta := textinput.New()
-	meta.Prompt = "metadata › "
-	meta.PromptStyle = th.Muted
-	meta.Placeholder = "none (write name: value; name2: value)"
-	meta.PlaceholderStyle = th.Muted
-	meta.TextStyle = th.Text
-	meta.Cursor.Style = th.Selected
+	meta := th.Input("metadata › ", th.Muted, "none (write name: value; name2: value)")
 	meta.SetValue(FormatHeaders(cfg.Headers))
-	dl := textinput.New()
-	dl.Prompt = "deadline › "
-	dl.PromptStyle = th.Muted
-	dl.Placeholder = "none"
-	dl.PlaceholderStyle = th.Muted
-	dl.TextStyle = th.Text
-	dl.Cursor.Style = th.Selected
+	dl := th.Input("deadline › ", th.Muted, "none")
 	dl.SetValue(FormatTimeout(cfg.Timeout))
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -73,12 +73,7 @@ type Model struct {
 
 // New returns an empty view styled by th.
 func New(th theme.Theme) Model {
-	ti := textinput.New()
-	ti.Prompt = "/"
-	ti.PromptStyle = th.Accent
-	ti.Placeholder = `words that must all appear: vote reverse ABORTED "peer 3"`
-	ti.PlaceholderStyle = th.Muted
-	ti.Cursor.Style = th.Selected
+	ti := th.Input("/", th.Accent, `words that must all appear: vote reverse ABORTED "peer 3"`)
 	return Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), Location: time.Local, filter: ti, follow: true, detail: msgview.New(th)}
 }
 

@@ -89,13 +89,7 @@ type Model struct {
 
 // New returns an empty picker styled by th.
 func New(th theme.Theme) Model {
-	ti := textinput.New()
-	ti.Prompt = "› "
-	ti.PromptStyle = th.Accent
-	ti.Placeholder = "type to filter methods"
-	ti.PlaceholderStyle = th.Muted
-	ti.TextStyle = th.Text
-	ti.Cursor.Style = th.Selected
+	ti := th.Input("› ", th.Accent, "type to filter methods")
 	return Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), input: ti}
 }
 
