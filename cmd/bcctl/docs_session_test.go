@@ -90,11 +90,11 @@ func (b *docBackground) shownBeforeInterrupt() []string {
 
 // newDocSession starts the test server "localhost:9000" stands for and
 // moves the test into a directory of its own that holds the corpus at
-// testdata/protos, as a checkout does.
+// internal/corpus, as a checkout does.
 func newDocSession(t *testing.T, file string) *docSession {
 	srv := newServer(t, testServerOptions{})
 	t.Chdir(t.TempDir())
-	if err := writeCorpus(filepath.Join("testdata", "protos")); err != nil {
+	if err := writeCorpus(filepath.Join("internal", "corpus")); err != nil {
 		t.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "bcdoc")

@@ -27,7 +27,7 @@ package main
 //
 // Every file's examples run in one directory, in order, with stdout a
 // terminal (as a person sees them: tables and text, not JSON lines) and
-// colors off. The directory holds the schema corpus at testdata/protos, as
+// colors off. The directory holds the schema corpus at internal/corpus, as
 // a checkout does. "localhost:9000" stands for a Gitaly-like test server
 // (testserver_test.go); the addresses a background bcctl serve is given
 // stand for the ones it really listens on (docs_session_test.go). Blocks

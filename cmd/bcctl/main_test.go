@@ -17,8 +17,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/host"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // TestMain lets testscripts run `bcctl` as a command: the test binary
@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)
 //	bccorpus DIR
-//	    write the schema corpus of testdata/protos into DIR: the .proto
+//	    write the schema corpus of internal/corpus into DIR: the .proto
 //	    files at their import paths and corpus.protoset
 //	gencerts DIR
 //	    write a test CA and certificates (certs_test.go) into DIR
@@ -282,14 +282,14 @@ func cmdCorpus(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(writeCorpus(ts.MkAbs(args[0])))
 }
 
-// writeCorpus writes the schema corpus of testdata/protos into dir: the
+// writeCorpus writes the schema corpus of internal/corpus into dir: the
 // .proto files at their import paths and corpus.protoset.
 func writeCorpus(dir string) error {
-	err := fs.WalkDir(protos.FS, ".", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(corpus.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		data, err := protos.FS.ReadFile(path)
+		data, err := corpus.FS.ReadFile(path)
 		if err != nil {
 			return err
 		}
@@ -302,5 +302,5 @@ func writeCorpus(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "corpus.protoset"), protos.Protoset, 0o644)
+	return os.WriteFile(filepath.Join(dir, "corpus.protoset"), corpus.Protoset, 0o644)
 }

@@ -2,7 +2,7 @@ package main
 
 // Servers for the tests: a Gitaly-like server that speaks the backchannel
 // protocol and calls back into its callers, and a plain gRPC server that
-// does not. Both serve the corpus of testdata/protos with reflection and
+// does not. Both serve the corpus of internal/corpus with reflection and
 // health. Testscripts start them with the `bcserver` command (see
 // main_test.go); Go tests call startTestServer.
 
@@ -36,9 +36,9 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // testServerOptions configure a test server.
@@ -73,7 +73,7 @@ type testServer struct {
 
 // corpusSource returns the corpus schema.
 func corpusSource() *dynamic.FileSource {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		panic(err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // corpusProtoset is the schema of the services the TUI answers.
-const corpusProtoset = "../../testdata/protos/corpus.protoset"
+const corpusProtoset = "../../internal/corpus/corpus.protoset"
 
 // screen is a terminal that the TUI draws on: safe to read while the
 // program writes.

@@ -18,12 +18,12 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/serve"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -35,9 +35,9 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-func corpus(t testing.TB) *dynamic.FileSource {
+func corpusSchema(t testing.TB) *dynamic.FileSource {
 	t.Helper()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ type env struct {
 func start(t *testing.T, adminAddr string) *env {
 	t.Helper()
 	ctx := testContext(t)
-	src := corpus(t)
+	src := corpusSchema(t)
 	sc, err := script.Parse(ctx, "serve.yaml", []byte(serveScript), script.Config{Upstream: src})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func start(t *testing.T, adminAddr string) *env {
 func (e *env) peer(t *testing.T) *host.Conn {
 	t.Helper()
 	ctx := testContext(t)
-	src := corpus(t)
+	src := corpusSchema(t)
 	conn, err := host.Dial(ctx, host.Config{Network: "tcp", Address: e.addr, Creds: insecure.NewCredentials()})
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +437,7 @@ func TestCheckAddress(t *testing.T) {
 
 func emptyMsg(t *testing.T, name string) any {
 	t.Helper()
-	src := corpus(t)
+	src := corpusSchema(t)
 	d, err := src.FindSymbol(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,7 @@ func TestTemplatesParseBack(t *testing.T) {
 }
 
 func ExampleTemplateJSON() {
-	src, err := NewSourceFromProtosets("../../testdata/protos/corpus.protoset")
+	src, err := NewSourceFromProtosets("../corpus/corpus.protoset")
 	if err != nil {
 		panic(err)
 	}
@@ -131,7 +131,7 @@ func ExampleTemplateJSON() {
 }
 
 func ExampleFindMethod() {
-	src, err := NewSourceFromProtosets("../../testdata/protos/corpus.protoset")
+	src, err := NewSourceFromProtosets("../corpus/corpus.protoset")
 	if err != nil {
 		panic(err)
 	}
@@ -140,6 +140,6 @@ func ExampleFindMethod() {
 	md, _ := FindMethod(context.Background(), src, "/gitaly.RefTransaction/VoteTransaction")
 	fmt.Println(MethodName(md), "takes", md.Input().FullName())
 	// Output:
-	// dynamic: service gitaly.RefTransaction has no method "VoteTransactoin"; did you mean "gitaly.RefTransaction/VoteTransaction"?: not found
+	// dynamic: service gitaly.RefTransaction has no method "VoteTransactoin"; did you mean "gitaly.RefTransaction/VoteTransaction"?
 	// gitaly.RefTransaction/VoteTransaction takes gitaly.VoteTransactionRequest
 }

@@ -42,7 +42,7 @@
 // services really served) and health (RegisterHealth). A Responder that
 // panics or misbehaves fails only its own call, with INTERNAL.
 //
-// The schema corpus used by the tests lives in testdata/protos (package
-// github.com/bcctl/bcctl/testdata/protos, which embeds the files and a
-// protoset for other packages).
+// The schema corpus used by the tests, the examples and the demo is package
+// internal/corpus, which embeds the .proto files and a protoset compiled
+// from them.
 package dynamic

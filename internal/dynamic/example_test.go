@@ -7,20 +7,21 @@ import (
 	"os"
 	"strings"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/testdata/protos"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/corpus"
+	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
 // Serve the corpus without generated code, answer VoteTransaction from a
 // Responder, and call it the way `bcctl call` does.
 func Example() {
 	ctx := context.Background()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const corpusDir = "../../testdata/protos"
+const corpusDir = "../corpus"
 
 var corpusFiles = []string{
 	"acme/errors.proto", "acme/user.proto", "acme/users.proto",

@@ -1,11 +1,8 @@
 package dynamic
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"google.golang.org/grpc/reflection"
-	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,55 +11,14 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bcctl/bcctl/testdata/protos"
+	"google.golang.org/grpc/reflection"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
-
-func TestCorpusProtosetIsUpToDate(t *testing.T) {
-	var buf bytes.Buffer
-	if err := CompileProtoset(testContext(t), os.DirFS(corpusDir), &buf); err != nil {
-		t.Fatalf("CompileProtoset: %v", err)
-	}
-	committed, err := os.ReadFile(filepath.Join(corpusDir, "corpus.protoset"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(buf.Bytes(), committed) {
-		t.Fatalf("testdata/protos/corpus.protoset is stale (%d bytes committed, %d compiled): run `go generate ./testdata/protos`",
-			len(committed), buf.Len())
-	}
-	if !bytes.Equal(protos.Protoset, committed) {
-		t.Fatal("protos.Protoset differs from corpus.protoset")
-	}
-	var names []string
-	entries, _ := filepath.Glob(filepath.Join(corpusDir, "*", "*.proto"))
-	for _, e := range entries {
-		rel, _ := filepath.Rel(corpusDir, e)
-		names = append(names, filepath.ToSlash(rel))
-	}
-	if !reflect.DeepEqual(names, protos.ProtoFiles) {
-		t.Errorf("protos.ProtoFiles = %v, files on disk = %v", protos.ProtoFiles, names)
-	}
-}
-
-func TestEmbeddedCorpusLoads(t *testing.T) {
-	fromFS, err := NewSourceFromProtoFiles(testContext(t), ProtoFilesOptions{FS: protos.FS}, protos.ProtoFiles...)
-	if err != nil {
-		t.Fatalf("from protos.FS: %v", err)
-	}
-	fromBytes, err := NewSourceFromProtosetBytes(protos.Protoset)
-	if err != nil {
-		t.Fatalf("from protos.Protoset: %v", err)
-	}
-	for _, src := range []Source{fromFS, fromBytes} {
-		if _, err := FindMethod(testContext(t), src, "gitaly.RefTransaction/VoteTransaction"); err != nil {
-			t.Error(err)
-		}
-	}
-}
 
 func TestListServices(t *testing.T) {
 	schema := []protoreflect.FullName{"acme.Users", "gitaly.RefService", "gitaly.RefTransaction"}
@@ -142,6 +98,12 @@ func TestFindMethod(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("FindMethod(%q) error = %v, want it to contain %q", tc.name, err, tc.wantErr)
 				}
+				if strings.HasSuffix(err.Error(), ": not found") {
+					t.Errorf("FindMethod(%q) error = %v: it says \"not found\" twice", tc.name, err)
+				}
+				if strings.Contains(tc.wantErr, "not a method") != !errors.Is(err, ErrNotFound) {
+					t.Errorf("FindMethod(%q) error = %v; errors.Is(err, ErrNotFound) = %v", tc.name, err, errors.Is(err, ErrNotFound))
+				}
 				continue
 			}
 			if err != nil {
@@ -176,6 +138,9 @@ message A {
 	want := []string{`bad.proto:5:3: field bad.A.one: unknown type Missing`, `bad.proto:6:3: field bad.A.two: unknown type AlsoMissing`}
 	if !reflect.DeepEqual(ce.Problems, want) {
 		t.Errorf("problems = %q, want %q", ce.Problems, want)
+	}
+	if ce.ImportRoot != "" {
+		t.Errorf("import root = %q for files that import nothing missing", ce.ImportRoot)
 	}
 
 	_, err = NewSourceFromProtoFiles(testContext(t), ProtoFilesOptions{ImportPaths: []string{dir}}, "absent.proto")

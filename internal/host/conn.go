@@ -19,15 +19,6 @@ import (
 	"github.com/bcctl/bcctl/backchannel"
 )
 
-// ErrConnect is wrapped by the errors of Dial when the connection could not
-// be made: refused, timed out, a failed TLS handshake.
-var ErrConnect = errors.New("cannot connect to")
-
-// ErrNotMultiplexing is wrapped by the errors of Dial when the server did
-// not answer the backchannel handshake: it is a plain gRPC server (or
-// something else). Dialing with Config.NoMux connects to such servers.
-var ErrNotMultiplexing = errors.New("the server does not speak the backchannel protocol")
-
 // DefaultConnectTimeout is Config.ConnectTimeout when it is zero (grpcurl's
 // default).
 const DefaultConnectTimeout = 10 * time.Second
@@ -37,8 +28,13 @@ type Config struct {
 	// Network is "tcp" or "unix"; Address is host:port or a socket path.
 	Network, Address string
 	// Creds are the transport credentials (TLS, or insecure for plaintext).
-	// Unless NoMux, the backchannel handshake runs after theirs.
+	// Unless NoMux, the backchannel handshake runs after theirs. Give Creds
+	// or TLS.
 	Creds credentials.TransportCredentials
+	// TLS is the TLS configuration to connect with, instead of Creds. With
+	// it Dial can tell that a server wants a client certificate when the
+	// configuration has none.
+	TLS *tls.Config
 	// Authority is the :authority of calls; "" means Address ("localhost"
 	// for a unix socket).
 	Authority string
@@ -71,6 +67,8 @@ type Config struct {
 type Conn struct {
 	cc          *grpc.ClientConn
 	cfg         Config
+	base        credentials.TransportCredentials // cfg's, without the multiplexing handshake
+	dialer      net.Dialer
 	diag        *diagnosis
 	bc          *backchannelServer
 	connectTime time.Duration
@@ -93,17 +91,22 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	if cfg.Creds == nil {
-		return nil, errors.New("host: no transport credentials")
+	diag := &diagnosis{}
+	base, err := cfg.credentials(diag)
+	if err != nil {
+		return nil, err
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{cfg: cfg, diag: &diagnosis{}, bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize), lost: make(chan struct{})}
+	c := &Conn{
+		cfg: cfg, base: base, dialer: net.Dialer{Timeout: cfg.ConnectTimeout}, diag: diag,
+		bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize), lost: make(chan struct{}),
+	}
 	c.watchCtx, c.stopWatch = context.WithCancel(context.Background())
 
-	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: cfg.Creds, d: c.diag}
+	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: base, d: diag}
 	if !cfg.NoMux {
 		bcfg := cfg.Backchannel
 		if bcfg == (backchannel.Configuration{}) {
@@ -115,13 +118,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 	}
 
-	network, address := cfg.Network, cfg.Address
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, address)
-			c.diag.setDialErr(err)
+			conn, err := c.dialRaw(ctx)
+			diag.setDialed(err)
 			return conn, err
 		}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: cfg.ConnectTimeout}),
@@ -131,12 +132,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		// backchannel: a client waiting for reverse calls is idle by design.
 		grpc.WithIdleTimeout(0),
 	}
-	authority := cfg.Authority
-	if authority == "" && network == "unix" {
-		authority = "localhost"
-	}
-	if authority != "" {
-		opts = append(opts, grpc.WithAuthority(authority))
+	if cfg.Authority != "" || cfg.Network == "unix" {
+		opts = append(opts, grpc.WithAuthority(c.authority()))
 	}
 	if cfg.KeepaliveTime > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
@@ -151,9 +148,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	opts = append(opts, cfg.DialOptions...)
 
-	target := "passthrough:///" + address
-	if network == "unix" {
-		target = "passthrough:///unix:" + address
+	target := "passthrough:///" + cfg.Address
+	if cfg.Network == "unix" {
+		target = "passthrough:///unix:" + cfg.Address
 	}
 	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
@@ -204,7 +201,7 @@ func (c *Conn) waitReady(parent context.Context) error {
 		case connectivity.Ready:
 			return nil
 		case connectivity.TransientFailure, connectivity.Shutdown:
-			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux, c.cfg.Creds.Info().SecurityProtocol == "insecure"); err != nil {
+			if err := c.explain(ctx); err != nil {
 				return err
 			}
 			return fmt.Errorf("%w %s: the connection failed", ErrConnect, c.cfg.Address)
@@ -213,13 +210,54 @@ func (c *Conn) waitReady(parent context.Context) error {
 			if err := context.Cause(parent); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrConnect, c.cfg.Address, err)
 			}
-			if err := c.diag.explain(c.cfg.Address, !c.cfg.NoMux, c.cfg.Creds.Info().SecurityProtocol == "insecure"); err != nil {
+			if err := c.explain(ctx); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w %s: timed out after %s", ErrConnect, c.cfg.Address, c.cfg.ConnectTimeout)
+			return c.stalled()
 		}
 	}
 }
+
+// credentials returns the transport credentials of cfg. Those made from
+// cfg.TLS tell d when the server asks for a client certificate that the
+// configuration does not have.
+func (cfg Config) credentials(d *diagnosis) (credentials.TransportCredentials, error) {
+	switch {
+	case cfg.Creds != nil && cfg.TLS != nil:
+		return nil, errors.New("host: give Config.Creds or Config.TLS, not both")
+	case cfg.Creds != nil:
+		return cfg.Creds, nil
+	case cfg.TLS != nil:
+		tc := cfg.TLS.Clone()
+		if len(tc.Certificates) == 0 && tc.GetClientCertificate == nil {
+			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				d.setCertRequested()
+				return &tls.Certificate{}, nil // none: the server decides
+			}
+		}
+		return credentials.NewTLS(tc), nil
+	}
+	return nil, errors.New("host: no transport credentials")
+}
+
+// dialRaw makes the TCP (or unix) connection.
+func (c *Conn) dialRaw(ctx context.Context) (net.Conn, error) {
+	return c.dialer.DialContext(ctx, c.cfg.Network, c.cfg.Address)
+}
+
+// authority is the :authority of calls, and the name TLS verifies.
+func (c *Conn) authority() string {
+	switch {
+	case c.cfg.Authority != "":
+		return c.cfg.Authority
+	case c.cfg.Network == "unix":
+		return "localhost"
+	}
+	return c.cfg.Address
+}
+
+// plaintext reports whether the connection has no TLS.
+func (c *Conn) plaintext() bool { return c.base.Info().SecurityProtocol == "insecure" }
 
 // ClientConn is the forward connection: use it for calls to the server.
 func (c *Conn) ClientConn() *grpc.ClientConn { return c.cc }
@@ -235,9 +273,7 @@ func (c *Conn) ConnectTime() time.Duration { return c.connectTime }
 
 // TLSState returns the TLS connection state when the connection uses TLS.
 func (c *Conn) TLSState() (tls.ConnectionState, bool) {
-	c.diag.mu.Lock()
-	defer c.diag.mu.Unlock()
-	if ti, ok := c.diag.authInfo.(credentials.TLSInfo); ok {
+	if ti, ok := c.diag.snapshot().authInfo.(credentials.TLSInfo); ok {
 		return ti.State, true
 	}
 	return tls.ConnectionState{}, false
@@ -265,9 +301,7 @@ type outerCreds struct {
 func (o *outerCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	conn, ai, err := o.TransportCredentials.ClientHandshake(ctx, authority, raw)
 	if err != nil {
-		o.d.mu.Lock()
-		o.d.muxErr = err
-		o.d.mu.Unlock()
+		o.d.setMuxErr(err)
 	}
 	return conn, ai, err
 }

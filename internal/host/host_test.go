@@ -5,10 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,17 +22,17 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/listenmux"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var corpus = func() *dynamic.FileSource {
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+var corpusSchema = func() *dynamic.FileSource {
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +41,7 @@ var corpus = func() *dynamic.FileSource {
 
 func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 	t.Helper()
-	d, err := corpus.FindSymbol(context.Background(), name)
+	d, err := corpusSchema.FindSymbol(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +50,7 @@ func service(t *testing.T, name string) protoreflect.ServiceDescriptor {
 
 func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 	t.Helper()
-	md, err := dynamic.FindMethod(context.Background(), corpus, name)
+	md, err := dynamic.FindMethod(context.Background(), corpusSchema, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +340,7 @@ func TestConnectTimeout(t *testing.T) {
 		}
 	}()
 	_, err = Dial(ctxT(t), Config{Address: lis.Addr().String(), Creds: insecure.NewCredentials(), ConnectTimeout: 100 * time.Millisecond})
-	if !errors.Is(err, ErrConnect) || !strings.Contains(err.Error(), "timed out after 100ms") {
+	if !errors.Is(err, ErrConnectTimeout) || !strings.Contains(err.Error(), "the connect timeout passed (--connect-timeout 100ms): the server accepted the connection and sent nothing") {
 		t.Errorf("Dial = %v, want a connect timeout", err)
 	}
 }
@@ -388,30 +386,4 @@ func healthService(t *testing.T) protoreflect.ServiceDescriptor {
 		t.Fatal(err)
 	}
 	return d.(protoreflect.ServiceDescriptor)
-}
-
-// TestExplainResetAfterHandshake covers a plain gRPC server whose close
-// arrives as a reset that discards its SETTINGS before they are read: the
-// diagnosis still says the server does not multiplex.
-func TestExplainResetAfterHandshake(t *testing.T) {
-	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-	tests := []struct {
-		name        string
-		multiplexed bool
-		readErr     error
-		wantNotMux  bool
-	}{
-		{name: "reset while multiplexing", multiplexed: true, readErr: reset, wantNotMux: true},
-		{name: "reset without multiplexing", multiplexed: false, readErr: reset, wantNotMux: false},
-		{name: "EOF while multiplexing", multiplexed: true, readErr: io.EOF, wantNotMux: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := &diagnosis{handshook: true, readErr: tt.readErr}
-			err := d.explain("127.0.0.1:1", tt.multiplexed, true)
-			if got := errors.Is(err, ErrNotMultiplexing); got != tt.wantNotMux {
-				t.Errorf("explain = %v; ErrNotMultiplexing %v, want %v", err, got, tt.wantNotMux)
-			}
-		})
-	}
 }

@@ -19,13 +19,13 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-func corpus(t *testing.T) *dynamic.FileSource {
+func corpusSchema(t *testing.T) *dynamic.FileSource {
 	t.Helper()
-	src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func msg(t *testing.T, src *dynamic.FileSource, name, js string) proto.Message {
 var t0 = time.Date(2026, 11, 24, 2, 0, 0, 123456000, time.UTC)
 
 func TestWriterLineFormat(t *testing.T) {
-	src := corpus(t)
+	src := corpusSchema(t)
 	var buf bytes.Buffer
 	w := NewWriter(&buf, Options{Resolver: src.Types()})
 	// The made call (engine ID 8) happens during the answered call (engine
@@ -184,7 +184,7 @@ func TestWriterReportsWriteErrors(t *testing.T) {
 }
 
 func TestMessageJSONKeepsWhatItCannotRender(t *testing.T) {
-	src := corpus(t)
+	src := corpusSchema(t)
 	// An Any whose type the (empty) resolver does not know.
 	u := msg(t, src, "acme.User", `{"id": "1", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Oslo"}}`)
 	got := MessageJSON(u, emptyResolver{})

@@ -155,6 +155,50 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 		}
 		return ""
 	},
+	"where": func(t *testing.T, s *Script) string {
+		e := NewEngine(s, Upstream, Options{})
+		req := `{"reference_updates_hash": "qZk+NkcGgWq6PiVxeFDCbJzQ2J0="}`
+		got, st := answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", transaction(`{"id": 1, "node": "gitaly-1", "primary": true}`), req))
+		if st.Code() != codes.OK || got[0] != `{}` {
+			t.Errorf("primary: got %v %v", got, st)
+		}
+		_, st = answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", transaction(`{"id": 1, "node": "gitaly-2", "primary": false}`), req))
+		return st.Message()
+	},
+	"functions": func(t *testing.T, s *Script) string {
+		up, down := pairEngines(t, s, nil)
+		var ev events
+		down.opts.Observer = &ev
+		got, st := answer(t, up, newCall(t, "acme.Users/Get", transaction(`{"id":42,"node":"gitaly-1","primary":true}`), `{"id": "u-1"}`))
+		if st.Code() != codes.OK || got[0] != `{"id":"u-1","name":"voted as gitaly-1"}` {
+			t.Errorf("got %v %v", got, st)
+		}
+		votes := ev.all()
+		if len(votes) != 1 {
+			t.Fatalf("got %d votes, want 1", len(votes))
+		}
+		return toJSON(t, votes[0].Requests[0])
+	},
+	"bytes": func(t *testing.T, s *Script) string {
+		e := NewEngine(s, Upstream, Options{})
+		got, st := answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", nil, `{"reference_updates_hash": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "node": "gitaly-1"}`))
+		if st.Code() != codes.OK || got[0] != `{"state":"ABORT"}` {
+			t.Errorf("zero hash: got %v %v", got, st)
+		}
+		got, st = answer(t, e, newCall(t, "gitaly.RefTransaction/VoteTransaction", nil, `{"reference_updates_hash": "AAE=", "node": "gitaly-1"}`))
+		if st.Code() != codes.OK || got[0] != `{}` {
+			t.Errorf("text node: got %v %v", got, st)
+		}
+		c := newCall(t, "acme.Users/Get", nil, `{}`)
+		got, st = answer(t, e, c)
+		if want := `{"avatar":"iVBORw0KGgo=","groups":["dev","4b825dc642cb6eb9a060e54bf8d69288fbee4904"]}`; st.Code() != codes.OK || got[0] != want {
+			t.Errorf("Get: got %v %v, want %s", got, st, want)
+		}
+		if got, want := c.header.Get("x-tree-bin"), "\x4b\x82\x5d\xc6\x42\xcb\x6e\xb9\xa0\x60\xe5\x4b\xf8\xd6\x92\x88\xfb\xee\x49\x04"; len(got) != 1 || got[0] != want {
+			t.Errorf("x-tree-bin: got %q, want %q", got, want)
+		}
+		return ""
+	},
 	"expect": func(t *testing.T, s *Script) string {
 		e := NewEngine(s, Upstream, Options{})
 		for i := 0; i < 2; i++ {

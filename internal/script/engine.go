@@ -161,16 +161,16 @@ type MatchResult struct {
 // answering or using up a `times` use.
 func (e *Engine) Match(method protoreflect.MethodDescriptor, md metadata.MD, req proto.Message) MatchResult {
 	rs := e.rules.Load()
-	var view *msgView
+	in := &matchIn{md: md, haveFirst: req != nil, vars: rs.script.vars, env: e.opts.Env}
 	if req != nil {
-		view = newView(req, rs.script.types(e.role))
+		in.first = newView(req, rs.script.types(e.role))
 	}
 	name := methodName(method)
 	if md == nil {
-		md = metadata.MD{}
+		in.md = metadata.MD{}
 	}
 	for i, r := range rs.rules {
-		if ok, _ := r.test(name, md, view, req != nil); !ok {
+		if ok, _ := r.test(name, in); !ok {
 			continue
 		}
 		if r.Times > 0 && rs.used[i].Load() >= int64(r.Times) {
@@ -178,7 +178,22 @@ func (e *Engine) Match(method protoreflect.MethodDescriptor, md metadata.MD, req
 		}
 		return MatchResult{Rule: r}
 	}
-	return MatchResult{Reason: rs.explain(name, md, view, req != nil)}
+	return MatchResult{Reason: rs.explain(name, in)}
+}
+
+// matchIn is what rules are matched against: a call's metadata and first
+// message, and what `where` expressions may read besides.
+type matchIn struct {
+	md        metadata.MD
+	first     *msgView
+	haveFirst bool
+	vars      map[string]any
+	env       func(string) string
+}
+
+// scope is what `where` expressions evaluate against.
+func (in *matchIn) scope() *scope {
+	return &scope{req: in.first, md: in.md, vars: in.vars, env: in.env}
 }
 
 // types returns the resolver for messages of the calls role answers.
@@ -191,7 +206,7 @@ func (s *Script) types(role Role) dynamic.TypeResolver {
 
 // test reports whether the rule matches a call (ignoring `times`); why
 // says how it missed, score how close it came.
-func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst bool) (ok bool, why string) {
+func (r *Rule) test(method string, in *matchIn) (ok bool, why string) {
 	b := r.bodies[method]
 	if b == nil {
 		if r.methodRE.MatchString(method) {
@@ -200,20 +215,28 @@ func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst boo
 		return false, fmt.Sprintf("method is %s, not %s", method, r.Method)
 	}
 	for _, m := range r.metadata {
-		if ok, why := m.match(md); !ok {
+		if ok, why := m.match(in.md); !ok {
 			return false, why
 		}
 	}
+	if b.needsRequest() && !in.haveFirst {
+		return false, "the stream ended before its first message"
+	}
 	if b.request != nil {
-		if !haveFirst {
-			return false, "the stream ended before its first message"
-		}
-		v, err := first.json()
+		v, err := in.first.json()
 		if err != nil {
 			return false, err.Error()
 		}
 		if ok, why := b.request.match(v, true); !ok {
 			return false, why
+		}
+	}
+	if len(b.where) > 0 {
+		sc := in.scope()
+		for _, w := range b.where {
+			if ok, why := w.match(sc); !ok {
+				return false, why
+			}
 		}
 	}
 	return true, ""
@@ -222,14 +245,14 @@ func (r *Rule) test(method string, md metadata.MD, first *msgView, haveFirst boo
 // explain says why no rule matched, naming the closest rule: one that
 // matched but has retired, else the one meeting the largest share of its
 // conditions, else the one whose method pattern is nearest.
-func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFirst bool) string {
+func (rs *ruleset) explain(method string, in *matchIn) string {
 	if len(rs.rules) == 0 {
 		return fmt.Sprintf("no rule matched %s: the script %s has no %s", method, rs.script.Name, rs.sec)
 	}
 	best, bestWhy := -1, ""
 	bestScore, bestHits, bestDist := -1.0, -1, 1<<30
 	for i, r := range rs.rules {
-		ok, why := r.test(method, md, first, haveFirst)
+		ok, why := r.test(method, in)
 		score, hits, dist := 0.0, 0, 0
 		switch {
 		case ok: // it matches, so it has retired
@@ -241,7 +264,7 @@ func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFi
 			}
 			dist = words.EditDistance(normalizeMethod(r.Method), method)
 		default:
-			h, t := r.closeness(method, md, first, haveFirst)
+			h, t := r.closeness(method, in)
 			score, hits = 2+float64(h)/float64(max(t, 1)), h
 		}
 		better := score > bestScore ||
@@ -254,22 +277,32 @@ func (rs *ruleset) explain(method string, md metadata.MD, first *msgView, haveFi
 	return fmt.Sprintf("no rule matched %s; closest: %s: %s", method, rs.rules[best], bestWhy)
 }
 
-// closeness counts the metadata and request conditions a call meets.
-func (r *Rule) closeness(method string, md metadata.MD, first *msgView, haveFirst bool) (hit, total int) {
+// closeness counts the metadata, request and where conditions a call
+// meets.
+func (r *Rule) closeness(method string, in *matchIn) (hit, total int) {
 	for _, m := range r.metadata {
 		total++
-		if ok, _ := m.match(md); ok {
+		if ok, _ := m.match(in.md); ok {
 			hit++
 		}
 	}
 	b := r.bodies[method]
+	if len(b.where) > 0 {
+		sc := in.scope()
+		for _, w := range b.where {
+			total++
+			if ok, _ := w.match(sc); ok {
+				hit++
+			}
+		}
+	}
 	if b.request == nil {
 		return hit, total
 	}
-	if !haveFirst {
+	if !in.haveFirst {
 		return hit, total + 1
 	}
-	v, err := first.json()
+	v, err := in.first.json()
 	if err != nil {
 		return hit, total + 1
 	}
@@ -318,8 +351,8 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 	types := rs.script.types(e.role)
 	name := ev.Method
 	kind := kindOfMethod(method)
-	var first *msgView
-	haveFirst, peeked := false, false
+	in := &matchIn{md: md, vars: rs.script.vars, env: e.opts.Env}
+	peeked := false
 	peek := func() error {
 		if peeked {
 			return nil
@@ -333,7 +366,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 			return err
 		}
 		rec.unread(m)
-		first, haveFirst = newView(m, types), true
+		in.first, in.haveFirst = newView(m, types), true
 		return nil
 	}
 	if kind == kindUnary || kind == kindServerStream {
@@ -354,7 +387,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 				return err
 			}
 		}
-		if ok, _ := r.test(name, md, first, haveFirst); !ok {
+		if ok, _ := r.test(name, in); !ok {
 			continue
 		}
 		if got, ok := claim(&rs.used[i], r.Times); ok {
@@ -363,15 +396,15 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		}
 	}
 	if rule == nil {
-		return status.Error(codes.Unimplemented, rs.explain(name, md, first, haveFirst))
+		return status.Error(codes.Unimplemented, rs.explain(name, in))
 	}
 	ev.Rule = rule.Ref()
 	r := &run{
 		e: e, call: rec, rule: rule, b: b, id: ev.ID, ctx: call.Context(), types: types,
 		sc: &scope{n: n, md: md, peer: ev.Peer, vars: rs.script.vars, caps: map[string]any{}, env: e.opts.Env},
 	}
-	if haveFirst {
-		r.sc.req = first
+	if in.haveFirst {
+		r.sc.req = in.first
 	}
 	return r.execute()
 }

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 // oneCall is a unary dynamic.Call with one request.
@@ -47,11 +47,11 @@ func (c *oneCall) Recv() (proto.Message, error) {
 }
 
 // Example loads a script against a schema and answers calls with it, the
-// way bcctl serve does. The schema is bcctl's corpus (testdata/protos), as
+// way bcctl serve does. The schema is bcctl's corpus (internal/corpus), as
 // bcctl serve --protoset loads it.
 func Example() {
 	ctx := context.Background()
-	schema, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+	schema, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		log.Fatal(err)
 	}

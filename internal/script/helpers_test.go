@@ -15,11 +15,11 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
-// testSchema is bcctl's schema corpus (testdata/protos), loaded from its
+// testSchema is bcctl's schema corpus (internal/corpus), loaded from its
 // protoset the way bcctl serve --protoset and bcctl demo load it, so that
 // what these tests and docs/script.md show holds against the real corpus.
 type testSchema struct {
@@ -35,7 +35,7 @@ var (
 func loadTestSchema(t testing.TB) *testSchema {
 	t.Helper()
 	schemaOnce.Do(func() {
-		src, err := dynamic.NewSourceFromProtosetBytes(protos.Protoset)
+		src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 		if err != nil {
 			schemaErr = err
 			return

@@ -59,6 +59,7 @@ func TestJSONSchemaMatchesLoader(t *testing.T) {
 	same("call expect keys", props(def("callExpect")), expectCallKeys)
 	same("fail keys", props(def("fail")), failKeys)
 	same("expect keys", props(def("expectation")), expectKeys)
+	same("raw-bytes forms", props(def("bytes")), bytesFormKeys)
 
 	var steps []string
 	for _, alt := range def("step")["oneOf"].([]any) {

@@ -172,7 +172,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	}
 	l.vars = map[string]any{}
 	if vn := get("vars"); vn != nil {
-		v, _ := l.d.yamlJSON(vn)
+		v, _ := l.d.varsJSON(vn)
 		if m, ok := v.(map[string]any); ok {
 			l.vars = m
 		} else if v != nil {

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -519,6 +520,9 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 		c.errorf(n, "%s: templates are not allowed in matchers", path)
 		return allMatcher{}
 	}
+	if m := c.bytesLiteral(n, t, path); m != nil {
+		return m
+	}
 	if c.isOpMap(n, t) {
 		return c.ops(n, t, path, exact)
 	}
@@ -743,6 +747,9 @@ func (m mdMatcher) match(md metadata.MD) (bool, string) {
 	}
 	var why string
 	for _, v := range vals {
+		if isBinaryKey(m.key) { // raw bytes: matched as protojson gives a bytes field
+			v = base64.StdEncoding.EncodeToString([]byte(v))
+		}
 		ok, w := m.m.match(v, true)
 		if ok {
 			return true, ""

@@ -51,6 +51,8 @@ type body struct {
 	method   protoreflect.MethodDescriptor
 	kind     callKind
 	request  matcher // nil: any request
+	where    []whereCond
+	whereReq bool // a where expression reads req
 	delay    time.Duration
 	headers  []mdValue
 	trailers []mdValue
@@ -61,12 +63,12 @@ type body struct {
 }
 
 // needsRequest reports whether matching must look at the first message.
-func (b *body) needsRequest() bool { return b.request != nil }
+func (b *body) needsRequest() bool { return b.request != nil || b.whereReq }
 
 // Keys of a rule, of its match, in the order the docs present them.
 var (
 	ruleKeys  = []string{"name", "match", "times", "delay", "headers", "trailers", "reply", "stream", "fail", "do", "each", "end"}
-	matchKeys = []string{"method", "request", "exact", "metadata"}
+	matchKeys = []string{"method", "request", "exact", "metadata", "where"}
 )
 
 func (l *loader) rules(n *yaml.Node, sec Section, names map[string]calls.Pos) []*Rule {
@@ -179,11 +181,19 @@ func (l *loader) rule(n *yaml.Node, sec Section, idx int, names map[string]calls
 		mc := &matchCompiler{d: d, prefix: at + ".match."}
 		for _, p := range mps {
 			key := toLowerKey(p.key)
-			r.metadata = append(r.metadata, mdMatcher{key: key, m: mc.compile(p.val, mtarget{str: true}, "metadata "+key, false)})
+			target := mtarget{str: true}
+			if isBinaryKey(key) {
+				target = mtarget{fd: whereBytes} // raw bytes, matched like a bytes field
+			}
+			r.metadata = append(r.metadata, mdMatcher{key: key, m: mc.compile(p.val, target, "metadata "+key, false)})
 		}
 	}
 	for _, md := range methods {
 		b := l.body(ps, md, r, at, calls, anyTo, types, mget("request"), exact)
+		if wn := mget("where"); wn != nil {
+			env := &tenv{input: md.Input(), call: true, matching: true, vars: l.vars}
+			b.where, b.whereReq = l.where(wn, env, at+".match.where")
+		}
 		r.bodies[methodName(md)] = b
 	}
 	return r

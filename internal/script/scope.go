@@ -140,18 +140,31 @@ func (s *scope) eval(r *ref) (any, error) {
 	return walk(s.caps[r.root], r.steps), nil
 }
 
-// evalRef is eval that turns a bytes field's base64 into bytesVal.
+// evalRef evaluates a whole expression: the path (a bytes field's base64
+// becomes bytesVal, a binary metadata value is taken as it is), then its
+// functions.
 func (s *scope) evalRef(r *ref) (any, error) {
 	v, err := s.eval(r)
-	if err != nil || !r.bytes {
-		return v, err
+	if err != nil {
+		return nil, err
 	}
-	if str, ok := v.(string); ok {
-		if b, err := decodeBase64(str); err == nil {
-			return bytesVal(b), nil
+	if r.typ == typeBytes {
+		if str, ok := v.(string); ok {
+			if r.root == "meta" {
+				v = bytesVal(str)
+			} else if b, err := decodeBase64(str); err == nil {
+				v = bytesVal(b)
+			}
 		}
 	}
-	return v, nil
+	if len(r.stages) == 0 {
+		return v, nil
+	}
+	out, err := r.applyStages(v)
+	if err != nil {
+		return nil, fmt.Errorf("${%s}: %w", r.src, err)
+	}
+	return out, nil
 }
 
 // render evaluates t: a single reference keeps its value's type, anything

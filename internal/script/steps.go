@@ -57,11 +57,15 @@ func renderMD(list []mdValue, s *scope) (metadata.MD, error) {
 	md := metadata.MD{}
 	for _, kv := range list {
 		for _, t := range kv.vals {
-			v, err := s.text(t)
+			v, err := s.render(t)
 			if err != nil {
 				return nil, err
 			}
-			md.Append(kv.key, v)
+			if b, ok := v.(bytesVal); ok && isBinaryKey(kv.key) {
+				md.Append(kv.key, string(b)) // gRPC sends -bin values as base64
+				continue
+			}
+			md.Append(kv.key, stringify(v))
 		}
 	}
 	return md, nil
@@ -456,11 +460,29 @@ func (l *loader) metadata(n *yaml.Node, env *tenv, at string) []mdValue {
 			items = v.Content
 		}
 		for _, it := range items {
-			kv.vals = append(kv.vals, l.text(it, env, at+"."+key))
+			kv.vals = append(kv.vals, l.mdValue(it, key, env, at+"."+key))
 		}
 		out = append(out, kv)
 	}
 	return out
+}
+
+// mdValue compiles one metadata value: text (a template), or a raw-bytes
+// form, which a key ending in -bin takes as it is and any other key only
+// when it is printable ASCII.
+func (l *loader) mdValue(n *yaml.Node, key string, env *tenv, at string) *template {
+	if !isBytesForm(n) {
+		return l.text(n, env, at)
+	}
+	b, err := rawBytes(n)
+	if err == nil && !isBinaryKey(key) && !printableASCII(b) {
+		err = fmt.Errorf("%q does not end in -bin, so its values are printable ASCII, and these bytes (%s) are not", key, showBytes(b))
+	}
+	if err != nil {
+		l.d.errorf(deref(n), "%s: %v", at, err)
+		return &template{parts: []tpart{{}}}
+	}
+	return &template{src: string(b), parts: []tpart{{lit: string(b)}}}
 }
 
 // duration reads a Go duration ("250ms", "1.5s", "2m").

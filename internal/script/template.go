@@ -29,12 +29,14 @@ type tpart struct {
 	ref *ref
 }
 
-// ref is one `${root.path}` reference, checked at load time.
+// ref is one `${root.path | fn ...}` expression, checked at load time.
 type ref struct {
-	src   string
-	root  string
-	steps []pathStep
-	bytes bool // the path ends at a bytes value (evaluates to bytesVal)
+	src    string
+	root   string
+	steps  []pathStep
+	typ    vtype   // of root.path (set by check; typeBytes evaluates to bytesVal)
+	stages []stage // the functions after `|`, in order
+	out    vtype   // of the whole expression, after the stages
 }
 
 // bytesVal is the value of a bytes field read by a reference: it reads as
@@ -113,22 +115,13 @@ func parseTemplate(s string) (*template, error) {
 			if expr == "" {
 				return nil, fmt.Errorf("template %q: empty ${}", s)
 			}
-			segs := strings.Split(expr, ".")
-			for _, seg := range segs {
-				if seg == "" || strings.ContainsAny(seg, " \t\n{$") {
-					return nil, fmt.Errorf("template %q: bad reference ${%s}: write a path like req.field.sub", s, expr)
-				}
-			}
-			if !rootName.MatchString(segs[0]) {
-				return nil, fmt.Errorf("template %q: bad reference ${%s}: %q is not a name", s, expr, segs[0])
+			r, err := parseExpr(expr)
+			if err != nil {
+				return nil, fmt.Errorf("${%s}: %w", expr, err)
 			}
 			if lit.Len() > 0 {
 				t.parts = append(t.parts, tpart{lit: lit.String()})
 				lit.Reset()
-			}
-			r := &ref{src: expr, root: segs[0]}
-			for _, seg := range segs[1:] {
-				r.steps = append(r.steps, pathStep{key: seg, index: -1})
 			}
 			t.parts = append(t.parts, tpart{ref: r})
 			i += 2 + end
@@ -148,6 +141,7 @@ type tenv struct {
 	call     bool                                      // meta, n (a call is being answered)
 	stream   bool                                      // reqs and i
 	peer     bool                                      // peer.*
+	matching bool                                      // match.where: meta without n
 	captures map[string]protoreflect.MessageDescriptor // results of earlier `call ... as`
 	vars     map[string]any
 }
@@ -176,7 +170,10 @@ func (e *tenv) roots() []string {
 		out = append(out, "reqs", "i")
 	}
 	if e.call {
-		out = append(out, "n", "meta")
+		if !e.matching {
+			out = append(out, "n")
+		}
+		out = append(out, "meta")
 	}
 	if e.peer {
 		out = append(out, "peer")
@@ -191,68 +188,84 @@ func (e *tenv) roots() []string {
 }
 
 // check resolves every reference of t against e, normalizing field names
-// to the protojson (proto) names that requests are rendered with.
+// to the protojson (proto) names that requests are rendered with, and
+// type-checks the functions of each reference.
 func (e *tenv) check(t *template) error {
 	for _, p := range t.parts {
-		if p.ref != nil {
-			if err := e.checkRef(p.ref); err != nil {
-				return fmt.Errorf("${%s}: %w", p.ref.src, err)
-			}
+		if p.ref == nil {
+			continue
+		}
+		err := e.checkRef(p.ref)
+		if err == nil {
+			err = p.ref.checkStages()
+		}
+		if err != nil {
+			return fmt.Errorf("${%s}: %w", p.ref.src, err)
 		}
 	}
 	return nil
 }
 
+// checkRef resolves r's path and sets its type.
 func (e *tenv) checkRef(r *ref) error {
-	noPath := func() error {
+	var err error
+	r.typ, err = e.pathType(r)
+	return err
+}
+
+func (e *tenv) pathType(r *ref) (vtype, error) {
+	noPath := func(t vtype) (vtype, error) {
 		if len(r.steps) > 0 {
-			return fmt.Errorf("%s has no fields", r.root)
+			return t, fmt.Errorf("%s has no fields", r.root)
 		}
-		return nil
+		return t, nil
 	}
-	unavailable := func(why string) error {
-		return fmt.Errorf("%q is not available here (%s); available: %s", r.root, why, strings.Join(e.roots(), ", "))
+	unavailable := func(why string) (vtype, error) {
+		return typeAny, fmt.Errorf("%q is not available here (%s); available: %s", r.root, why, strings.Join(e.roots(), ", "))
 	}
 	switch r.root {
 	case "req":
 		if e.input == nil {
 			return unavailable("no request")
 		}
-		var err error
-		r.bytes, err = fieldPath(e.input, r.steps, "req")
-		return err
+		return fieldPath(e.input, r.steps, "req")
 	case "reqs":
 		if !e.stream {
 			return unavailable("only in each/end of client and bidi streams")
 		}
 		if len(r.steps) == 0 {
-			return nil
+			return typeList, nil
 		}
 		if err := setIndex(&r.steps[0], "reqs"); err != nil {
-			return err
+			return typeAny, err
 		}
-		var err error
-		r.bytes, err = fieldPath(e.input, r.steps[1:], "reqs."+r.steps[0].key)
-		return err
+		return fieldPath(e.input, r.steps[1:], "reqs."+r.steps[0].key)
 	case "i":
 		if !e.stream {
 			return unavailable("only in each/end of client and bidi streams")
 		}
-		return noPath()
+		return noPath(typeNumber)
 	case "n", "meta":
 		if !e.call {
 			return unavailable("no call is being answered")
 		}
 		if r.root == "n" {
-			return noPath()
+			if e.matching {
+				return unavailable("n counts the calls a rule has answered, and a rule is matched before it answers")
+			}
+			return noPath(typeNumber)
 		}
 		if len(r.steps) > 1 {
-			return fmt.Errorf("meta takes one key, as in meta.x-request-id")
+			return typeAny, fmt.Errorf("meta takes one key, as in meta.x-request-id")
 		}
-		if len(r.steps) == 1 {
-			r.steps[0].key = strings.ToLower(r.steps[0].key)
+		if len(r.steps) == 0 {
+			return typeObject, nil
 		}
-		return nil
+		r.steps[0].key = strings.ToLower(r.steps[0].key)
+		if isBinaryKey(r.steps[0].key) {
+			return typeBytes, nil
+		}
+		return typeText, nil
 	case "peer":
 		if !e.peer {
 			return unavailable("no peer")
@@ -262,57 +275,68 @@ func (e *tenv) checkRef(r *ref) error {
 		return checkFreePath(e.vars, r.steps, "vars")
 	case "env":
 		if len(r.steps) != 1 {
-			return fmt.Errorf("env takes one variable name, as in env.HOME")
+			return typeAny, fmt.Errorf("env takes one variable name, as in env.HOME")
 		}
-		return nil
+		return typeText, nil
 	case "now", "uuid":
-		return noPath()
+		return noPath(typeText)
 	}
 	if out, ok := e.captures[r.root]; ok {
-		var err error
-		r.bytes, err = checkCapturePath(out, r.steps, r.root)
-		return err
+		return checkCapturePath(out, r.steps, r.root)
 	}
-	return fmt.Errorf("unknown name %q%s", r.root, words.DidYouMean(r.root, e.roots()))
+	return typeAny, fmt.Errorf("unknown name %q%s", r.root, words.DidYouMean(r.root, e.roots()))
 }
+
+// isBinaryKey reports a metadata key whose values are raw bytes (gRPC
+// base64-encodes them on the wire).
+func isBinaryKey(key string) bool { return strings.HasSuffix(key, "-bin") }
 
 // Fields of a captured call result (see docs/script.md, "call").
 var captureFields = []string{"code", "message", "reply", "ok", "peer", "count", "failed", "calls"}
 
-func checkCapturePath(out protoreflect.MessageDescriptor, steps []pathStep, at string) (bool, error) {
+func checkCapturePath(out protoreflect.MessageDescriptor, steps []pathStep, at string) (vtype, error) {
 	if len(steps) == 0 {
-		return false, nil
+		return typeObject, nil
 	}
 	switch steps[0].key {
 	case "code", "message", "ok", "count", "failed":
 		if len(steps) > 1 {
-			return false, fmt.Errorf("%s.%s has no fields", at, steps[0].key)
+			return typeAny, fmt.Errorf("%s.%s has no fields", at, steps[0].key)
 		}
-		return false, nil
+		switch steps[0].key {
+		case "ok":
+			return typeBool, nil
+		case "count", "failed":
+			return typeNumber, nil
+		}
+		return typeText, nil
 	case "peer":
-		return false, checkPeerPath(steps[1:], at+".peer")
+		return checkPeerPath(steps[1:], at+".peer")
 	case "reply":
 		return fieldPath(out, steps[1:], at+".reply")
 	case "calls":
 		if len(steps) == 1 {
-			return false, nil
+			return typeList, nil
 		}
 		if err := setIndex(&steps[1], at+".calls"); err != nil {
-			return false, err
+			return typeAny, err
 		}
 		return checkCapturePath(out, steps[2:], at+".calls."+steps[1].key)
 	}
-	return false, fmt.Errorf("%s has no field %q; fields: %s", at, steps[0].key, strings.Join(captureFields, ", "))
+	return typeAny, fmt.Errorf("%s has no field %q; fields: %s", at, steps[0].key, strings.Join(captureFields, ", "))
 }
 
-func checkPeerPath(steps []pathStep, at string) error {
+func checkPeerPath(steps []pathStep, at string) (vtype, error) {
 	if len(steps) == 0 {
-		return nil
+		return typeObject, nil
 	}
 	if len(steps) > 1 || (steps[0].key != "id" && steps[0].key != "addr") {
-		return fmt.Errorf("%s has fields id and addr", at)
+		return typeAny, fmt.Errorf("%s has fields id and addr", at)
 	}
-	return nil
+	if steps[0].key == "id" {
+		return typeNumber, nil
+	}
+	return typeText, nil
 }
 
 func setIndex(s *pathStep, at string) error {
@@ -324,9 +348,9 @@ func setIndex(s *pathStep, at string) error {
 	return nil
 }
 
-// checkFreePath checks a path into plain YAML data (vars) as far as the data
-// goes.
-func checkFreePath(v any, steps []pathStep, at string) error {
+// checkFreePath checks a path into plain YAML data (vars) and returns the
+// type of the value it reaches.
+func checkFreePath(v any, steps []pathStep, at string) (vtype, error) {
 	for i := range steps {
 		switch x := v.(type) {
 		case map[string]any:
@@ -337,23 +361,42 @@ func checkFreePath(v any, steps []pathStep, at string) error {
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
-				return fmt.Errorf("%s has no key %q%s", at, steps[i].key, words.DidYouMean(steps[i].key, keys))
+				return typeAny, fmt.Errorf("%s has no key %q%s", at, steps[i].key, words.DidYouMean(steps[i].key, keys))
 			}
 			v = next
 		case []any:
 			if err := setIndex(&steps[i], at); err != nil {
-				return err
+				return typeAny, err
 			}
 			if steps[i].index >= len(x) {
-				return fmt.Errorf("%s has %d elements, no element %d", at, len(x), steps[i].index)
+				return typeAny, fmt.Errorf("%s has %d elements, no element %d", at, len(x), steps[i].index)
 			}
 			v = x[steps[i].index]
 		default:
-			return fmt.Errorf("%s is not a mapping or list", at)
+			return typeAny, fmt.Errorf("%s is not a mapping or list", at)
 		}
 		at += "." + steps[i].key
 	}
-	return nil
+	return typeOfData(v), nil
+}
+
+// typeOfData is the type of a constant (vars).
+func typeOfData(v any) vtype {
+	switch v.(type) {
+	case string:
+		return typeText
+	case bytesVal:
+		return typeBytes
+	case json.Number:
+		return typeNumber
+	case bool:
+		return typeBool
+	case map[string]any:
+		return typeObject
+	case []any:
+		return typeList
+	}
+	return typeAny
 }
 
 // checkFieldPath resolves a path of field names through md, accepting both
@@ -363,17 +406,17 @@ func checkFieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at stri
 	return err
 }
 
-// fieldPath is checkFieldPath that also reports whether the path ends at a
-// single bytes value.
-func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (bool, error) {
-	isBytes := false
+// fieldPath is checkFieldPath that also returns the type of the value the
+// path reaches.
+func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (vtype, error) {
+	t := typeObject
 	for i := 0; i < len(steps); i++ {
 		if md == nil || isWellKnown(md) {
-			return false, nil // free-form JSON below here (Struct, Any, ...)
+			return typeAny, nil // free-form JSON below here (Struct, Any, ...)
 		}
 		fd := findField(md, steps[i].key)
 		if fd == nil {
-			return false, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, words.DidYouMean(steps[i].key, fieldNames(md)))
+			return typeAny, fmt.Errorf("%s (%s) has no field %q%s", at, md.FullName(), steps[i].key, words.DidYouMean(steps[i].key, fieldNames(md)))
 		}
 		steps[i].key = string(fd.Name())
 		steps[i].fd = fd
@@ -382,32 +425,35 @@ func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (
 		switch {
 		case fd.IsMap():
 			elem = fd.MapValue()
-			isBytes = false
+			t = typeObject
 			if i+1 < len(steps) {
 				i++
 				steps[i].fd = elem
 				at += "." + steps[i].key
-				isBytes = elem.Kind() == protoreflect.BytesKind
+				t = kindType(elem)
 			}
 		case fd.IsList():
-			isBytes = false
+			t = typeList
 			if i+1 < len(steps) {
 				i++
 				if err := setIndex(&steps[i], at); err != nil {
-					return false, err
+					return typeAny, err
 				}
 				at += "." + steps[i].key
-				isBytes = fd.Kind() == protoreflect.BytesKind
+				t = kindType(fd)
 			}
 		default:
-			isBytes = fd.Kind() == protoreflect.BytesKind
+			t = kindType(fd)
 		}
 		md = elem.Message()
 		if md == nil && i+1 < len(steps) {
-			return false, fmt.Errorf("%s is a %s; it has no fields", at, elem.Kind())
+			return typeAny, fmt.Errorf("%s is a %s; it has no fields", at, elem.Kind())
 		}
 	}
-	return isBytes, nil
+	if md != nil && isWellKnown(md) && t == typeObject {
+		t = typeAny
+	}
+	return t, nil
 }
 
 // findField finds a field by proto name or JSON name.

@@ -214,8 +214,10 @@ func (c *valueCompiler) msg(n *yaml.Node, md protoreflect.MessageDescriptor, wha
 	return m
 }
 
-// template compiles a scalar containing `${`, or returns nil.
-func (c *valueCompiler) template(n *yaml.Node, path string, coerce coercion) value {
+// template compiles a scalar containing `${`, or returns nil. A template
+// that is a single expression must give one of the types the field takes
+// (any type when takes is empty); what names the field for that error.
+func (c *valueCompiler) template(n *yaml.Node, path string, coerce coercion, what string, takes ...vtype) value {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" || !hasTemplate(n.Value) {
 		return nil
 	}
@@ -223,11 +225,49 @@ func (c *valueCompiler) template(n *yaml.Node, path string, coerce coercion) val
 	if err == nil {
 		err = c.env.check(t)
 	}
+	if err == nil && t.whole() && len(takes) > 0 {
+		err = checkFits(t.parts[0].ref, what, takes)
+	}
 	if err != nil {
 		c.d.errorf(n, "%s: %v", path, err)
 		return constValue{nil}
 	}
 	return tmplValue{t: t, coerce: coerce}
+}
+
+// checkFits reports an expression whose type the field cannot hold.
+func checkFits(r *ref, what string, takes []vtype) error {
+	if r.out == typeAny {
+		return nil
+	}
+	for _, t := range takes {
+		if t == r.out {
+			return nil
+		}
+	}
+	names := make([]string, len(takes))
+	for i, t := range takes {
+		names[i] = t.String()
+	}
+	return fmt.Errorf("${%s} gives %s; %s takes %s", r.src, r.out, what, strings.Join(names, " or "))
+}
+
+// fieldTakes is what a template may give for one scalar value of fd: what names
+// the field's type, takes the types it accepts.
+func fieldTakes(fd protoreflect.FieldDescriptor) (what string, takes []vtype) {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return "", nil // message checks its own templates
+	case protoreflect.StringKind:
+		return "a string field", []vtype{typeText, typeBytes, typeNumber, typeBool}
+	case protoreflect.BytesKind:
+		return "a bytes field", []vtype{typeBytes, typeText, typeNumber}
+	case protoreflect.BoolKind:
+		return "a bool field", []vtype{typeBool, typeText}
+	case protoreflect.EnumKind:
+		return "an enum field", []vtype{typeText, typeNumber}
+	}
+	return "a number field (" + fd.Kind().String() + ")", []vtype{typeNumber, typeText}
 }
 
 // message compiles a mapping of field names.
@@ -239,7 +279,7 @@ func (c *valueCompiler) message(n *yaml.Node, md protoreflect.MessageDescriptor,
 	if isWellKnown(md) {
 		return c.wellKnown(n, md, path)
 	}
-	if v := c.template(n, path, coerceNone); v != nil {
+	if v := c.template(n, path, coerceNone, "a message ("+string(md.FullName())+")", typeObject); v != nil {
 		return v
 	}
 	if n.Kind != yaml.MappingNode {
@@ -282,7 +322,7 @@ func (c *valueCompiler) field(n *yaml.Node, fd protoreflect.FieldDescriptor, pat
 	}
 	switch {
 	case fd.IsList():
-		if v := c.template(n, path, coerceNone); v != nil {
+		if v := c.template(n, path, coerceNone, "a repeated field", typeList); v != nil {
 			return v
 		}
 		if n.Kind != yaml.SequenceNode {
@@ -295,7 +335,7 @@ func (c *valueCompiler) field(n *yaml.Node, fd protoreflect.FieldDescriptor, pat
 		}
 		return collapse(out)
 	case fd.IsMap():
-		if v := c.template(n, path, coerceNone); v != nil {
+		if v := c.template(n, path, coerceNone, "a map field", typeObject); v != nil {
 			return v
 		}
 		ps, ok := c.d.pairs(n, path+" (a map)")
@@ -353,12 +393,21 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 	if n == nil || isNull(n) {
 		return constValue{nil}
 	}
+	what, takes := fieldTakes(fd)
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return c.message(n, fd.Message(), path)
 	case protoreflect.StringKind:
-		if v := c.template(n, path, coerceString); v != nil {
+		if v := c.template(n, path, coerceString, what, takes...); v != nil {
 			return v
+		}
+		if isBytesForm(n) {
+			text, err := rawText(n)
+			if err != nil {
+				c.d.errorf(n, "%s: %v", path, err)
+				return constValue{nil}
+			}
+			return constValue{text}
 		}
 		if n.Kind != yaml.ScalarNode {
 			c.d.errorf(n, "%s is a string, not %s", path, describeNode(n))
@@ -366,24 +415,24 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 		}
 		return constValue{n.Value}
 	case protoreflect.BytesKind:
-		if v := c.template(n, path, coerceBytes); v != nil {
+		if v := c.template(n, path, coerceBytes, what, takes...); v != nil {
 			return v
 		}
+		if isBytesForm(n) {
+			b, err := rawBytes(n)
+			if err != nil {
+				c.d.errorf(n, "%s: %v", path, err)
+				return constValue{nil}
+			}
+			return constValue{base64.StdEncoding.EncodeToString(b)}
+		}
 		if n.Kind != yaml.ScalarNode {
-			c.d.errorf(n, "%s is bytes, not %s", path, describeNode(n))
+			c.d.errorf(n, "%s is bytes: write text, !!binary, {base64: ...} or {hex: ...}, not %s", path, describeNode(n))
 			return constValue{nil}
 		}
-		if n.ShortTag() != "!!binary" {
-			return constValue{base64.StdEncoding.EncodeToString([]byte(n.Value))}
-		}
-		s := strings.Join(strings.Fields(n.Value), "")
-		if _, err := decodeBase64(s); err != nil {
-			c.d.errorf(n, "%s: !!binary %q is not base64", path, n.Value)
-			return constValue{nil}
-		}
-		return constValue{s}
+		return constValue{base64.StdEncoding.EncodeToString([]byte(n.Value))}
 	case protoreflect.BoolKind:
-		if v := c.template(n, path, coerceBool); v != nil {
+		if v := c.template(n, path, coerceBool, what, takes...); v != nil {
 			return v
 		}
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
@@ -393,7 +442,7 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 		v, _ := scalarJSON(n)
 		return constValue{v}
 	case protoreflect.EnumKind:
-		if v := c.template(n, path, coerceNone); v != nil {
+		if v := c.template(n, path, coerceNone, what, takes...); v != nil {
 			return v
 		}
 		v, err := enumLiteral(n, fd.Enum())
@@ -403,7 +452,7 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 		}
 		return constValue{v}
 	default:
-		if v := c.template(n, path, coerceNone); v != nil {
+		if v := c.template(n, path, coerceNone, what, takes...); v != nil {
 			return v
 		}
 		v, err := numberLiteral(n, fd.Kind())
@@ -509,7 +558,7 @@ func (c *valueCompiler) free(n *yaml.Node, path string) value {
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		if v := c.template(n, path, coerceNone); v != nil {
+		if v := c.template(n, path, coerceNone, ""); v != nil {
 			return v
 		}
 		v, err := scalarJSON(n)

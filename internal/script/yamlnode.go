@@ -255,10 +255,24 @@ func floatJSON(f float64) any {
 
 // yamlJSON converts a YAML tree to JSON-shaped Go values (maps with string
 // keys, []any, scalars as scalarJSON gives them).
-func (d *diags) yamlJSON(n *yaml.Node) (any, bool) {
+func (d *diags) yamlJSON(n *yaml.Node) (any, bool) { return d.data(n, false) }
+
+// varsJSON is yamlJSON for `vars`, where the raw-bytes forms (!!binary,
+// {base64: ...}, {hex: ...}) become bytes values.
+func (d *diags) varsJSON(n *yaml.Node) (any, bool) { return d.data(n, true) }
+
+func (d *diags) data(n *yaml.Node, raw bool) (any, bool) {
 	n = deref(n)
 	if n == nil {
 		return nil, true
+	}
+	if raw && isBytesForm(n) {
+		b, err := rawBytes(n)
+		if err != nil {
+			d.errorf(n, "vars: %v", err)
+			return nil, false
+		}
+		return bytesVal(b), true
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
@@ -272,7 +286,7 @@ func (d *diags) yamlJSON(n *yaml.Node) (any, bool) {
 		out := make([]any, 0, len(n.Content))
 		ok := true
 		for _, c := range n.Content {
-			v, good := d.yamlJSON(c)
+			v, good := d.data(c, raw)
 			ok = ok && good
 			out = append(out, v)
 		}
@@ -281,7 +295,7 @@ func (d *diags) yamlJSON(n *yaml.Node) (any, bool) {
 		ps, ok := d.pairs(n, "a mapping")
 		out := make(map[string]any, len(ps))
 		for _, p := range ps {
-			v, good := d.yamlJSON(p.val)
+			v, good := d.data(p.val, raw)
 			ok = ok && good
 			out[p.key] = v
 		}

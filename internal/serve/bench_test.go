@@ -278,7 +278,7 @@ func BenchmarkIdlePeerMemory(b *testing.B) {
 }
 
 func measureIdlePeers(b *testing.B, n int, mode string) {
-	src := corpus(b)
+	src := corpusSchema(b)
 	sc, err := script.Parse(context.Background(), "serve.yaml", []byte(voteScript), script.Config{Upstream: src})
 	if err != nil {
 		b.Fatal(err)

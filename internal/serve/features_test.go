@@ -162,7 +162,7 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 // arrival on arrived. Serve's result arrives on the returned channel.
 func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
 	t.Helper()
-	srv, err := New(Config{Schema: corpus(t), Script: parseScript(t, "delay.yaml", `
+	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "delay.yaml", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}
     delay: `+delay+`
@@ -315,9 +315,17 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "serve.yaml")
+	// Each version is written whole and renamed into place: WriteFile
+	// truncates first, and a watcher that ticks twice between the
+	// truncation and the write (a loaded machine, a 5ms interval) would
+	// rightly load the empty file, a valid script with no rules.
 	write := func(s string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -332,7 +340,7 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 		srv.WatchScript(wctx, WatchOptions{
 			Path: path, Loaded: []byte(v1), Interval: 5 * time.Millisecond,
 			Load: func(ctx context.Context, src []byte) (*script.Script, error) {
-				return script.Parse(ctx, path, src, script.Config{Upstream: corpus(t)})
+				return script.Parse(ctx, path, src, script.Config{Upstream: corpusSchema(t)})
 			},
 			Report: func(o ReloadOutcome) { outcomes <- o },
 		})

@@ -21,9 +21,9 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
-	"github.com/bcctl/bcctl/testdata/protos"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func corpusProtoset() []byte { return protos.Protoset }
+func corpusProtoset() []byte { return corpus.Protoset }
 
 // testContext ends with the test or after 60s.
 func testContext(t testing.TB) context.Context {
@@ -47,10 +47,10 @@ var (
 	corpusErr  error
 )
 
-// corpus is the schema of testdata/protos.
-func corpus(t testing.TB) *dynamic.FileSource {
+// corpusSchema is the schema of internal/corpus.
+func corpusSchema(t testing.TB) *dynamic.FileSource {
 	t.Helper()
-	corpusOnce.Do(func() { corpusSrc, corpusErr = dynamic.NewSourceFromProtosetBytes(protos.Protoset) })
+	corpusOnce.Do(func() { corpusSrc, corpusErr = dynamic.NewSourceFromProtosetBytes(corpus.Protoset) })
 	if corpusErr != nil {
 		t.Fatal(corpusErr)
 	}
@@ -59,7 +59,7 @@ func corpus(t testing.TB) *dynamic.FileSource {
 
 func parseScript(t testing.TB, name, src string) *script.Script {
 	t.Helper()
-	sc, err := script.Parse(context.Background(), name, []byte(src), script.Config{Upstream: corpus(t)})
+	sc, err := script.Parse(context.Background(), name, []byte(src), script.Config{Upstream: corpusSchema(t)})
 	if err != nil {
 		t.Fatalf("parse %s: %v", name, err)
 	}
@@ -127,7 +127,7 @@ func (j *memJournal) all() []*Event {
 func startServe(t testing.TB, src string, configure ...func(*Config)) (*Server, string, *memJournal) {
 	t.Helper()
 	j := &memJournal{}
-	cfg := Config{Schema: corpus(t), Script: parseScript(t, "serve.yaml", src), Journal: j}
+	cfg := Config{Schema: corpusSchema(t), Script: parseScript(t, "serve.yaml", src), Journal: j}
 	for _, c := range configure {
 		c(&cfg)
 	}
@@ -177,7 +177,7 @@ func dialPeer(t testing.TB, addr string, opts peerOptions) *grpc.ClientConn {
 	}
 	var services []protoreflect.ServiceDescriptor
 	for _, n := range names {
-		d, err := corpus(t).FindSymbol(context.Background(), n)
+		d, err := corpusSchema(t).FindSymbol(context.Background(), n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func dialPlain(t testing.TB, addr string) *grpc.ClientConn {
 // response as compact JSON (proto names) and the status.
 func call(t testing.TB, ctx context.Context, conn grpc.ClientConnInterface, method, req string, kv ...string) (string, *status.Status) {
 	t.Helper()
-	d, err := dynamic.FindMethod(ctx, corpus(t), method)
+	d, err := dynamic.FindMethod(ctx, corpusSchema(t), method)
 	if err != nil {
 		t.Fatal(err)
 	}

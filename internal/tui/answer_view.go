@@ -5,6 +5,9 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bcctl/bcctl/internal/tui/helpbar"
 )
 
 // Layout of the call screen.
@@ -40,6 +43,7 @@ func (m *AnswerModel) layout() {
 	m.queue.SetSize(qw-2, body-2)
 	m.detail.SetSize(rw-2, dh-2)
 	m.editor.SetSize(rw-2, eh-2)
+	m.outcome.SetSize(rw-2, eh-2)
 	m.errForm.SetSize(rw-2, eh-2)
 	if m.cfg.Forward != nil {
 		m.fwd.SetSize(m.width-2, body-2)
@@ -81,9 +85,6 @@ func (m AnswerModel) titleBar() string {
 	if pending > 0 && m.screen == screenForward {
 		left += m.th.Warn.Render(" (f2 to answer)")
 	}
-	if m.confirmQuit {
-		left = m.th.Error.Render(fmt.Sprintf("q again to quit: %d waiting %s will get UNAVAILABLE", pending, plural(pending, "call", "calls")))
-	}
 	screens := []string{"Calls"}
 	if m.cfg.Forward != nil {
 		screens = append(screens, "Forward")
@@ -114,9 +115,13 @@ func (m AnswerModel) callScreen() string {
 	detail := m.th.Pane(dTitle, m.detail.View(), rw, dh, m.pane == paneDetail)
 
 	var lower string
-	if m.errOpen {
+	cv, ok := m.selected()
+	switch {
+	case m.errOpen:
 		lower = m.th.Pane("Answer with an error", m.errForm.View(), rw, body-dh, m.pane == paneEditor)
-	} else {
+	case ok && !cv.state.Open():
+		lower = m.th.Pane(outcomeTitle(cv), m.outcome.View(), rw, body-dh, m.pane == paneEditor)
+	default:
 		eTitle := "Reply"
 		if cv, ok := m.selected(); ok {
 			out := string(cv.call.Method.Output().FullName())
@@ -133,54 +138,72 @@ func (m AnswerModel) callScreen() string {
 
 // helpView renders the keys that do something now.
 func (m AnswerModel) helpView() string {
-	m.help.Width = m.width
+	if q := m.quitQuestion(); m.confirmQuit && q != "" {
+		// The question takes the place of the keys, in full.
+		return m.th.Error.Render(ansi.Wrap(q, max(m.width, 1), ""))
+	}
+	m.help.SetWidth(m.width)
 	return m.help.View(m.helpKeys())
 }
 
-func (m AnswerModel) helpKeys() helpKeys {
+func (m AnswerModel) helpKeys() helpbar.Keys {
 	k := m.keys
-	global := []key.Binding{k.Screen, k.Help, k.Quit}
+	keep := []key.Binding{k.HelpLetter, k.QuitLetter}
+	if m.editing() {
+		keep = []key.Binding{k.Help, k.Quit}
+	}
+	global := [][]key.Binding{{k.Calls, k.Forward, k.Screen}, helpAndQuit(k.Help, k.HelpLetter, k.Quit, k.QuitLetter)}
+	if m.cfg.Forward == nil {
+		global = global[1:]
+	}
 	if m.screen == screenForward {
-		f := m.fwd.KeyMap
-		short := []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit}
-		return helpKeys{short: short, full: [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global}}
+		short := append(m.fwd.ShortHelp(), k.Screen)
+		return helpbar.Keys{Short: short, Keep: keep, Full: append(m.fwd.FullHelp(), global...)}
 	}
 	cv, ok := m.selected()
 	streaming := ok && cv.call.ServerStreams()
 	if m.errOpen && m.pane == paneEditor {
 		f := m.errForm.KeyMap
-		return helpKeys{short: f.ShortHelp(), full: append(f.FullHelp(), global)}
+		return helpbar.Keys{Short: f.ShortHelp(), Keep: keep, Full: append(f.FullHelp(), global...)}
 	}
-	actions := []key.Binding{k.Send, k.Error}
-	if streaming {
-		actions = append(actions, k.End)
-	}
-	if m.cfg.Responder.HasScript() {
-		actions = append(actions, k.Script)
-	}
-	letters := []key.Binding{k.Edit, k.SendLetter, k.ErrorLetter}
-	if streaming {
-		letters = append(letters, k.EndLetter)
-	}
-	if m.cfg.Responder.HasScript() {
-		letters = append(letters, k.ScriptLetter)
-	}
-	nav := []key.Binding{k.NextPane, k.PrevPane, k.Leave}
-	var short []key.Binding
-	if m.editing() {
-		short = append(append(short, actions...), k.Leave, k.NextPane, k.Screen, k.Quit)
-	} else {
-		if m.pane == paneQueue {
-			short = append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")))
+	// The actions act on a pending call only: for another, they are not
+	// offered.
+	open := ok && cv.state.Open()
+	var actions, letters []key.Binding
+	if open {
+		actions = []key.Binding{k.Send, k.Error}
+		letters = []key.Binding{k.Edit, k.SendLetter, k.ErrorLetter}
+		if streaming {
+			actions = append(actions, k.End)
+			letters = append(letters, k.EndLetter)
 		}
-		short = append(append(short, letters...), k.NextPane)
+		if m.cfg.Responder.HasScript() {
+			actions = append(actions, k.Script)
+			letters = append(letters, k.ScriptLetter)
+		}
+	}
+	nav := []key.Binding{k.NextPane, k.PrevPane, k.Leave, k.Transport}
+	var short []key.Binding
+	switch {
+	case m.editing():
+		short = append(append(short, actions...), k.Leave, k.NextPane, k.Screen)
+	case m.pane == paneQueue:
+		short = append(append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select"))), letters...)
+	case !open:
+		back := k.Leave
+		back.SetHelp(k.Leave.Help().Key, "back to the calls")
+		short = append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "scroll")), back)
+	default:
+		short = append(short, letters...)
+	}
+	if !m.editing() {
+		short = append(short, k.NextPane)
 		if m.cfg.Forward != nil {
 			short = append(short, k.Forward)
 		}
-		short = append(short, k.HelpLetter, k.QuitLetter)
 	}
-	full := [][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav, {k.Calls, k.Forward, k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter}}
-	return helpKeys{short: short, full: full}
+	full := append([][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav}, global...)
+	return helpbar.Keys{Short: short, Keep: keep, Full: full}
 }
 
 func plural(n int, one, many string) string {

@@ -11,6 +11,8 @@ type AnswerKeyMap struct {
 	Send, Error, Script, End, Leave key.Binding
 	// The call screen, when not typing.
 	Edit, SendLetter, ErrorLetter, ScriptLetter, EndLetter, QuitLetter, HelpLetter, Calls, Forward key.Binding
+	// Transport shows or hides the transport headers of a call.
+	Transport key.Binding
 }
 
 // DefaultAnswerKeyMap returns the answer program's default keys.
@@ -37,17 +39,22 @@ func DefaultAnswerKeyMap() AnswerKeyMap {
 		HelpLetter:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Calls:        key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "calls")),
 		Forward:      key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "forward")),
+		Transport:    key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "transport headers")),
 	}
 }
 
-// helpKeys is a help.KeyMap made for the current state of a screen.
-type helpKeys struct {
-	short []key.Binding
-	full  [][]key.Binding
+// helpAndQuit is the help screen's group of the keys that show help and
+// quit: each letter with its function or ctrl key on one line.
+func helpAndQuit(help, helpLetter, quit, quitLetter key.Binding) []key.Binding {
+	both := func(letter, other key.Binding, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(append(letter.Keys(), other.Keys()...)...),
+			key.WithHelp(letter.Help().Key+" "+other.Help().Key, desc))
+	}
+	return []key.Binding{
+		both(helpLetter, help, "help"),
+		both(quitLetter, quit, "quit ("+quitLetter.Help().Key+" asks about calls in flight)"),
+	}
 }
-
-func (h helpKeys) ShortHelp() []key.Binding  { return h.short }
-func (h helpKeys) FullHelp() [][]key.Binding { return h.full }
 
 // ServeKeyMap are the keys of the serve program. Keys with ctrl or a
 // function key work everywhere; single letters only when no text field has

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/term"
+
+	"github.com/bcctl/bcctl/internal/tui/forward"
 )
 
 // The screen size used when the output is not a terminal that can tell its
@@ -24,7 +27,11 @@ const (
 // restored in every case.
 func RunAnswer(ctx context.Context, cfg AnswerConfig, in io.Reader, out io.Writer) error {
 	defer cfg.Responder.Close()
-	return run(ctx, NewAnswerModel(cfg), in, out)
+	m := NewAnswerModel(cfg)
+	// Forward calls still in flight are cancelled, and have been reported
+	// (journaled) with what happened, before the command goes on.
+	defer stopCalls(m.fwd)
+	return run(ctx, m, in, out)
 }
 
 // RunServe runs the serve program on the terminal until the person quits
@@ -33,7 +40,21 @@ func RunServe(ctx context.Context, cfg ServeConfig, in io.Reader, out io.Writer)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg.Context = ctx
-	return run(ctx, NewServeModel(cfg), in, out)
+	m := NewServeModel(cfg)
+	defer stopCalls(m.fwd)
+	return run(ctx, m, in, out)
+}
+
+// stopWait bounds how long quitting waits for the calls in flight to end
+// once they are cancelled.
+const stopWait = 5 * time.Second
+
+// stopCalls cancels the calls a forward pane has in flight and waits for
+// them to be reported.
+func stopCalls(f forward.Model) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	f.Stop(ctx)
 }
 
 // run runs model until the person quits (nil) or ctx is done (ctx's

@@ -6,16 +6,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/tui/forward"
+	"github.com/bcctl/bcctl/internal/tui/helpbar"
 	"github.com/bcctl/bcctl/internal/tui/journalview"
 	"github.com/bcctl/bcctl/internal/tui/registry"
 	"github.com/bcctl/bcctl/internal/tui/theme"
@@ -39,6 +40,10 @@ type ServeConfig struct {
 	Schema dynamic.Source
 	// Headers are sent with every reverse call made from the TUI.
 	Headers metadata.MD
+	// CallTimeout is the deadline reverse calls made from the TUI start
+	// with (the screen's deadline field changes it); zero means
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
 	// Title says where serve listens ("listening on 127.0.0.1:9000").
 	Title string
 	// Notices are serve's own news while the program runs (a script
@@ -49,9 +54,17 @@ type ServeConfig struct {
 	Theme theme.Theme
 	// Location is the time zone of journal times; nil means time.Local.
 	Location *time.Location
+	// Now is the clock of the calls made from the program; nil means
+	// time.Now.
+	Now func() time.Time
 	// KeyMap overrides the default keys when set.
 	KeyMap *ServeKeyMap
 }
+
+// DefaultCallTimeout is the deadline a reverse call made from the serve
+// program starts with: long enough for a person answering it by hand on
+// the other side.
+const DefaultCallTimeout = time.Minute
 
 // Screens and panes of the serve program.
 const (
@@ -77,6 +90,11 @@ type (
 	}
 	journalEntryMsg struct{ e journal.Entry }
 	watchEndedMsg   struct{ what string }
+	// peerMethodsMsg carries the methods a peer says it offers.
+	peerMethodsMsg struct {
+		peer    uint64
+		methods []protoreflect.MethodDescriptor
+	}
 )
 
 // ServeModel is the serve program's model.
@@ -88,7 +106,7 @@ type ServeModel struct {
 	peers    registry.Model
 	journal  journalview.Model
 	fwd      forward.Model
-	help     help.Model
+	help     helpbar.Model
 	target   uint64 // the peer the reverse-call screen calls
 	screen   int
 	pane     int
@@ -97,8 +115,11 @@ type ServeModel struct {
 	peerEv   <-chan registry.Event
 	journEv  <-chan journal.Entry
 	quitting bool
-	note     string
-	notice   string // the latest of cfg.Notices
+	// confirmQuit: q was pressed with reverse calls in flight; q again
+	// quits.
+	confirmQuit bool
+	note        string
+	notice      string // the latest of cfg.Notices
 }
 
 // NewServeModel returns the serve program's model.
@@ -116,13 +137,17 @@ func NewServeModel(cfg ServeConfig) ServeModel {
 	}
 	m := ServeModel{
 		keys: keys, cfg: cfg, th: th,
-		peers: registry.New(th), journal: journalview.New(th), help: newHelp(th),
+		peers: registry.New(th), journal: journalview.New(th), help: helpbar.New(th),
 	}
 	if cfg.Location != nil {
 		m.journal.Location = cfg.Location
 	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+		m.cfg.CallTimeout = cfg.CallTimeout
+	}
 	if cfg.Caller != nil {
-		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers}, th)
+		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers, Timeout: cfg.CallTimeout, Now: cfg.Now}, th)
 	}
 	m.setPane(panePeers)
 	return m
@@ -228,6 +253,11 @@ func (m ServeModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nextNotice(m.cfg.Notices)
 	case watchEndedMsg:
 		return m, nil
+	case peerMethodsMsg:
+		if msg.peer == m.target {
+			m.fwd.SetOffered(msg.methods, fmt.Sprintf("offered by peer %d", msg.peer))
+		}
+		return m, nil
 	case tea.KeyMsg:
 		return m.handleKey(msg)
 	}
@@ -265,20 +295,47 @@ func (m *ServeModel) callPeer() tea.Cmd {
 	if m.cfg.Caller == nil {
 		return nil
 	}
+	var load tea.Cmd
 	p, ok := m.peers.Selected()
-	if ok {
+	if ok && p.ID != m.target {
 		m.target = p.ID
 		cfg := m.fwd.Config()
 		cfg.Invoker = m.invoker(p.ID)
 		cfg.Target = fmt.Sprintf("peer %d (%s)", p.ID, p.Addr)
-		m.fwd.SetConfig(cfg)
+		m.fwd.SetConfig(cfg) // the old peer's result leaves the screen
+		m.fwd.SetOffered(nil, "")
+		load = m.loadPeerMethods(p.ID)
+	}
+	if ok {
 		m.note = ""
 	}
 	m.screen = screenReverse
 	m.peers.Blur()
 	m.journal.Blur()
-	return m.fwd.Activate()
+	return tea.Batch(m.fwd.Activate(), load)
 }
+
+// loadPeerMethods returns the Cmd that asks peer which methods its
+// backchannel offers, when the caller can tell.
+func (m ServeModel) loadPeerMethods(peer uint64) tea.Cmd {
+	pm, ok := m.cfg.Caller.(PeerMethods)
+	if !ok {
+		return nil
+	}
+	ctx := m.cfg.Context
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, peerMethodsTimeout)
+		defer cancel()
+		methods, err := pm.PeerMethods(ctx, peer)
+		if err != nil {
+			return nil // the picker lists the schema alone
+		}
+		return peerMethodsMsg{peer: peer, methods: methods}
+	}
+}
+
+// peerMethodsTimeout bounds asking a peer which methods it offers.
+const peerMethodsTimeout = 10 * time.Second
 
 func (m *ServeModel) showPeers() {
 	m.screen = screenPeers
@@ -290,6 +347,8 @@ func (m *ServeModel) showPeers() {
 
 func (m ServeModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.keys
+	confirming := m.confirmQuit
+	m.confirmQuit = false
 	switch {
 	case key.Matches(msg, k.Quit):
 		m.quitting = true
@@ -308,6 +367,10 @@ func (m ServeModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if !m.editing() {
 		switch {
 		case key.Matches(msg, k.QuitLetter):
+			if m.quitQuestion() != "" && !confirming {
+				m.confirmQuit = true
+				return m, nil
+			}
 			m.quitting = true
 			return m, tea.Quit
 		case key.Matches(msg, k.HelpLetter):
@@ -405,6 +468,16 @@ func (m ServeModel) View() string {
 	return m.titleBar() + "\n" + body + "\n" + m.helpView()
 }
 
+// quitQuestion says what quitting now would do to the reverse calls in
+// flight; "" when none is.
+func (m ServeModel) quitQuestion() string {
+	n := m.fwd.InFlight()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("press q again to quit (%d reverse %s in flight %s cancelled); any other key stays", n, plural(n, "call", "calls"), plural(n, "is", "are"))
+}
+
 func (m ServeModel) titleBar() string {
 	left := m.th.Title.Render("bcctl serve")
 	if m.cfg.Title != "" {
@@ -423,41 +496,45 @@ func (m ServeModel) titleBar() string {
 }
 
 func (m ServeModel) helpView() string {
-	m.help.Width = m.width
+	if q := m.quitQuestion(); m.confirmQuit && q != "" {
+		// The question takes the place of the keys, in full.
+		return m.th.Error.Render(ansi.Wrap(q, max(m.width, 1), ""))
+	}
+	m.help.SetWidth(m.width)
 	return m.help.View(m.helpKeys())
 }
 
-func (m ServeModel) helpKeys() helpKeys {
+func (m ServeModel) helpKeys() helpbar.Keys {
 	k := m.keys
-	global := []key.Binding{k.Screen, k.Help, k.Quit}
+	keep := []key.Binding{k.HelpLetter, k.QuitLetter}
+	if m.editing() {
+		keep = []key.Binding{k.Help, k.Quit}
+	}
+	global := [][]key.Binding{{k.Peers, k.Reverse, k.Screen}, helpAndQuit(k.Help, k.HelpLetter, k.Quit, k.QuitLetter)}
 	if m.screen == screenReverse {
-		f := m.fwd.KeyMap
-		return helpKeys{
-			short: []key.Binding{f.Send, f.Pick, f.Cancel, f.NextPart, f.Leave, k.Screen, k.Quit},
-			full:  [][]key.Binding{{f.Send, f.Cancel, f.Pick}, {f.Edit, f.NextPart, f.Leave}, global},
-		}
+		return helpbar.Keys{Short: append(m.fwd.ShortHelp(), k.Screen), Keep: keep, Full: append(m.fwd.FullHelp(), global...)}
 	}
 	tk := m.peers.KeyMap()
 	j := m.journal.KeyMap
 	var short []key.Binding
 	switch {
 	case m.editing():
-		short = []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply filter")), j.ClearFilter, k.Quit}
+		short = []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply filter")), j.ClearFilter}
 	case m.pane == panePeers:
 		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select"))}
 		if m.cfg.Caller != nil {
 			short = append(short, k.Call)
 		}
-		short = append(short, k.NextPane, k.HelpLetter, k.QuitLetter)
+		short = append(short, k.NextPane)
 	default:
-		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")), j.Filter, j.Details, j.Last, k.NextPane, k.HelpLetter, k.QuitLetter}
+		short = []key.Binding{key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")), j.Filter, j.Details, j.Last, k.NextPane}
 	}
 	full := [][]key.Binding{
 		{tk.LineUp, tk.LineDown, k.Call},
 		{j.Up, j.Down, j.First, j.Last},
 		{j.Filter, j.ClearFilter, j.Details},
-		{k.NextPane, k.PrevPane, k.Peers, k.Reverse},
-		{k.Screen, k.Help, k.HelpLetter, k.Quit, k.QuitLetter},
+		{k.NextPane, k.PrevPane},
 	}
-	return helpKeys{short: short, full: full}
+	full = append(full, global...)
+	return helpbar.Keys{Short: short, Keep: keep, Full: full}
 }

@@ -84,7 +84,8 @@ func FitLines(s string, width, height int) string {
 
 // TitleBar lays out a program's top line: left (the program and what it
 // is connected to) and, flush right, a tab per screen, numbered from 1,
-// with the active one in brackets. When both do not fit, left wins.
+// with the active one in brackets. When both do not fit, left is cut: the
+// tabs say which screen is shown and which key shows the other.
 func (t Theme) TitleBar(left string, width, active int, screens ...string) string {
 	var right strings.Builder
 	for i, name := range screens {
@@ -97,9 +98,13 @@ func (t Theme) TitleBar(left string, width, active int, screens ...string) strin
 			right.WriteString(t.Tab.Render(fmt.Sprintf(" %d %s ", i+1, name)))
 		}
 	}
-	gap := width - lipgloss.Width(left) - lipgloss.Width(right.String())
-	if gap < 1 {
+	rw := lipgloss.Width(right.String())
+	if rw+1 > width {
 		return Fit(left, width)
+	}
+	gap := width - lipgloss.Width(left) - rw
+	if gap < 1 {
+		return Fit(left, width-rw-1) + " " + right.String()
 	}
 	return left + strings.Repeat(" ", gap) + right.String()
 }

@@ -83,3 +83,27 @@ func TestNoColor(t *testing.T) {
 		t.Error("a color profile rendered no color")
 	}
 }
+
+// TestTitleBarKeepsTheTabs: when the line is short of room the left part
+// is cut, never the tabs (which say how to reach the other screen).
+func TestTitleBarKeepsTheTabs(t *testing.T) {
+	th := New(nil)
+	left := "bcctl · connected to 127.0.0.1:9000 · 3 calls waiting"
+	tests := []struct {
+		width int
+		want  string
+	}{
+		{80, left + "      [1 Calls]  2 Forward "},
+		{60, "bcctl · connected to 127.0.0.1:9000 ·… [1 Calls]  2 Forward "},
+		{20, "bcctl · connected t…"},
+	}
+	for _, tt := range tests {
+		got := th.TitleBar(left, tt.width, 0, "Calls", "Forward")
+		if got != tt.want {
+			t.Errorf("width %d:\n got %q\nwant %q", tt.width, got, tt.want)
+		}
+		if w := lipgloss.Width(got); w != tt.width {
+			t.Errorf("width %d: the bar is %d wide", tt.width, w)
+		}
+	}
+}

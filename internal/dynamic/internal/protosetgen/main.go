@@ -1,9 +1,9 @@
 // Command protosetgen compiles every .proto file under a directory with
 // protocompile (no protoc needed) and writes a protoset: a deterministic,
 // serialized google.protobuf.FileDescriptorSet with source info and all
-// imports. It generates testdata/protos/corpus.protoset:
+// imports. It generates internal/corpus/corpus.protoset:
 //
-//	go generate ./testdata/protos
+//	go generate ./internal/corpus
 package main
 
 import (

@@ -1,0 +1,51 @@
+// Package corpus is bcctl's schema corpus: the .proto files that tests,
+// examples and the demo use, and a protoset compiled from them.
+//
+// The corpus has two parts:
+//
+//   - package gitaly (gitaly/*.proto): a transaction-voting pair modelled on
+//     Gitaly and Praefect. RefService/CreateBranch and DeleteBranch need a
+//     vote; RefTransaction/VoteTransaction answers COMMIT, ABORT or STOP.
+//   - package acme (acme/*.proto): a user directory whose Users service has
+//     every call kind (unary, server, client and bidi streaming), uses the
+//     well-known types, enums, oneofs, maps, repeated and bytes fields,
+//     imports gitaly.Repository from the other package, and documents errors
+//     with google.rpc details (and its own acme.UserConflict detail).
+//
+// Other packages get the corpus without touching the file system: FS holds
+// the .proto sources (paths relative to the corpus root, which is also the
+// import path) and Protoset holds the compiled google.protobuf.FileDescriptorSet
+// with source info and every import (well-known types included).
+//
+// corpus.protoset is generated with protocompile, no protoc needed:
+//
+//	go generate ./internal/corpus
+//
+// A test of this package fails when the committed protoset is stale.
+package corpus
+
+import "embed"
+
+//go:generate go run ../dynamic/internal/protosetgen -root . -o corpus.protoset
+
+// FS holds the corpus .proto files at their import paths (for example
+// "gitaly/ref.proto").
+//
+//go:embed gitaly/*.proto acme/*.proto
+var FS embed.FS
+
+// Protoset is corpus.protoset: a serialized FileDescriptorSet of every file
+// in ProtoFiles and their imports, with source info (comments).
+//
+//go:embed corpus.protoset
+var Protoset []byte
+
+// ProtoFiles lists the corpus files, relative to the corpus root.
+var ProtoFiles = []string{
+	"acme/errors.proto",
+	"acme/user.proto",
+	"acme/users.proto",
+	"gitaly/ref.proto",
+	"gitaly/repository.proto",
+	"gitaly/transaction.proto",
+}
