@@ -133,6 +133,8 @@ type Relay struct {
 // Stream is a stream that is not gRPC (Gitaly's sidechannel), piped by
 // bcctl proxy from the upstream to a client byte for byte.
 type Stream struct {
+	// Conn is the proxy's number of the client connection.
+	Conn uint64 `json:"conn"`
 	// Kind is "sidechannel", or the stream's first bytes, quoted.
 	Kind string `json:"kind"`
 	// ChannelID is the sidechannel ID the stream carried.

@@ -233,7 +233,7 @@ func TestProxyEntries(t *testing.T) {
 		}
 	}
 	if got := buf.String(); !strings.Contains(got, `"relay":{"conn":1,"callee_ms":2.5,"added_ms":0.5,`) ||
-		!strings.Contains(got, `"stream":{"kind":"sidechannel","channel_id":7,"to_client":19,"to_upstream":2,"closed_first":"upstream"}`) {
+		!strings.Contains(got, `"stream":{"conn":0,"kind":"sidechannel","channel_id":7,"to_client":19,"to_upstream":2,"closed_first":"upstream"}`) {
 		t.Errorf("lines:\n%s", got)
 	}
 	entries, err := ReadAll(&buf, "proxy.jsonl")

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
@@ -41,15 +42,10 @@ type methodKey struct {
 func MethodName(c *Call) string { return strings.TrimPrefix(c.Method, "/") }
 
 // method returns the descriptor of c's method, nil when no schema knows
-// it. Each method is looked up once.
+// it. Each method is looked up once. Methods the schema does not know but
+// bcctl itself does (reflection, health) are found in the program's
+// registry.
 func (d *Decoder) method(ctx context.Context, dir calls.Direction, name string) protoreflect.MethodDescriptor {
-	src := d.Forward
-	if dir == calls.Reverse && d.Reverse != nil {
-		src = d.Reverse
-	}
-	if src == nil {
-		return nil
-	}
 	key := methodKey{dir, name}
 	d.mu.Lock()
 	md, seen := d.methods[key]
@@ -57,9 +53,14 @@ func (d *Decoder) method(ctx context.Context, dir calls.Direction, name string) 
 	if seen {
 		return md
 	}
-	md, err := dynamic.FindMethod(ctx, src, name)
-	if err != nil {
-		md = nil
+	md = nil
+	if src := d.source(dir); src != nil {
+		if found, err := dynamic.FindMethod(ctx, src, name); err == nil {
+			md = found
+		}
+	}
+	if md == nil {
+		md = builtInMethod(name)
 	}
 	d.mu.Lock()
 	if d.methods == nil {
@@ -70,16 +71,39 @@ func (d *Decoder) method(ctx context.Context, dir calls.Direction, name string) 
 	return md
 }
 
+// source returns the schema of dir's calls, nil when there is none.
+func (d *Decoder) source(dir calls.Direction) dynamic.Source {
+	if dir == calls.Reverse && d.Reverse != nil {
+		return d.Reverse
+	}
+	return d.Forward
+}
+
 // types returns the resolver of Any types for dir's schema.
 func (d *Decoder) types(dir calls.Direction) dynamic.TypeResolver {
-	src := d.Forward
-	if dir == calls.Reverse && d.Reverse != nil {
-		src = d.Reverse
+	if src := d.source(dir); src != nil {
+		return src.Types()
 	}
-	if src == nil {
+	return nil
+}
+
+// builtInMethod finds name ("pkg.Service/Method") in the program's
+// registry, which holds the services bcctl itself uses: reflection and
+// health.
+func builtInMethod(name string) protoreflect.MethodDescriptor {
+	svc, method, ok := strings.Cut(name, "/")
+	if !ok || !strings.HasPrefix(svc, "grpc.reflection.") && !strings.HasPrefix(svc, "grpc.health.") {
 		return nil
 	}
-	return src.Types()
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return nil
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil
+	}
+	return sd.Methods().ByName(protoreflect.Name(method))
 }
 
 // Entry returns the journal entry of a call that has ended. ID and Cause
@@ -118,7 +142,7 @@ func (d *Decoder) StreamEntry(s *SideStream) journal.Entry {
 		Peer:       &journal.Peer{ID: s.Conn.PeerID, Addr: addrString(s.Conn.ClientAddr)},
 		DurationMS: ms(s.Duration().Microseconds()),
 		Stream: &journal.Stream{
-			Kind: s.Kind, ToClient: s.ToClient, ToUpstream: s.ToUpstream, ClosedFirst: s.ClosedFirst.String(),
+			Conn: s.Conn.ID, Kind: s.Kind, ToClient: s.ToClient, ToUpstream: s.ToUpstream, ClosedFirst: s.ClosedFirst.String(),
 		},
 	}
 	if s.HasChannelID {
