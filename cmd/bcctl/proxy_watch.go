@@ -10,6 +10,7 @@ import (
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // proxyWatch is the proxy's Observer in bcctl proxy: it turns what the
@@ -85,9 +86,9 @@ func (w *proxyWatch) write(e journal.Entry) {
 // summary counts what the proxy relayed, for its last line.
 func (w *proxyWatch) summary() string {
 	parts := []string{
-		servePlural(int(w.conns.Load()), "client connection"),
+		words.Count(w.conns.Load(), "client connection"),
 		fmt.Sprintf("%d forward and %d reverse calls relayed", w.forward.Load(), w.reverse.Load()),
-		servePlural(int(w.streams.Load()), "side stream"),
+		words.Count(w.streams.Load(), "side stream"),
 	}
 	return strings.Join(parts, ", ")
 }
