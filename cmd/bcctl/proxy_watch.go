@@ -22,6 +22,7 @@ type proxyWatch struct {
 	decoder *proxy.Decoder
 	journal *journal.Writer // nil without --journal
 	printer *proxyPrinter   // nil with -o none
+	record  *proxyRecorder  // nil without --record
 	started time.Time
 
 	conns, forward, reverse, streams atomic.Uint64
@@ -54,10 +55,13 @@ func (w *proxyWatch) CallEnded(c *proxy.Call) {
 	} else {
 		w.forward.Add(1)
 	}
+	if w.record != nil {
+		w.record.add(c)
+	}
 	if w.journal == nil && w.printer == nil {
 		return
 	}
-	w.record(w.decoder.Entry(context.Background(), c))
+	w.write(w.decoder.Entry(context.Background(), c))
 }
 
 func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
@@ -65,11 +69,11 @@ func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
 	if w.journal == nil && w.printer == nil {
 		return
 	}
-	w.record(w.decoder.StreamEntry(s))
+	w.write(w.decoder.StreamEntry(s))
 }
 
-// record writes an entry to the journal and prints it.
-func (w *proxyWatch) record(e journal.Entry) {
+// write writes an entry to the journal and prints it.
+func (w *proxyWatch) write(e journal.Entry) {
 	if w.journal != nil {
 		// A write error is kept by the Writer and reported at exit.
 		_, _ = w.journal.Write(e)
