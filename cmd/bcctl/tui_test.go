@@ -206,7 +206,9 @@ func TestTUIRefusedWithoutUI(t *testing.T) {
 func TestConnectTUIServerGone(t *testing.T) {
 	srv := newServer(t, testServerOptions{})
 	keys, term, done := tuiRunBcctl(t, "connect", "--plaintext", srv.Addr, "--tui", "--backchannel-protoset", corpusProtoset)
-	go func() { _, _ = srv.callPeers(testCtx(t), "gitaly.RefTransaction/VoteTransaction", `{"transaction_id": 5}`, 20*time.Second) }()
+	go func() {
+		_, _ = srv.callPeers(testCtx(t), "gitaly.RefTransaction/VoteTransaction", `{"transaction_id": 5}`, 20*time.Second)
+	}()
 	term.waitFor(t, "VoteTransaction", "left")
 	srv.Stop()
 	term.waitFor(t, "the server at "+srv.Addr+" closed the connection · q leaves")

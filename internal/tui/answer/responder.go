@@ -116,9 +116,9 @@ func (r *Responder) gone() bool {
 func (r *Responder) HasScript() bool { return r.opts.Script != nil }
 
 // Next returns a tea.Cmd that waits for the Responder's next event:
-// ArrivedMsg, ReceivedMsg, HalfClosedMsg, MatchMsg, SentMsg, DelegatedMsg
-// EndedMsg or LostMsg, and ClosedMsg once it is closed. Issue it again after each
-// event; only one may be waiting at a time.
+// ArrivedMsg, ReceivedMsg, HalfClosedMsg, MatchMsg, SentMsg, DelegatedMsg,
+// EndedMsg or LostMsg, and ClosedMsg once it is closed. Issue it again
+// after each event; only one may be waiting at a time.
 func (r *Responder) Next() tea.Cmd { return r.box.Next(ClosedMsg{}) }
 
 // Close ends every pending call with UNAVAILABLE (the person is gone) and
