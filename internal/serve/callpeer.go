@@ -53,7 +53,7 @@ type PeerCall struct {
 // methods that exist), a request that does not fit (*dynamic.FieldError).
 // The call's own outcome, OK or not, is in the Event's Call.Status.
 func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
-	conn, err := s.reg.Backchannel(pc.Peer)
+	conn, err := s.peerConn(pc.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer: %s: %w", s.notConnected(pc.Peer), ErrUnknownPeer)
 	}
