@@ -43,6 +43,10 @@ func TestMain(m *testing.M) {
 //	    after waiting (up to 10s) until it has made N of them
 //	bcserver-stop NAME
 //	    stop server NAME now (its peers lose their connection)
+//	bcserver-release NAME
+//	    let server NAME make the reverse call of a DeleteBranch it has
+//	    answered (StopTransaction), once the script has seen the caller
+//	    finish the call (waiting up to 10s for a DeleteBranch)
 //	bclist-peers NAME
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)
@@ -104,16 +108,17 @@ func (s *scriptServers) get(ts *testscript.TestScript, name string) *testServer 
 
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"bcserver":      cmdBCServer,
-		"bccall-peers":  cmdCallPeers,
-		"bcwait-peers":  cmdWaitPeers,
-		"bcserver-log":  cmdServerLog,
-		"gencerts":      cmdGenCerts,
-		"waitfile":      cmdWaitFile,
-		"exitcode":      cmdExitCode,
-		"bcserver-stop": cmdServerStop,
-		"bclist-peers":  cmdListPeers,
-		"bccorpus":      cmdCorpus,
+		"bcserver":         cmdBCServer,
+		"bccall-peers":     cmdCallPeers,
+		"bcwait-peers":     cmdWaitPeers,
+		"bcserver-log":     cmdServerLog,
+		"gencerts":         cmdGenCerts,
+		"waitfile":         cmdWaitFile,
+		"exitcode":         cmdExitCode,
+		"bcserver-stop":    cmdServerStop,
+		"bcserver-release": cmdServerRelease,
+		"bclist-peers":     cmdListPeers,
+		"bccorpus":         cmdCorpus,
 		// serve, peers and demo (serve_script_test.go)
 		"serve-addr":       cmdServeAddr,
 		"serve-peer":       cmdServePeer,
@@ -261,6 +266,13 @@ func cmdServerStop(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: bcserver-stop NAME")
 	}
 	servers(ts).get(ts, args[0]).Stop()
+}
+
+func cmdServerRelease(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bcserver-release NAME")
+	}
+	ts.Check(servers(ts).get(ts, args[0]).release(10 * time.Second))
 }
 
 func cmdListPeers(ts *testscript.TestScript, neg bool, args []string) {
