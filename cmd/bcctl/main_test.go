@@ -35,9 +35,11 @@ func TestMain(m *testing.M) {
 //	bcserver [-plain] [-tls DIR] [-mtls] [-unix PATH] [-noreflect] NAME
 //	    start a test server (testserver_test.go) and set $NAME to its
 //	    address; stopped when the script ends
-//	bccall-peers NAME METHOD JSON
+//	bccall-peers [-bg] NAME METHOD JSON
 //	    make a reverse call into every peer connected to server NAME
-//	    (waiting up to 10s for one) and print each answer
+//	    (waiting up to 10s for one) and print each answer; with -bg, go on
+//	    at once and make the calls meanwhile (into the client the script
+//	    starts next), printing nothing
 //	bcserver-log NAME [N]
 //	    print what server NAME's own reverse calls got ("vote COMMIT"),
 //	    after waiting (up to 10s) until it has made N of them
@@ -163,10 +165,25 @@ func cmdBCServer(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdCallPeers(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 3 {
-		ts.Fatalf("usage: bccall-peers NAME METHOD JSON")
+	background := len(args) > 0 && args[0] == "-bg"
+	if background {
+		args = args[1:]
+	}
+	if len(args) != 3 || (background && neg) {
+		ts.Fatalf("usage: bccall-peers [-bg] NAME METHOD JSON")
 	}
 	srv := servers(ts).get(ts, args[0])
+	if background {
+		// The calls wait for the client the script starts next; what they
+		// got is that client's to tell. The script's end waits for them.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = srv.callPeers(context.Background(), args[1], args[2], 10*time.Second)
+		}()
+		ts.Defer(func() { <-done })
+		return
+	}
 	lines, err := srv.callPeers(context.Background(), args[1], args[2], 10*time.Second)
 	if neg {
 		if err == nil {
