@@ -77,7 +77,6 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.WithStaticStreamWindowSize(relayStreamWindow),
 		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(cfg.MaxMsgSize),
 			grpc.MaxCallSendMsgSize(cfg.MaxMsgSize),
 		),

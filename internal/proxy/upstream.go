@@ -40,7 +40,6 @@ func (p *Proxy) dialUpstream(l *link) (*grpc.ClientConn, error) {
 		grpc.WithStaticStreamWindowSize(relayStreamWindow),
 		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(p.cfg.MaxMsgSize),
 			grpc.MaxCallSendMsgSize(p.cfg.MaxMsgSize),
 		),
