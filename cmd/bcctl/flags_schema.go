@@ -5,8 +5,11 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -108,6 +111,13 @@ func (s *SchemaFlags) FileSource(ctx context.Context) (*dynamic.FileSource, erro
 		return nil, fmt.Errorf("--%sproto and --%sprotoset do not fit together: %w", s.prefix, s.prefix, err)
 	}
 	return merged, nil
+}
+
+// Combine is the schema of the flags from files already loaded (nil when
+// none) and, with reflection, the server at cc (md: the reflection
+// headers).
+func (s *SchemaFlags) Combine(ctx context.Context, files *dynamic.FileSource, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
+	return client.ForwardSource(ctx, files, s.Reflection(), cc, md)
 }
 
 // files is FileSource as a client session loads it; nil when no files

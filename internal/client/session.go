@@ -157,23 +157,36 @@ func (s *Session) resolveForward(ctx context.Context) error {
 			return err
 		}
 	}
-	var src dynamic.Source
-	switch {
-	case !sc.Reflection && files == nil:
-		return ErrNoSchema
-	case !sc.Reflection:
-		src = files
-	default:
-		var cc grpc.ClientConnInterface = s.conn.ClientConn()
-		refl := dynamic.NewSourceFromReflection(ctx, cc, sc.ReflectMetadata)
-		src = refl
-		if files != nil {
-			src = dynamic.NewCompositeSource(refl, files)
-		}
+	var cc grpc.ClientConnInterface
+	if s.conn != nil {
+		cc = s.conn.ClientConn()
+	}
+	src, err := ForwardSource(ctx, files, sc.Reflection, cc, sc.ReflectMetadata)
+	if err != nil {
+		return err
 	}
 	s.forward, s.forwardFiles = src, files
 	s.closers = append(s.closers, src.Close)
 	return nil
+}
+
+// ForwardSource is a forward schema: by reflection over cc (md is sent
+// with its requests) with files, when given, as the fallback for what
+// reflection does not know; or, without reflection, the files alone.
+func ForwardSource(ctx context.Context, files *dynamic.FileSource, reflection bool, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
+	switch {
+	case !reflection && files == nil:
+		return nil, ErrNoSchema
+	case !reflection:
+		return files, nil
+	case cc == nil:
+		return nil, ErrNoAddress
+	}
+	refl := dynamic.NewSourceFromReflection(ctx, cc, md)
+	if files == nil {
+		return refl, nil
+	}
+	return dynamic.NewCompositeSource(refl, files), nil
 }
 
 // Conn is the connection; nil without Config.Dial.
