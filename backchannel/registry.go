@@ -214,6 +214,10 @@ func (r *Registry) notifyLocked(ev PeerEvent) {
 }
 
 // watcher queues events for one Watch caller without blocking the registry.
+// It is a private copy of the design of bcctl's internal/fanout (a queue
+// per consumer, a wake token, one goroutine that pumps the queue into an
+// unbuffered channel), because this public package imports nothing from
+// internal/.
 type watcher struct {
 	ctx    context.Context
 	out    chan PeerEvent

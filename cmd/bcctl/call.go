@@ -18,6 +18,7 @@ import (
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // CallOptions are the options of `bcctl call`.
@@ -233,8 +234,8 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	waitErr := waitForReverse(ctx, s, &opts.Answer, &opts.Client)
 	report := s.Check()
 	if opts.Verbosity > 1 && opts.Output == "text" {
-		fmt.Fprintf(out, "\nTiming: connect %s, call %s, total %s; %d reverse calls answered\n",
-			conn.ConnectTime().Round(time.Microsecond), callTime.Round(time.Microsecond), time.Since(start).Round(time.Microsecond), conn.ReverseCalls())
+		fmt.Fprintf(out, "\nTiming: connect %s, call %s, total %s; %s answered\n",
+			conn.ConnectTime().Round(time.Microsecond), callTime.Round(time.Microsecond), time.Since(start).Round(time.Microsecond), words.Count(conn.ReverseCalls(), "reverse call"))
 	}
 	if report != nil && opts.Verbosity > 0 && opts.Output == "text" && report.OK() {
 		fmt.Fprintf(out, "\n%s\n", report)
@@ -322,7 +323,7 @@ func waitForReverse(ctx context.Context, s *client.Session, a *AnswerFlags, c *C
 	default:
 		why = fmt.Sprintf("within --linger %s", a.Linger)
 	}
-	return fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", a.WaitReverse, got, plural(got, "call"), why)
+	return fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", a.WaitReverse, got, words.Plural(got, "call was", "calls were"), why)
 }
 
 func isClosed(ch <-chan struct{}) bool {
@@ -332,13 +333,6 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word + " was"
-	}
-	return word + "s were"
 }
 
 // connDetails describes the connection for -vv.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // ConnectOptions are the options of `bcctl connect`.
@@ -153,7 +154,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		if !interrupted(ctx) {
 			why = fmt.Sprintf("before --max-time %s passed", opts.Client.Conn.MaxTime)
 		}
-		errs = append(errs, fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", opts.Answer.WaitReverse, got, plural(got, "call"), why))
+		errs = append(errs, fmt.Errorf("--wait-reverse %d: %d reverse %s answered %s", opts.Answer.WaitReverse, got, words.Plural(got, "call was", "calls were"), why))
 	}
 	if closeErr != nil {
 		errs = append(errs, closeErr)

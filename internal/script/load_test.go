@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 rules:
   - match: {method: gitaly.RefService/CreateBrunch}
     reply: {}
-`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.RefService/CreateBrunch"; did you mean "gitaly.RefService/CreateBranch" or "gitaly.RefService/DeleteBranch"?`}},
+`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.RefService/CreateBrunch"; did you mean "gitaly.RefService/CreateBranch"?`}},
 		{"unknown service", `
 rules:
   - match: {method: acme.Userz/Get}
@@ -93,7 +93,7 @@ rules:
 rules:
   - match: {method: acme.Users/Get}
     reply: {id: "1", nickame: x}
-`, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname" or "name"?`}},
+`, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname"?`}},
 		{"unknown nested field in with", `
 rules:
   - match: {method: gitaly.RefService/CreateBranch}

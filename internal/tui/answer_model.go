@@ -18,6 +18,7 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/msgview"
 	"github.com/bcctl/bcctl/internal/tui/queue"
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // AnswerConfig configures the answer program.
@@ -528,10 +529,10 @@ func (m *AnswerModel) noCall(hasCall bool) tea.Cmd {
 func (m AnswerModel) quitQuestion() string {
 	var parts []string
 	if n := m.queue.Pending(); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d waiting %s get UNAVAILABLE", n, plural(n, "call", "calls")))
+		parts = append(parts, fmt.Sprintf("%d waiting %s get UNAVAILABLE", n, words.Plural(n, "call", "calls")))
 	}
 	if n := m.fwd.InFlight(); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d forward %s in flight %s cancelled", n, plural(n, "call", "calls"), plural(n, "is", "are")))
+		parts = append(parts, fmt.Sprintf("%d forward %s in flight %s cancelled", n, words.Plural(n, "call", "calls"), words.Plural(n, "is", "are")))
 	}
 	if len(parts) == 0 {
 		return ""

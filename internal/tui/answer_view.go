@@ -205,10 +205,3 @@ func (m AnswerModel) helpKeys() helpbar.Keys {
 	full := append([][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav}, global...)
 	return helpbar.Keys{Short: short, Keep: keep, Full: full}
 }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
