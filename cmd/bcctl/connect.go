@@ -139,6 +139,11 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 
 	end := s.WaitReverse(ctx, opts.Answer.WaitReverse)
 	lost, waited := end == client.WaitLost, end == client.WaitReached
+	if lost && useTUI {
+		// The TUI keeps the queue on the screen, each call saying how the
+		// lost connection ended it, until the person leaves.
+		<-ctx.Done()
+	}
 	report := s.Check()
 	closeErr := s.Close()
 	if report != nil && report.OK() && opts.Verbosity > 0 {

@@ -45,7 +45,13 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 	if env.Engine != nil && len(env.Engine.Script().Backchannel) > 0 {
 		engine = env.Engine
 	}
-	r := answer.NewResponder(answer.Options{Script: engine, Observer: byTUI, Resolver: types})
+	opts := answer.Options{Script: engine, Observer: byTUI, Resolver: types}
+	if env.Conn != nil {
+		// A call that ends because the connection closed is lost, not
+		// cancelled by its caller.
+		opts.Gone = env.Conn.BackchannelClosed
+	}
+	r := answer.NewResponder(opts)
 
 	ctx, cancel := context.WithCancel(env.Context)
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
@@ -75,6 +81,20 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 	}
 	if env.Hosted == nil {
 		cfg.Title += " · hosting nothing: give the schema of the services you answer (--backchannel-proto, --proto)"
+	}
+	if env.Conn != nil {
+		// When the server goes away, the calls it left waiting say so and
+		// the queue stays on the screen (connect waits for the person to
+		// leave).
+		go func() {
+			select {
+			case <-env.Conn.Lost():
+				if ctx.Err() == nil {
+					r.ConnectionLost(fmt.Errorf("the server at %s closed the connection", env.Conn.Address()))
+				}
+			case <-ctx.Done():
+			}
+		}()
 	}
 	go func() {
 		defer close(t.done)

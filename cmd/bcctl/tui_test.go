@@ -214,3 +214,29 @@ func TestTUIRefusedWithoutUI(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectTUIServerGone (issue 15, item 14): when the server goes away
+// the TUI stays, says why, and keeps the queue until the person leaves;
+// then connect exits with the lost connection.
+func TestConnectTUIServerGone(t *testing.T) {
+	srv := newServer(t, testServerOptions{})
+	keys, term, done := tuiRunBcctl(t, "connect", "--plaintext", srv.Addr, "--tui", "--backchannel-protoset", corpusProtoset)
+	go func() {
+		_, _ = srv.callPeers(testCtx(t), "gitaly.RefTransaction/VoteTransaction", `{"transaction_id": 5}`, 20*time.Second)
+	}()
+	term.waitFor(t, "VoteTransaction", "left")
+	srv.Stop()
+	term.waitFor(t, "the server at "+srv.Addr+" closed the connection · q leaves")
+	select {
+	case res := <-done:
+		t.Fatalf("connect ended (exit %d) before the person left; stderr:\n%s", res.code, res.stderr)
+	default:
+	}
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, done)
+	if res.code != ExitError || !strings.Contains(res.stderr, "closed the connection") {
+		t.Errorf("exit %d, stderr:\n%s\nwant %d naming the closed connection", res.code, res.stderr, ExitError)
+	}
+}
