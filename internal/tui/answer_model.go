@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ type sentMsg struct {
 	by  answer.Answerer
 }
 
+// errConnectionLost is the cause shown when none is given.
+var errConnectionLost = errors.New("the connection was lost")
+
 // AnswerModel is the answer program's model.
 type AnswerModel struct {
 	keys AnswerKeyMap
@@ -100,6 +104,7 @@ type AnswerModel struct {
 	width     int
 	height    int
 	closed    bool
+	lost      error // why the connection went away; the queue stays to be read
 	quitting  bool
 	// confirmQuit: q was pressed with calls waiting; q again quits.
 	confirmQuit bool
@@ -158,6 +163,12 @@ func (m AnswerModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case answer.ArrivedMsg, answer.ReceivedMsg, answer.HalfClosedMsg, answer.MatchMsg,
 		answer.SentMsg, answer.DelegatedMsg, answer.EndedMsg:
 		m.applyEvent(msg)
+		return m, m.cfg.Responder.Next()
+	case answer.LostMsg:
+		m.lost = msg.Cause
+		if m.lost == nil {
+			m.lost = errConnectionLost
+		}
 		return m, m.cfg.Responder.Next()
 	case answer.ClosedMsg:
 		m.closed = true

@@ -70,11 +70,17 @@ func (m AnswerModel) View() string {
 
 func (m AnswerModel) titleBar() string {
 	left := m.th.Title.Render("bcctl")
-	if m.cfg.Title != "" {
-		left += m.th.Muted.Render(" · " + m.cfg.Title)
-	}
 	pending := m.queue.Pending()
 	switch {
+	case m.lost != nil:
+		// Not connected any more: say why, and that the queue is there
+		// to be read.
+		left += m.th.Error.Render(" · " + m.lost.Error() + " · q leaves")
+	case m.cfg.Title != "":
+		left += m.th.Muted.Render(" · " + m.cfg.Title)
+	}
+	switch {
+	case m.lost != nil:
 	case m.closed:
 		left += m.th.Error.Render(" · closed")
 	case pending == 1:
