@@ -14,7 +14,7 @@ var layers = []placement{
 	{"internal/corpus", 0, "leaf"},
 	{"internal/testcert", 0, "leaf"},
 	{"internal/admin/adminpb", 0, "leaf"}, // generated from admin.proto
-	{"internal/archtest", 0, "leaf"},       // this test
+	{"internal/archtest", 0, "leaf"},      // this test
 
 	// The public libraries: the wire protocol. They import each other
 	// and nothing of internal/ (checked on every dependency below).
