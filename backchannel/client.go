@@ -1,6 +1,7 @@
 package backchannel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,14 +38,16 @@ type ClientHandshaker struct {
 	logger        *slog.Logger
 	serverFactory ServerFactory
 	cfg           Configuration
+	unguarded     bool // no ping guard: only for benchmarks that measure it
 }
 
 // NewClientHandshaker returns a ClientHandshaker that runs a server from
 // serverFactory on the backchannel of every connection and logs multiplexing
 // errors to logger (nil discards them). cfg is usually
-// DefaultConfiguration().
+// DefaultConfiguration(); its zero fields take DefaultConfiguration's
+// values.
 func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration) ClientHandshaker {
-	return ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg}
+	return ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg.withDefaults(DefaultConfiguration())}
 }
 
 // ClientHandshake returns transport credentials that run creds' handshake,
@@ -106,7 +109,7 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	}
 
 	var ended sessionCloser
-	session, err := yamux.Client(newCoalescingConn(conn, ended.onClosed), ch.cfg.yamuxConfig(ch.logger))
+	session, err := yamux.Client(guardPings(newCoalescingConn(conn, ended.onClosed), ch.logger, ch.unguarded), ch.cfg.yamuxConfig(ch.logger))
 	if err != nil {
 		return nil, fmt.Errorf("backchannel: start yamux client: %w", err)
 	}
@@ -115,24 +118,29 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	// acknowledges the forward stream, so serve before opening it.
 	server := ch.serverFactory()
 	served := make(chan struct{})
+	var serveErr error // written before served is closed
 	go func() {
 		defer close(served)
 		if err := server.Serve(session); err != nil && !isClosedSession(err) {
+			// gRPC ignores what a transport's Close returns, so the log
+			// is where a failing server shows when gRPC closes it.
 			ch.logger.Warn("backchannel server stopped", "error", err)
+			serveErr = fmt.Errorf("backchannel: backchannel server: %w", err)
 		}
 	}()
 
 	var stopOnce sync.Once
+	var stopErr error
 	stop := func() error {
-		var err error
 		stopOnce.Do(func() {
 			server.Stop()
 			// Serve may not have started when Stop ran; closing the
 			// session ends it either way, and closes conn.
-			err = session.Close()
+			closeErr := session.Close()
 			<-served
+			stopErr = cmp.Or(serveErr, closeErr)
 		})
-		return err
+		return stopErr
 	}
 
 	stream, err := session.Open()

@@ -12,22 +12,31 @@ import (
 
 // Configuration holds the yamux settings of one side of a multiplexed
 // connection. Keepalives are always off: gRPC has its own.
+//
+// A zero field means the library's default for that side (the defaults of
+// DefaultConfiguration for a client, of DefaultServerConfiguration for a
+// server), as in Gitaly, so a literal that sets only Gitaly's three fields
+// (MaximumStreamWindowSizeBytes, AcceptBacklog, StreamCloseTimeout) works.
 type Configuration struct {
 	// MaximumStreamWindowSizeBytes is the most data a peer may send on one
 	// stream before this side has read it. It is advertised to the peer and
 	// bounds the throughput of large messages flowing into this side; it is
-	// at least 256 KiB.
+	// at least 256 KiB. Zero means 256 KiB for a client, 16 MiB for a
+	// server.
 	MaximumStreamWindowSizeBytes uint32
 	// AcceptBacklog is the number of peer-opened streams that may wait to
-	// be accepted.
+	// be accepted. Zero means 256 for a client, 1 for a server.
 	AcceptBacklog int
 	// StreamCloseTimeout is how long a half-closed stream waits for the
-	// peer's close before it is reset.
+	// peer's close before it is reset. Zero means 5 minutes; a negative
+	// value waits for ever.
 	StreamCloseTimeout time.Duration
 	// StreamOpenTimeout is how long an opened stream waits for the peer's
-	// acknowledgement before the session is torn down. Zero disables it.
+	// acknowledgement before the session is torn down. Zero means 75
+	// seconds; a negative value waits for ever.
 	StreamOpenTimeout time.Duration
-	// ConnectionWriteTimeout bounds a single write to the connection.
+	// ConnectionWriteTimeout bounds a single write to the connection. Zero
+	// means 10 seconds; it cannot be disabled.
 	ConnectionWriteTimeout time.Duration
 }
 
@@ -60,13 +69,37 @@ func DefaultServerConfiguration() Configuration {
 	return c
 }
 
-// validate reports what is wrong with c.
+// withDefaults returns c with each zero field taken from defaults.
+func (c Configuration) withDefaults(defaults Configuration) Configuration {
+	if c.MaximumStreamWindowSizeBytes == 0 {
+		c.MaximumStreamWindowSizeBytes = defaults.MaximumStreamWindowSizeBytes
+	}
+	if c.AcceptBacklog == 0 {
+		c.AcceptBacklog = defaults.AcceptBacklog
+	}
+	if c.StreamCloseTimeout == 0 {
+		c.StreamCloseTimeout = defaults.StreamCloseTimeout
+	}
+	if c.StreamOpenTimeout == 0 {
+		c.StreamOpenTimeout = defaults.StreamOpenTimeout
+	}
+	if c.ConnectionWriteTimeout == 0 {
+		c.ConnectionWriteTimeout = defaults.ConnectionWriteTimeout
+	}
+	return c
+}
+
+// validate reports what is wrong with c, whose zero fields have been
+// given their defaults.
 func (c Configuration) validate() error {
 	if c.MaximumStreamWindowSizeBytes < minStreamWindow {
 		return fmt.Errorf("backchannel: maximum stream window %d bytes is below yamux's minimum of %d", c.MaximumStreamWindowSizeBytes, minStreamWindow)
 	}
 	if c.AcceptBacklog <= 0 {
 		return fmt.Errorf("backchannel: accept backlog %d must be positive", c.AcceptBacklog)
+	}
+	if c.ConnectionWriteTimeout <= 0 {
+		return fmt.Errorf("backchannel: connection write timeout %s must be positive", c.ConnectionWriteTimeout)
 	}
 	return nil
 }
@@ -77,8 +110,9 @@ func (c Configuration) yamuxConfig(logger *slog.Logger) *yamux.Config {
 	y.EnableKeepAlive = false
 	y.AcceptBacklog = c.AcceptBacklog
 	y.MaxStreamWindowSize = c.MaximumStreamWindowSizeBytes
-	y.StreamCloseTimeout = c.StreamCloseTimeout
-	y.StreamOpenTimeout = c.StreamOpenTimeout
+	// yamux waits for ever when these are zero.
+	y.StreamCloseTimeout = max(c.StreamCloseTimeout, 0)
+	y.StreamOpenTimeout = max(c.StreamOpenTimeout, 0)
 	y.ConnectionWriteTimeout = c.ConnectionWriteTimeout
 	// yamux refuses a configuration with both LogOutput and Logger.
 	y.LogOutput = nil
@@ -94,8 +128,12 @@ func orDiscard(logger *slog.Logger) *slog.Logger {
 	return logger
 }
 
-// yamuxLogger adapts yamux's Printf-style logging to slog. yamux prefixes
-// its messages with a level such as "[ERR]" or "[WARN]".
+// yamuxLogger adapts yamux's Printf-style logging to slog, at the debug
+// level whatever yamux calls a line ("[ERR]", "[WARN]"): what yamux logs (a
+// peer that reset the connection, a TLS alert, a read on a connection
+// closed under it) is what the session's callers get as errors and report
+// themselves, so above debug it would only repeat it, ahead of and worded
+// worse than their report.
 type yamuxLogger struct {
 	logger *slog.Logger
 }
@@ -105,15 +143,9 @@ func (l yamuxLogger) Printf(format string, v ...any) { l.log(fmt.Sprintf(format,
 func (l yamuxLogger) Println(v ...any)               { l.log(fmt.Sprintln(v...)) }
 
 func (l yamuxLogger) log(msg string) {
-	level := slog.LevelDebug
-	switch {
-	case strings.HasPrefix(msg, "[ERR]"):
-		level = slog.LevelWarn
-	case strings.HasPrefix(msg, "[WARN]"):
-		level = slog.LevelInfo
-	}
-	if !l.logger.Enabled(context.Background(), level) {
+	ctx := context.Background()
+	if !l.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	l.logger.Log(context.Background(), level, strings.TrimSpace(msg), "component", "yamux")
+	l.logger.Log(ctx, slog.LevelDebug, strings.TrimSpace(msg), "component", "yamux")
 }

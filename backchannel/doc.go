@@ -43,5 +43,23 @@
 //     the wrapped connection's security level to per-RPC credentials;
 //   - the client handshake honours the context's deadline;
 //   - the Registry lists its live peers and tells watchers when peers join
-//     and leave.
+//     and leave;
+//   - every field of Configuration may be left zero for its default;
+//   - the client connection's Close returns the error the backchannel
+//     server's Serve failed with, but not the error that only says the
+//     connection had already closed (Gitaly returns that too).
+//
+// # Limits
+//
+// A peer's yamux pings are charged against a budget on both sides: at most
+// PingBurst at once, PingsPerSecond after that, and PingBurst waiting for
+// their answer. yamux answers every ping from a goroutine of its own, so
+// without a bound a peer that floods pings and reads nothing spawns a
+// goroutine per ping; a peer beyond the budget is dropped and the drop is
+// logged as a warning. Neither Gitaly nor this package sends pings.
+//
+// grpc-go bounds how long a client may take to finish the handshake
+// (grpc.ConnectionTimeout on the server). Servers that face untrusted
+// peers should also set grpc.MaxConcurrentStreams, and clients the same on
+// the server their ServerFactory returns: grpc-go's default is unlimited.
 package backchannel

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -101,13 +102,23 @@ func rawDial(t testing.TB, tr transport, addr string) (net.Conn, error) {
 	return tlsConn, nil
 }
 
+// soak makes the soak tests run at full length:
+//
+//	go test -race -run ConnectDisconnectCycles ./backchannel -soak
+var soak = flag.Bool("soak", false, "run the soak tests at full length (1,000 connect/disconnect cycles per transport)")
+
 // TestConnectDisconnectCycles connects, calls forward and backward, and
-// disconnects 1,000 times; afterwards the registry is empty and no goroutine
-// is left behind.
+// disconnects over and over; afterwards the registry is empty and no
+// goroutine is left behind. A single cycle that leaks fails it, so the
+// default 50 cycles prove the property; -soak runs 1,000 (16 s) to shake out
+// rarer races.
 func TestConnectDisconnectCycles(t *testing.T) {
-	cycles := 1000
-	if testing.Short() {
-		cycles = 100
+	cycles := 50
+	switch {
+	case *soak:
+		cycles = 1000
+	case testing.Short():
+		cycles = 10
 	}
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		srv := startServer(t, tr, newReverseService)
@@ -327,4 +338,46 @@ func TestPeerLeavesWhenSessionEnds(t *testing.T) {
 	waitForEvent(t, ctx, events, backchannel.PeerJoined)
 	client.Close()
 	waitForEvent(t, ctx, events, backchannel.PeerLeft)
+}
+
+// errServeFailed is what failingServer's Serve returns.
+var errServeFailed = errors.New("the backchannel server cannot serve")
+
+// failingServer is a backchannel server whose Serve fails at once.
+type failingServer struct{}
+
+func (failingServer) Serve(net.Listener) error { return errServeFailed }
+func (failingServer) Stop()                    {}
+
+// TestCloseReturnsServeError checks that the client connection's Close
+// returns the error the backchannel server's Serve ended with, as Gitaly's
+// does, and that every later Close returns the same; a server that ends
+// because the connection closed makes Close return nil.
+func TestCloseReturnsServeError(t *testing.T) {
+	tests := []struct {
+		name    string
+		factory backchannel.ServerFactory
+		want    error
+	}{
+		{"serve fails", func() backchannel.Server { return failingServer{} }, errServeFailed},
+		{"serve ends with the connection", func() backchannel.Server { return grpc.NewServer() }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer server.Close()
+			go io.Copy(io.Discard, server)
+			creds := backchannel.NewClientHandshaker(nil, tt.factory, backchannel.DefaultConfiguration()).ClientHandshake(insecureCreds())
+			conn, _, err := creds.ClientHandshake(testContext(t), "127.0.0.1", client)
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			for i := range 3 {
+				err := conn.Close()
+				if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+					t.Errorf("Close #%d = %v, want %v", i+1, err, tt.want)
+				}
+			}
+		})
+	}
 }

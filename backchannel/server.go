@@ -16,19 +16,21 @@ import (
 // ServerHandshaker performs the server side of the multiplexing handshake.
 // Register it with a listenmux.Mux.
 type ServerHandshaker struct {
-	logger   *slog.Logger
-	registry *Registry
-	dialOpts []grpc.DialOption
-	cfg      Configuration
+	logger    *slog.Logger
+	registry  *Registry
+	dialOpts  []grpc.DialOption
+	cfg       Configuration
+	unguarded bool // no ping guard: only for benchmarks that measure it
 }
 
 // ServerHandshakerOption configures a ServerHandshaker.
 type ServerHandshakerOption func(*ServerHandshaker)
 
 // WithServerConfiguration sets the yamux settings of the server side. The
-// default is DefaultServerConfiguration().
+// default is DefaultServerConfiguration(), which also gives the zero fields
+// of cfg their values.
 func WithServerConfiguration(cfg Configuration) ServerHandshakerOption {
-	return func(s *ServerHandshaker) { s.cfg = cfg }
+	return func(s *ServerHandshaker) { s.cfg = cfg.withDefaults(DefaultServerConfiguration()) }
 }
 
 // NewServerHandshaker returns a ServerHandshaker that registers the
@@ -69,7 +71,7 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 	}
 
 	var ended sessionCloser
-	session, err := yamux.Server(newCoalescingConn(conn, ended.onClosed), s.cfg.yamuxConfig(s.logger))
+	session, err := yamux.Server(guardPings(newCoalescingConn(conn, ended.onClosed), s.logger, s.unguarded), s.cfg.yamuxConfig(s.logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("backchannel: start yamux server: %w", err)
 	}

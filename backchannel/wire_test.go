@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/listenmux"
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -191,7 +192,8 @@ func TestConfigurationIsValidated(t *testing.T) {
 		want string
 	}{
 		{"small window", func(c *backchannel.Configuration) { c.MaximumStreamWindowSizeBytes = 1024 }, "maximum stream window 1024 bytes is below yamux's minimum of 262144"},
-		{"no backlog", func(c *backchannel.Configuration) { c.AcceptBacklog = 0 }, "accept backlog 0 must be positive"},
+		{"negative backlog", func(c *backchannel.Configuration) { c.AcceptBacklog = -1 }, "accept backlog -1 must be positive"},
+		{"negative write timeout", func(c *backchannel.Configuration) { c.ConnectionWriteTimeout = -time.Second }, "connection write timeout -1s must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,5 +241,67 @@ func TestServerConfigurationOnTheWire(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("handshake: %v", err)
+	}
+}
+
+// TestGitalyConfigurationLiteral uses a Configuration literal with only the
+// fields Gitaly's Configuration has, on both sides, as code ported from
+// Gitaly does: the fields left out take their defaults, and forward and
+// reverse calls work.
+func TestGitalyConfigurationLiteral(t *testing.T) {
+	gitalyCfg := backchannel.Configuration{
+		MaximumStreamWindowSizeBytes: 1 << 20,
+		AcceptBacklog:                8,
+		StreamCloseTimeout:           time.Minute,
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		lis := listen(t)
+		registry := backchannel.NewRegistry()
+		mux := listenmux.New(tr.server(t))
+		mux.Register(backchannel.NewServerHandshaker(nil, registry, nil, backchannel.WithServerConfiguration(gitalyCfg)))
+		srv := grpc.NewServer(grpc.Creds(mux))
+		testgrpc.RegisterTestServiceServer(srv, newReverseService(registry))
+		go srv.Serve(lis)
+		t.Cleanup(srv.Stop)
+
+		handshaker := backchannel.NewClientHandshaker(nil, func() backchannel.Server {
+			s := grpc.NewServer()
+			testgrpc.RegisterTestServiceServer(s, &namedService{name: "gitaly-literal"})
+			return s
+		}, gitalyCfg)
+		cc := dial(t, lis.Addr().String(), grpc.WithTransportCredentials(handshaker.ClientHandshake(tr.client(t))))
+		resp, err := testgrpc.NewTestServiceClient(cc).UnaryCall(testContext(t), payloadRequest("x"))
+		if err != nil {
+			t.Fatalf("call with a Gitaly-style Configuration literal: %v", err)
+		}
+		if got, want := string(resp.GetPayload().GetBody()), "gitaly-literal:x"; got != want {
+			t.Errorf("reverse call answered %q, want %q", got, want)
+		}
+	})
+}
+
+// TestZeroConfigurationFieldsTakeDefaults checks on the wire that a zero
+// window means each side's default: the server advertises Gitaly's 16 MiB
+// for an otherwise empty server configuration.
+func TestZeroConfigurationFieldsTakeDefaults(t *testing.T) {
+	handshaker := backchannel.NewServerHandshaker(nil, backchannel.NewRegistry(), nil,
+		backchannel.WithServerConfiguration(backchannel.Configuration{}))
+	client, server := net.Pipe()
+	defer client.Close()
+	done := make(chan error, 1)
+	go func() {
+		conn, _, err := handshaker.Handshake(server, nil)
+		if err == nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	writeFrame(t, client, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
+	ack, _ := readFrame(t, client)
+	if want := uint32(16<<20 - 256<<10); ack.length != want {
+		t.Errorf("ACK window delta = %d, want %d (the server's default window)", ack.length, want)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("handshake with a zero Configuration: %v", err)
 	}
 }

@@ -24,6 +24,10 @@ type TLSFlags struct {
 	Key        string
 	Authority  string
 	ServerName string
+
+	// files is the prefix of the certificate flags' names ("upstream-"
+	// for bcctl proxy's way to its upstream), for messages.
+	files string
 }
 
 // AddClientFlags adds the client's flags to fs.
@@ -36,6 +40,24 @@ func (t *TLSFlags) AddClientFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&t.Authority, "authority", "", "`name` sent as :authority, and the server name TLS verifies (default: the address)")
 	fs.StringVar(&t.ServerName, "servername", "", "server `name` to verify the TLS certificate against (prefer --authority)")
 }
+
+// AddUpstreamFlags adds the flags of bcctl proxy's connections to its
+// upstream: the client's flags, with the certificate files named
+// --upstream-cacert, --upstream-cert and --upstream-key (--cacert, --cert
+// and --key are the listening side's, as in serve).
+func (t *TLSFlags) AddUpstreamFlags(fs *pflag.FlagSet) {
+	t.files = "upstream-"
+	fs.BoolVar(&t.Plaintext, "plaintext", false, "connect to the upstream in plain-text HTTP/2 (no TLS)")
+	fs.BoolVar(&t.Insecure, "insecure", false, "skip verification of the upstream's certificate and name (NOT SECURE)")
+	fs.StringVar(&t.CACert, "upstream-cacert", "", "`file` of PEM root certificates to verify the upstream with (default: the system's)")
+	fs.StringVar(&t.Cert, "upstream-cert", "", "`file` of the PEM client certificate to present to the upstream (mTLS; needs --upstream-key)")
+	fs.StringVar(&t.Key, "upstream-key", "", "`file` of the PEM private key of --upstream-cert")
+	fs.StringVar(&t.Authority, "authority", "", "`name` sent to the upstream as :authority, and the server name TLS verifies (default: the address)")
+	fs.StringVar(&t.ServerName, "servername", "", "server `name` to verify the upstream's TLS certificate against (prefer --authority)")
+}
+
+// flag names one of the certificate flags as given on the command line.
+func (t *TLSFlags) flag(name string) string { return "--" + t.files + name }
 
 // AddServerFlags adds a server's flags to fs.
 func (t *TLSFlags) AddServerFlags(fs *pflag.FlagSet) {
@@ -51,7 +73,7 @@ func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error)
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--insecure", t.Insecure}, {"--cacert", t.CACert != ""}, {"--cert", t.Cert != ""}, {"--key", t.Key != ""}, {"--servername", t.ServerName != ""}} {
+		}{{"--insecure", t.Insecure}, {t.flag("cacert"), t.CACert != ""}, {t.flag("cert"), t.Cert != ""}, {t.flag("key"), t.Key != ""}, {"--servername", t.ServerName != ""}} {
 			if f.set {
 				return nil, usageErrorf("%s does not go with --plaintext (plain text has no TLS to configure)", f.name)
 			}
@@ -59,14 +81,14 @@ func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error)
 		return insecure.NewCredentials(), nil
 	}
 	if (t.Cert == "") != (t.Key == "") {
-		return nil, usageErrorf("--cert and --key go together: give both or neither")
+		return nil, usageErrorf("%s and %s go together: give both or neither", t.flag("cert"), t.flag("key"))
 	}
 	if t.Authority != "" && t.ServerName != "" && t.Authority != t.ServerName {
 		return nil, usageErrorf("--authority %q and --servername %q differ: give one of them", t.Authority, t.ServerName)
 	}
 	cfg := &tls.Config{InsecureSkipVerify: t.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // --insecure asks for it
 	if t.CACert != "" {
-		pool, err := loadCertPool(t.CACert, "--cacert")
+		pool, err := loadCertPool(t.CACert, t.flag("cacert"))
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +97,7 @@ func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error)
 	if t.Cert != "" {
 		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 		if err != nil {
-			return nil, fmt.Errorf("--cert %s / --key %s: %w", t.Cert, t.Key, err)
+			return nil, fmt.Errorf("%s %s / %s %s: %w", t.flag("cert"), t.Cert, t.flag("key"), t.Key, err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

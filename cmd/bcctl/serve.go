@@ -51,9 +51,6 @@ type ServeOptions struct {
 	TUI bool
 	// UI is the terminal UI of --tui (Factory.ServeUI); nil refuses --tui.
 	UI ServeUI
-
-	// started, when set, is called once serve serves (tests).
-	started func(*serve.Server, []string)
 }
 
 // ServeUI runs an interactive view of a running serve until ctx ends or

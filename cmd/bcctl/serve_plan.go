@@ -28,20 +28,29 @@ type servePlan struct {
 	serveCfg serve.Config
 }
 
+// outputModes reads --output of a long-running command (serve, proxy):
+// JSON lines, text for people, or neither. "auto" is text on a terminal
+// and JSON lines otherwise.
+func outputModes(output string, io *IOStreams) (jsonOut, textOut bool, err error) {
+	switch output {
+	case "auto":
+		return !io.IsStdoutTTY(), io.IsStdoutTTY(), nil
+	case "text":
+		return false, true, nil
+	case "json":
+		return true, false, nil
+	case "none":
+		return false, false, nil
+	}
+	return false, false, usageErrorf("--output %q: want auto, text, json or none", output)
+}
+
 // servePlanOf checks the flags and loads the schema and the script.
 func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 	p := &servePlan{}
-	switch opts.Output {
-	case "auto":
-		p.jsonOut = !opts.IO.IsStdoutTTY()
-		p.textOut = !p.jsonOut
-	case "text":
-		p.textOut = true
-	case "json":
-		p.jsonOut = true
-	case "none":
-	default:
-		return nil, usageErrorf("--output %q: want auto, text, json or none", opts.Output)
+	var err error
+	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
+		return nil, err
 	}
 	if opts.TUI && opts.UI == nil {
 		return nil, errNoTUI

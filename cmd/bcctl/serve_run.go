@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,39 +19,16 @@ import (
 	"github.com/bcctl/bcctl/internal/serve"
 )
 
-// serveRun runs `bcctl serve`.
+// serveRun runs `bcctl serve`: the flags resolved into a plan, the
+// lifecycle to serve.Run, and what is printed to this file.
 func serveRun(ctx context.Context, opts *ServeOptions) error {
 	plan, err := servePlanOf(ctx, opts)
 	if err != nil {
 		return err
 	}
 	stderr := opts.IO.SyncErrOut()
-	cs := opts.IO.ColorScheme()
-
-	// serve's news go to stderr, or to the UI while it owns the terminal,
-	// and so do the diagnostics of its logger.
-	notify := func(msg string) { fmt.Fprintf(stderr, "bcctl serve: %s\n", msg) }
-	logger := opts.Factory.Logger
-	var notices chan string
-	if opts.TUI {
-		notices = make(chan string, 16)
-		notify = func(msg string) {
-			select {
-			case notices <- msg:
-			default: // the UI is not keeping up; the newest notice is what matters
-			}
-		}
-		logger = slog.New(slog.NewTextHandler(noticeWriter(notify), &slog.HandlerOptions{
-			Level: slog.LevelWarn,
-			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-				if a.Key == slog.TimeKey { // the UI shows news as they come
-					return slog.Attr{}
-				}
-				return a
-			},
-		}))
-		plan.serveCfg.Logger = logger
-	}
+	news := newServeNews(opts, stderr)
+	plan.serveCfg.Logger = news.logger(opts.Factory.Logger)
 
 	var jw *journal.Writer
 	if opts.Journal != "" {
@@ -65,194 +42,24 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 			return err
 		})
 	}
-
 	srv, err := serve.New(plan.serveCfg)
 	if err != nil {
 		return err
 	}
-	// Listen on everything first, so that a port in use fails before
-	// anything is served.
-	var listeners []net.Listener
-	closeAll := func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}
-	for _, a := range plan.listen {
-		lis, err := a.Listen()
-		if err != nil {
-			closeAll()
-			srv.Shutdown(ctx)
-			return err
-		}
-		listeners = append(listeners, lis)
-	}
-	var adminLis net.Listener
-	if plan.admin != nil {
-		adminLis, err = plan.admin.Listen()
-		if err != nil {
-			closeAll()
-			srv.Shutdown(ctx)
-			return fmt.Errorf("--admin: %w", err)
-		}
-	}
-	var listenURLs []string
-	for _, l := range listeners {
-		listenURLs = append(listenURLs, serve.ListenURL(l))
-	}
-
-	// Printing: calls as they end, and peers as they come and go.
-	var printers sync.WaitGroup
-	printCtx, stopPrinting := context.WithCancel(context.Background())
-	defer stopPrinting()
-	if !opts.TUI && (plan.textOut || plan.jsonOut) {
-		pr := &servePrinter{w: opts.IO.SyncOut(), json: plan.jsonOut, verbosity: opts.Verbosity, cs: cs}
-		sub := srv.Subscribe(printCtx, serve.SubscribeOptions{Follow: true})
-		printers.Add(1)
-		go func() {
-			defer printers.Done()
-			for ev := range sub.C {
-				pr.event(ev)
-			}
-			if err := sub.Err(); err != nil {
-				fmt.Fprintf(stderr, "bcctl serve: stopped printing calls: %v (the --journal file and the admin API still have every call)\n", err)
-			}
-		}()
-		if plan.textOut {
-			_, changes := srv.WatchPeers(printCtx)
-			printers.Add(1)
-			go func() {
-				defer printers.Done()
-				for c := range changes {
-					pr.peer(c)
-				}
-			}()
-		}
-	}
-
-	serveErr := make(chan error, len(listeners)+1)
-	var serving sync.WaitGroup
-	for _, l := range listeners {
-		serving.Add(1)
-		go func() {
-			defer serving.Done()
-			if err := srv.Serve(l); err != nil {
-				serveErr <- fmt.Errorf("serve on %s: %w", serve.ListenURL(l), err)
-			}
-		}()
-	}
-	var adminSrv *grpc.Server
-	if adminLis != nil {
-		adminSrv, err = admin.NewServer(srv, admin.Options{Listen: listenURLs, Logger: logger})
-		if err != nil {
-			closeAll()
-			adminLis.Close()
-			srv.Shutdown(ctx)
-			return err
-		}
-		serving.Add(1)
-		go func() {
-			defer serving.Done()
-			if err := adminSrv.Serve(adminLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				serveErr <- fmt.Errorf("admin API on %s: %w", serve.ListenURL(adminLis), err)
-			}
-		}()
-	}
-
-	// Tell the world.
-	var b strings.Builder
-	fmt.Fprintf(&b, "bcctl serve: listening on %s (gRPC and backchannel peers on one port)\n", strings.Join(listenURLs, ", "))
-	if adminLis != nil {
-		fmt.Fprintf(&b, "bcctl serve: admin API on %s (bcctl peers %s)\n", serve.ListenURL(adminLis), serve.ListenURL(adminLis))
-	}
-	fmt.Fprintf(&b, "bcctl serve: script %s: %s\n", plan.script.Name, serveScriptSummary(plan.script))
-	_, _ = stderr.Write([]byte(b.String()))
-	if opts.AddrFile != "" {
-		if err := serveWriteAddrFile(opts.AddrFile, listenURLs, adminLis); err != nil {
-			fmt.Fprintf(stderr, "bcctl serve: --addr-file: %v\n", err)
-		}
-	}
-	if opts.started != nil {
-		opts.started(srv, listenURLs)
-	}
-
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-
-	if opts.Watch {
-		printers.Add(1)
-		go func() {
-			defer printers.Done()
-			srv.WatchScript(runCtx, serve.WatchOptions{
-				Path: opts.Script, Loaded: plan.loaded,
-				Load: func(ctx context.Context, src []byte) (*script.Script, error) {
-					return script.Parse(ctx, opts.Script, src, plan.scfg)
-				},
-				Report: func(o serve.ReloadOutcome) {
-					if o.Err != nil {
-						notify(fmt.Sprintf("%s changed but does not load; the previous script stays in force:\n%v", opts.Script, o.Err))
-						return
-					}
-					notify(fmt.Sprintf("%s reloaded: %s", opts.Script, serveScriptSummary(o.Script)))
-				},
-			})
-		}()
-	}
-
-	// Run until something says stop.
-	var maxTime <-chan time.Time
-	if opts.MaxTime > 0 {
-		t := time.NewTimer(opts.MaxTime)
-		defer t.Stop()
-		maxTime = t.C
-	}
-	uiDone := make(chan error, 1)
-	if opts.TUI {
-		go func() {
-			uiDone <- opts.UI(runCtx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: listenURLs, Notices: notices})
-		}()
-	}
-	var reason string
-	var runErr error
-	select {
-	case <-ctx.Done():
-		reason = "interrupted"
-		if !interrupted(ctx) {
-			reason = context.Cause(ctx).Error()
-		}
-	case <-maxTime:
-		reason = fmt.Sprintf("--max-time %s passed", opts.MaxTime)
-	case <-srv.StopRequested():
-		reason = srv.StopReason()
-	case runErr = <-serveErr:
-		reason = "a listener failed"
-	case runErr = <-uiDone:
-		reason = "the terminal UI was closed"
-	}
-	cancelRun()
-
-	gctx, cancelGrace := context.WithTimeout(context.Background(), opts.Grace)
-	defer cancelGrace()
-	shutErr := srv.Shutdown(gctx)
-	if adminSrv != nil {
-		adminSrv.Stop()
-	}
-	serving.Wait()
-	stopPrinting()
-	printers.Wait()
-	if opts.TUI && runErr == nil && reason != "the terminal UI was closed" {
-		<-uiDone
+	stopped, err := serve.Run(ctx, serveRunConfig(opts, plan, srv, news))
+	if err != nil {
+		return err
 	}
 
 	st := srv.Stats()
 	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %d forward calls answered, %d reverse calls made\n",
-		reason, time.Since(st.Started).Round(time.Millisecond), st.ForwardCalls, st.ReverseCalls)
-	if shutErr != nil {
-		fmt.Fprintf(stderr, "bcctl serve: %v\n", shutErr)
+		serveStopText(stopped, opts), time.Since(st.Started).Round(time.Millisecond), st.ForwardCalls, st.ReverseCalls)
+	if stopped.ShutdownErr != nil {
+		fmt.Fprintf(stderr, "bcctl serve: %v\n", stopped.ShutdownErr)
 	}
 	var errs []error
-	if runErr != nil {
-		errs = append(errs, runErr)
+	if stopped.Err != nil {
+		errs = append(errs, stopped.Err)
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
@@ -273,6 +80,157 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		fmt.Fprintln(stderr, report.String())
 	}
 	return nil
+}
+
+// serveRunConfig is what serve.Run runs for `bcctl serve`: the listeners
+// and the admin API of the plan, the printers (or the terminal UI), and
+// the script watch.
+func serveRunConfig(opts *ServeOptions, plan *servePlan, srv *serve.Server, news *serveNews) serve.RunConfig {
+	rc := serve.RunConfig{
+		Service: srv,
+		MaxTime: opts.MaxTime,
+		Grace:   opts.Grace,
+		Serving: func(l serve.Listening) { serveAnnounce(opts, plan.script, l, news.stderr) },
+	}
+	for _, a := range plan.listen {
+		rc.Listen = append(rc.Listen, a.Listen)
+	}
+	if plan.admin != nil {
+		rc.Admin = &serve.AdminConfig{
+			Listen: func() (net.Listener, error) {
+				lis, err := plan.admin.Listen()
+				if err != nil {
+					return nil, fmt.Errorf("--admin: %w", err)
+				}
+				return lis, nil
+			},
+			New: func(l serve.Listening) (*grpc.Server, error) {
+				return admin.NewServer(srv, admin.Options{Listen: l.Listen, Logger: plan.serveCfg.Logger})
+			},
+		}
+	}
+	if opts.TUI {
+		rc.Foreground = func(ctx context.Context, l serve.Listening) error {
+			return opts.UI(ctx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: l.Listen, Notices: news.notices})
+		}
+	} else if plan.textOut || plan.jsonOut {
+		pr := &servePrinter{w: opts.IO.SyncOut(), json: plan.jsonOut, verbosity: opts.Verbosity, cs: opts.IO.ColorScheme()}
+		rc.Followers = append(rc.Followers, func(ctx context.Context) func() {
+			sub := srv.Subscribe(ctx, serve.SubscribeOptions{Follow: true})
+			return func() {
+				for ev := range sub.C {
+					pr.event(ev)
+				}
+				if err := sub.Err(); err != nil {
+					fmt.Fprintf(news.stderr, "bcctl serve: stopped printing calls: %v (the --journal file and the admin API still have every call)\n", err)
+				}
+			}
+		})
+		if plan.textOut {
+			rc.Followers = append(rc.Followers, func(ctx context.Context) func() {
+				_, changes := srv.WatchPeers(ctx)
+				return func() {
+					for c := range changes {
+						pr.peer(c)
+					}
+				}
+			})
+		}
+	}
+	if opts.Watch {
+		rc.Background = append(rc.Background, func(ctx context.Context) {
+			srv.WatchScript(ctx, serve.WatchOptions{
+				Path: opts.Script, Loaded: plan.loaded,
+				Load: func(ctx context.Context, src []byte) (*script.Script, error) {
+					return script.Parse(ctx, opts.Script, src, plan.scfg)
+				},
+				Report: func(o serve.ReloadOutcome) {
+					if o.Err != nil {
+						news.notify(fmt.Sprintf("%s changed but does not load; the previous script stays in force:\n%v", opts.Script, o.Err))
+						return
+					}
+					news.notify(fmt.Sprintf("%s reloaded: %s", opts.Script, serveScriptSummary(o.Script)))
+				},
+			})
+		})
+	}
+	return rc
+}
+
+// serveStopText says why serve stopped, for the last line it prints.
+func serveStopText(st *serve.Stopped, opts *ServeOptions) string {
+	switch st.Reason {
+	case serve.StopMaxTime:
+		return fmt.Sprintf("--max-time %s passed", opts.MaxTime)
+	case serve.StopListenerFailed:
+		return "a listener failed"
+	case serve.StopForeground:
+		return "the terminal UI was closed"
+	}
+	return st.Detail // the signal ("interrupted"), or serve's own reason
+}
+
+// serveAnnounce says where serve listens, once it does, and writes
+// --addr-file.
+func serveAnnounce(opts *ServeOptions, sc *script.Script, l serve.Listening, stderr io.Writer) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "bcctl serve: listening on %s (gRPC and backchannel peers on one port)\n", strings.Join(l.Listen, ", "))
+	if l.Admin != "" {
+		fmt.Fprintf(&b, "bcctl serve: admin API on %s (bcctl peers %s)\n", l.Admin, l.Admin)
+	}
+	fmt.Fprintf(&b, "bcctl serve: script %s: %s\n", sc.Name, serveScriptSummary(sc))
+	_, _ = io.WriteString(stderr, b.String())
+	if opts.AddrFile != "" {
+		if err := serveWriteAddrFile(opts.AddrFile, l); err != nil {
+			fmt.Fprintf(stderr, "bcctl serve: --addr-file: %v\n", err)
+		}
+	}
+}
+
+// serveNews carries what serve reports while it runs (script reloads, the
+// logger's diagnostics): to stderr, or to the terminal UI while it owns
+// the terminal.
+type serveNews struct {
+	stderr io.Writer
+	// notices is the UI's channel; nil without --tui.
+	notices chan string
+}
+
+func newServeNews(opts *ServeOptions, stderr io.Writer) *serveNews {
+	n := &serveNews{stderr: stderr}
+	if opts.TUI {
+		n.notices = make(chan string, 16)
+	}
+	return n
+}
+
+// notify reports msg.
+func (n *serveNews) notify(msg string) {
+	if n.notices == nil {
+		fmt.Fprintf(n.stderr, "bcctl serve: %s\n", msg)
+		return
+	}
+	select {
+	case n.notices <- msg:
+	default: // the UI is not keeping up; the newest notice is what matters
+	}
+}
+
+// logger returns the logger of serve's diagnostics: base, or under the UI
+// one whose records (warnings and worse) become notices.
+func (n *serveNews) logger(base *slog.Logger) *slog.Logger {
+	if n.notices == nil {
+		return base
+	}
+	return slog.New(slog.NewTextHandler(noticeWriter(n.notify), &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey { // the UI shows news as they come
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }
 
 // serveScriptSummary counts what a script holds.
@@ -296,13 +254,13 @@ func servePlural(n int, noun string) string {
 // serveWriteAddrFile writes the addresses for scripts that start serve on
 // port 0: it is written whole and renamed into place, so a reader never
 // sees half of it.
-func serveWriteAddrFile(path string, listen []string, adminLis net.Listener) error {
+func serveWriteAddrFile(path string, l serve.Listening) error {
 	var b strings.Builder
-	for _, l := range listen {
-		fmt.Fprintf(&b, "listen %s\n", l)
+	for _, a := range l.Listen {
+		fmt.Fprintf(&b, "listen %s\n", a)
 	}
-	if adminLis != nil {
-		fmt.Fprintf(&b, "admin %s\n", serve.ListenURL(adminLis))
+	if l.Admin != "" {
+		fmt.Fprintf(&b, "admin %s\n", l.Admin)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {

@@ -3,9 +3,10 @@ package main
 // Testscript commands for the serve, peers and demo scripts (besides the
 // ones of main_test.go: bccorpus, gencerts, waitfile, exitcode):
 //
-//	serve-addr FILE
-//	    wait for serve's --addr-file FILE and set $SERVE (the first listen
-//	    address) and $ADMIN (the admin address, when there is one)
+//	serve-addr FILE [VAR]
+//	    wait for serve's (or proxy's) --addr-file FILE and set $SERVE, or
+//	    $VAR, to the first listen address, and $ADMIN to the admin
+//	    address, when there is one
 //	serve-peer [-plain] [-tls DIR] [-H 'name: value'] NAME ADDR
 //	    connect a peer to ADDR and keep it as NAME until serve-peer-close
 //	    or the end of the script; unless -plain it is multiplexed, serves
@@ -140,10 +141,14 @@ func noneDiscovering(peers map[uint64]admin.Peer) bool {
 }
 
 func cmdServeAddr(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: serve-addr FILE")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: serve-addr FILE [VAR]")
 	}
 	path := ts.MkAbs(args[0])
+	listenVar := "SERVE"
+	if len(args) == 2 {
+		listenVar = args[1]
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -155,7 +160,7 @@ func cmdServeAddr(ts *testscript.TestScript, neg bool, args []string) {
 				kind, addr, _ := strings.Cut(line, " ")
 				switch {
 				case kind == "listen" && first:
-					ts.Setenv("SERVE", addr)
+					ts.Setenv(listenVar, addr)
 					first = false
 				case kind == "admin":
 					ts.Setenv("ADMIN", addr)

@@ -50,32 +50,53 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 20 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
 	d := &demo{w: w, votes: make(chan *calls.Event, 16)}
-	err := d.run(ctx)
-	if d.srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if serr := d.srv.Shutdown(sctx); serr != nil && err == nil {
-			err = serr
-		}
+	if err := d.load(ctx); err != nil {
+		return err
 	}
-	for _, c := range d.closers {
-		c()
-	}
+	// The upstream: bcctl serve on a loopback port, run as bcctl serve
+	// runs it, with the flow in the foreground.
+	srv, err := serve.New(serve.Config{Schema: d.src, Script: d.upScript})
 	if err != nil {
 		return err
+	}
+	d.srv = srv
+	stopped, err := serve.Run(ctx, serve.RunConfig{
+		Service: srv,
+		Listen: []serve.ListenFunc{func() (net.Listener, error) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("demo: listen on 127.0.0.1: %w", err)
+			}
+			return lis, nil
+		}},
+		Grace: 5 * time.Second,
+		Foreground: func(ctx context.Context, l serve.Listening) error {
+			ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+			defer cancel()
+			return d.play(ctx, l.Listen[0])
+		},
+	})
+	switch {
+	case err != nil:
+		return err
+	case stopped.Reason == serve.StopCanceled:
+		return fmt.Errorf("demo: %w", context.Cause(ctx))
+	case stopped.Err != nil: // the flow failed, or the listener did
+		return stopped.Err
+	case stopped.ShutdownErr != nil:
+		return stopped.ShutdownErr
 	}
 	return d.finish()
 }
 
 type demo struct {
-	w       io.Writer
-	src     *dynamic.FileSource
-	srv     *serve.Server
-	closers []func()
-	shown   uint64 // the highest journal ID printed
+	w          io.Writer
+	src        *dynamic.FileSource
+	upScript   *script.Script // serve's
+	downScript *script.Script // the multiplexed client's
+	srv        *serve.Server
+	shown      uint64 // the highest journal ID printed
 
 	votes    chan *calls.Event // reverse calls the client answered, in order
 	hashNote bool              // the reference_updates_hash has been explained
@@ -83,37 +104,31 @@ type demo struct {
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
 
-func (d *demo) run(ctx context.Context) error {
+// load reads the embedded schema and scripts.
+func (d *demo) load(ctx context.Context) error {
 	src, err := dynamic.NewSourceFromProtosetBytes(corpus.Protoset)
 	if err != nil {
 		return err
 	}
 	d.src = src
 	scfg := script.Config{Upstream: src}
-	upScript, err := script.Parse(ctx, "serve.yaml", serveScript, scfg)
-	if err != nil {
+	if d.upScript, err = script.Parse(ctx, "serve.yaml", serveScript, scfg); err != nil {
 		return fmt.Errorf("demo: the embedded serve.yaml: %w", err)
 	}
-	downScript, err := script.Parse(ctx, "client.yaml", clientScript, scfg)
-	if err != nil {
+	if d.downScript, err = script.Parse(ctx, "client.yaml", clientScript, scfg); err != nil {
 		return fmt.Errorf("demo: the embedded client.yaml: %w", err)
 	}
+	return nil
+}
 
-	// The upstream: bcctl serve on a loopback port.
-	d.srv, err = serve.New(serve.Config{Schema: src, Script: upScript})
-	if err != nil {
-		return err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("demo: listen on 127.0.0.1: %w", err)
-	}
-	go d.srv.Serve(lis)
-	addr := lis.Addr().String()
+// play is the flow, while serve listens on addr: the clients connect
+// and call, and are closed before serve stops.
+func (d *demo) play(ctx context.Context, addr string) error {
+	src := d.src
 	d.printf("bcctl demo: Gitaly's transaction vote over a backchannel, on real loopback sockets\n\n")
 	d.printf("serve    listening on %s: multiplexed peers and plain gRPC clients share the port\n", addr)
 	d.printf("         schema: %s (embedded)\n", strings.Join(serviceNames(ctx, src), ", "))
-	d.printf("         script: serve.yaml (embedded): rules %s\n", ruleNames(upScript.Rules))
+	d.printf("         script: serve.yaml (embedded): rules %s\n", ruleNames(d.upScript.Rules))
 
 	// 1. The multiplexed client.
 	d.printf("\n1. A multiplexed client (Praefect's role) dials with the backchannel handshake\n")
@@ -121,16 +136,16 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.closers = append(d.closers, func() { mux.Close() })
+	defer mux.Close()
 	txd, err := src.FindSymbol(ctx, "gitaly.RefTransaction")
 	if err != nil {
 		return err
 	}
-	engine := script.NewEngine(downScript, script.Downstream, script.Options{Observer: calls.ObserverFunc(d.observeClient)})
+	engine := script.NewEngine(d.downScript, script.Downstream, script.Options{Observer: calls.ObserverFunc(d.observeClient)})
 	if err := mux.Host(host.Backchannel{Services: []protoreflect.ServiceDescriptor{txd.(protoreflect.ServiceDescriptor)}, Responder: engine}); err != nil {
 		return err
 	}
-	d.printf("client   connected; hosts gitaly.RefTransaction on its backchannel (script client.yaml: %s)\n", ruleNames(downScript.Backchannel))
+	d.printf("client   connected; hosts gitaly.RefTransaction on its backchannel (script client.yaml: %s)\n", ruleNames(d.downScript.Backchannel))
 	peer, err := d.waitPeer(ctx)
 	if err != nil {
 		return err
@@ -149,7 +164,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.closers = append(d.closers, func() { plain.Close() })
+	defer plain.Close()
 	d.printf("client   connected as plain gRPC (serve cannot call it back)\n")
 	return d.createBranch(ctx, plain, branchRequest("main-copy", "main"), nil, "")
 }

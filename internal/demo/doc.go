@@ -8,5 +8,6 @@
 // transaction id and node and a SHA-1 of the update, before it answers; then
 // a plain gRPC client makes the same call and is answered without a vote.
 // The transcript says what happened, step by step, with the journal serve
-// wrote.
+// wrote. serve runs under serve.Run, as `bcctl serve` does, with the flow
+// in its foreground.
 package demo

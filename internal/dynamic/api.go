@@ -3,6 +3,7 @@ package dynamic
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +16,19 @@ import (
 // ErrNotFound is wrapped by errors for symbols, methods and types a Source
 // does not know.
 var ErrNotFound = errors.New("not found")
+
+// notFoundError is an error whose message already says what was not found:
+// it wraps ErrNotFound without repeating it.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
+// notFound returns an error with the message of format and args that wraps
+// ErrNotFound.
+func notFound(format string, args ...any) error {
+	return &notFoundError{msg: fmt.Sprintf(format, args...)}
+}
 
 // Source is where bcctl finds schemas: .proto files, protoset files, server
 // reflection (possibly over a backchannel), or a composite of those.

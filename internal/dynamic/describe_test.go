@@ -144,6 +144,6 @@ func ExampleFindMethod() {
 	md, _ := FindMethod(context.Background(), src, "/gitaly.RefTransaction/VoteTransaction")
 	fmt.Println(MethodName(md), "takes", md.Input().FullName())
 	// Output:
-	// dynamic: service gitaly.RefTransaction has no method "VoteTransactoin"; did you mean "gitaly.RefTransaction/VoteTransaction"?: not found
+	// dynamic: service gitaly.RefTransaction has no method "VoteTransactoin"; did you mean "gitaly.RefTransaction/VoteTransaction"?
 	// gitaly.RefTransaction/VoteTransaction takes gitaly.VoteTransactionRequest
 }

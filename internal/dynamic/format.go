@@ -86,7 +86,12 @@ func (p *jsonRequestParser) Next(msg proto.Message) error {
 		if err == io.EOF {
 			return io.EOF
 		}
-		return fmt.Errorf("request %d: invalid JSON: %w", p.n+1, err)
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("request %d: invalid JSON: %w", p.n+1, err)
+		}
+		// The decoder returns the reader's own errors as they are.
+		return fmt.Errorf("request %d: read: %w", p.n+1, err)
 	}
 	p.n++
 	if err := p.opts.Unmarshal(raw, msg); err != nil {

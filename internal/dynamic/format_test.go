@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -85,8 +86,15 @@ func TestJSONRequestParserErrorsNameTheFieldPath(t *testing.T) {
 			}
 		}
 	})
-	// The path is available to callers that branch on it.
+	// A request that cannot be read is not called invalid JSON.
 	src := filesSource(t)
+	unreadable := errors.New("read req: is a directory")
+	p := NewJSONRequestParser(iotest.ErrReader(unreadable), src.Types())
+	if err := p.Next(dynamicpb.NewMessage(message(t, src, "acme.GetUserRequest"))); !errors.Is(err, unreadable) || err.Error() != "request 1: read: read req: is a directory" {
+		t.Errorf("reading fails: error = %v, want request 1: read: ...", err)
+	}
+
+	// The path is available to callers that branch on it.
 	err := ParseJSON([]byte(`{"user": {"labels": {"a": 1}}}`), dynamicpb.NewMessage(message(t, src, "acme.CreateUserRequest")), src.Types())
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Path != "user.labels" {

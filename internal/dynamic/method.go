@@ -47,7 +47,7 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 			} else if len(methods) > 0 {
 				msg += "; it has " + quoteList(methods)
 			}
-			return nil, fmt.Errorf("%s: %w", msg, ErrNotFound)
+			return nil, notFound("%s", msg)
 		}
 	}
 	all, lerr := AllMethods(ctx, src)
@@ -60,9 +60,9 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 	}
 	want := strings.TrimPrefix(strings.TrimSpace(name), "/")
 	if best := closest(want, names, 3); len(best) > 0 {
-		return nil, fmt.Errorf("dynamic: method %q not found; did you mean %s?: %w", name, quoteList(best), ErrNotFound)
+		return nil, notFound("dynamic: method %q not found; did you mean %s?", name, quoteList(best))
 	}
-	return nil, fmt.Errorf("dynamic: method %q not found (services: %s): %w", name, strings.Join(serviceNames(all), ", "), ErrNotFound)
+	return nil, notFound("dynamic: method %q not found (services: %s)", name, strings.Join(serviceNames(all), ", "))
 }
 
 // MethodName returns "pkg.Svc/Method" for a method (and "pkg.Svc" for a

@@ -101,6 +101,9 @@ func NewSourceFromProtoFiles(ctx context.Context, opts ProtoFilesOptions, fileNa
 	resolver := &protocompile.SourceResolver{ImportPaths: opts.ImportPaths}
 	if opts.FS == nil {
 		fileNames = relativeToImportPaths(opts.ImportPaths, fileNames)
+		if err := checkProtoFilesExist(opts.ImportPaths, fileNames); err != nil {
+			return nil, err
+		}
 	}
 	if opts.FS != nil {
 		fsys := opts.FS
@@ -108,21 +111,32 @@ func NewSourceFromProtoFiles(ctx context.Context, opts ProtoFilesOptions, fileNa
 			return fsys.Open(strings.TrimPrefix(cleanFSPath(path), "./"))
 		}
 	}
-	var problems []string
+	var problems, missing []string
+	note := func(err error) {
+		problems = append(problems, err.Error())
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(pe, fs.ErrNotExist) {
+			missing = append(missing, pe.Path)
+		}
+	}
 	compiler := protocompile.Compiler{
 		Resolver:       protocompile.WithStandardImports(resolver),
 		SourceInfoMode: protocompile.SourceInfoStandard,
 		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
-			problems = append(problems, err.Error())
+			note(err)
 			return nil // keep going: report every problem
 		}, nil),
 	}
 	compiled, err := compiler.Compile(ctx, fileNames...)
 	if err != nil {
 		if len(problems) == 0 {
-			problems = append(problems, err.Error())
+			note(err)
 		}
-		return nil, &CompileError{Problems: problems}
+		ce := &CompileError{Problems: problems}
+		if opts.FS == nil {
+			ce.ImportRoot = importRoot(opts.ImportPaths, fileNames, missing)
+		}
+		return nil, ce
 	}
 	files := make([]protoreflect.FileDescriptor, len(compiled))
 	for i, f := range compiled {
@@ -172,6 +186,10 @@ type CompileError struct {
 	// Problems are "file:line:col: message" lines (or a plain message for
 	// problems without a position, like a missing file).
 	Problems []string
+	// ImportRoot, when not empty, is a directory that is not an import
+	// path and under which the imports that could not be found exist: the
+	// import path the files need.
+	ImportRoot string
 }
 
 // Error lists the problems, one per line.

@@ -98,6 +98,12 @@ func TestFindMethod(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("FindMethod(%q) error = %v, want it to contain %q", tc.name, err, tc.wantErr)
 				}
+				if strings.HasSuffix(err.Error(), ": not found") {
+					t.Errorf("FindMethod(%q) error = %v: it says \"not found\" twice", tc.name, err)
+				}
+				if strings.Contains(tc.wantErr, "not a method") != !errors.Is(err, ErrNotFound) {
+					t.Errorf("FindMethod(%q) error = %v; errors.Is(err, ErrNotFound) = %v", tc.name, err, errors.Is(err, ErrNotFound))
+				}
 				continue
 			}
 			if err != nil {
@@ -132,6 +138,9 @@ message A {
 	want := []string{`bad.proto:5:3: field bad.A.one: unknown type Missing`, `bad.proto:6:3: field bad.A.two: unknown type AlsoMissing`}
 	if !reflect.DeepEqual(ce.Problems, want) {
 		t.Errorf("problems = %q, want %q", ce.Problems, want)
+	}
+	if ce.ImportRoot != "" {
+		t.Errorf("import root = %q for files that import nothing missing", ce.ImportRoot)
 	}
 
 	_, err = NewSourceFromProtoFiles(testContext(t), ProtoFilesOptions{ImportPaths: []string{dir}}, "absent.proto")

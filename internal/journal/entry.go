@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ const (
 	OriginAnswered = "answered"
 	// OriginMade: this process made the call.
 	OriginMade = "made"
+	// OriginRelayed: this process (bcctl proxy) passed the call on from
+	// its caller to its callee.
+	OriginRelayed = "relayed"
 )
 
 // Who answered or made a call, as written in Entry.By.
@@ -87,6 +91,62 @@ type Entry struct {
 	// Step is where the script `call` step that made the call is written
 	// ("file:line:col").
 	Step string `json:"step,omitempty"`
+	// Relay is what bcctl proxy knows of a call it relayed or answered.
+	Relay *Relay `json:"relay,omitempty"`
+	// Stream describes a side stream bcctl proxy piped (an entry with a
+	// Stream has no Method and is no call).
+	Stream *Stream `json:"stream,omitempty"`
+}
+
+// ErrNotACall is returned by Entry.Record for an entry that records no
+// call (a side stream).
+var ErrNotACall = errors.New("a side stream is not a call")
+
+// Relay is what bcctl proxy adds to the entry of a call: the connection,
+// the second leg's timing, and who ended a call that did not end with the
+// callee's answer.
+type Relay struct {
+	// Conn is the proxy's number of the client connection (all clients,
+	// plain ones too, from 1).
+	Conn uint64 `json:"conn"`
+	// CalleeMS is how long the call took between the proxy and its callee
+	// (the upstream for a forward call, the client for a reverse one);
+	// left out when the callee was not reached.
+	CalleeMS float64 `json:"callee_ms,omitempty"`
+	// AddedMS is the latency the proxy added: DurationMS less CalleeMS.
+	AddedMS float64 `json:"added_ms"`
+	// EndedBy is "client", "upstream" or "proxy" when that side ended the
+	// call (it cancelled, went away, could not be reached, or a rule
+	// answered); left out when the callee answered.
+	EndedBy string `json:"ended_by,omitempty"`
+	// Gone is set when EndedBy's connection went away mid-call.
+	Gone bool `json:"gone,omitempty"`
+	// RequestCount and ResponseCount count the messages each way, and
+	// RequestBytes and ResponseBytes their bytes; Requests and Responses
+	// hold as many of them as the proxy keeps.
+	RequestCount  int   `json:"request_count"`
+	ResponseCount int   `json:"response_count"`
+	RequestBytes  int64 `json:"request_bytes"`
+	ResponseBytes int64 `json:"response_bytes"`
+}
+
+// Stream is a stream that is not gRPC (Gitaly's sidechannel), piped by
+// bcctl proxy from the upstream to a client byte for byte.
+type Stream struct {
+	// Conn is the proxy's number of the client connection.
+	Conn uint64 `json:"conn"`
+	// Kind is "sidechannel", or the stream's first bytes, quoted.
+	Kind string `json:"kind"`
+	// ChannelID is the sidechannel ID the stream carried.
+	ChannelID *int64 `json:"channel_id,omitempty"`
+	// ToClient and ToUpstream count the bytes piped each way.
+	ToClient   int64 `json:"to_client"`
+	ToUpstream int64 `json:"to_upstream"`
+	// ClosedFirst is the side that closed its end first: "client",
+	// "upstream", or "proxy".
+	ClosedFirst string `json:"closed_first,omitempty"`
+	// Error says why the stream could not be piped.
+	Error string `json:"error,omitempty"`
 }
 
 // Peer identifies the other side of a call.
@@ -123,7 +183,13 @@ func (e *Entry) Duration() time.Duration {
 
 // Record returns what a script's expectations count of the entry. The rule
 // is counted only for answered calls, as calls.Event.Record does.
+//
+// An entry of a side stream is no call: Records leaves it out, and Record
+// returns ErrNotACall.
 func (e *Entry) Record() (calls.Record, error) {
+	if e.Stream != nil {
+		return calls.Record{}, fmt.Errorf("journal: entry %d: %w", e.ID, ErrNotACall)
+	}
 	rec := calls.Record{Method: e.Method}
 	switch e.Dir {
 	case DirForward:

@@ -213,3 +213,44 @@ func (emptyResolver) FindExtensionByNumber(protoreflect.FullName, protoreflect.F
 }
 
 var errNotFound = errors.New("not found")
+
+// TestProxyEntries: the entries of bcctl proxy, a relayed call and a side
+// stream, read back; the side stream is no call for the expectations.
+func TestProxyEntries(t *testing.T) {
+	id := int64(7)
+	lines := []Entry{
+		{ID: 1, Time: t0, Dir: DirForward, Origin: OriginRelayed, Peer: &Peer{ID: 1, Addr: "127.0.0.1:5555"},
+			Method: "gitaly.SmartHTTPService/PostUploadPackWithSidechannel", Status: &Status{Code: "OK"}, DurationMS: 3,
+			Relay: &Relay{Conn: 1, CalleeMS: 2.5, AddedMS: 0.5, RequestCount: 1, ResponseCount: 1, RequestBytes: 10, ResponseBytes: 0}},
+		{ID: 2, Cause: 1, Time: t0, Dir: DirReverse, Origin: OriginRelayed, Peer: &Peer{ID: 1},
+			Stream: &Stream{Kind: "sidechannel", ChannelID: &id, ToClient: 19, ToUpstream: 2, ClosedFirst: "upstream"}, DurationMS: 1},
+	}
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Options{})
+	for _, e := range lines {
+		if _, err := w.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := buf.String(); !strings.Contains(got, `"relay":{"conn":1,"callee_ms":2.5,"added_ms":0.5,`) ||
+		!strings.Contains(got, `"stream":{"conn":0,"kind":"sidechannel","channel_id":7,"to_client":19,"to_upstream":2,"closed_first":"upstream"}`) {
+		t.Errorf("lines:\n%s", got)
+	}
+	entries, err := ReadAll(&buf, "proxy.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[1].Stream == nil || *entries[1].Stream.ChannelID != 7 {
+		t.Fatalf("read back %+v", entries)
+	}
+	recs, err := Records(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Method != lines[0].Method {
+		t.Errorf("records %+v, want the relayed call only", recs)
+	}
+	if _, err := entries[1].Record(); !errors.Is(err, ErrNotACall) {
+		t.Errorf("Record of a side stream: got %v, want ErrNotACall", err)
+	}
+}

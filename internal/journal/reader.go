@@ -48,7 +48,7 @@ func (r *Reader) Next() (Entry, error) {
 		if derr := dec.Decode(&e); derr != nil {
 			return Entry{}, fmt.Errorf("%s:%d: not a journal entry: %w", r.name, r.line, derr)
 		}
-		if e.Method == "" || e.Dir == "" {
+		if (e.Method == "" && e.Stream == nil) || e.Dir == "" {
 			return Entry{}, fmt.Errorf("%s:%d: not a journal entry: no method or dir", r.name, r.line)
 		}
 		return e, nil
@@ -81,10 +81,14 @@ func ReadFile(path string) ([]Entry, error) {
 	return ReadAll(f, path)
 }
 
-// Records returns the Records of entries, for Script.Check.
+// Records returns the Records of entries, for Script.Check; entries of
+// side streams are left out.
 func Records(entries []Entry) ([]calls.Record, error) {
 	out := make([]calls.Record, 0, len(entries))
 	for i := range entries {
+		if entries[i].Stream != nil {
+			continue
+		}
 		rec, err := entries[i].Record()
 		if err != nil {
 			return nil, err

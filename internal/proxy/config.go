@@ -59,7 +59,11 @@ type Config struct {
 	ClientSide backchannel.Configuration
 	// UpstreamSide is the yamux configuration the proxy uses as the client
 	// of its multiplexed upstream connections; zero means
-	// backchannel.DefaultConfiguration() (Praefect's).
+	// backchannel.DefaultConfiguration() (Praefect's) with a 16 MiB stream
+	// window, as the upstream's own side has: with Praefect's 256 KiB the
+	// proxy would read the upstream's data more slowly than the client
+	// does. What the proxy holds is bounded by the HTTP/2 windows, not by
+	// this one, since gRPC reads the session's stream as data arrives.
 	UpstreamSide backchannel.Configuration
 	// DialOptions are added to the options of every upstream connection.
 	DialOptions []grpc.DialOption
@@ -78,6 +82,22 @@ const (
 	// readBufferSize is the read buffer of the HTTP/2 transports the
 	// proxy runs on yamux streams, whose reads copy from memory already.
 	readBufferSize = 8 << 10
+	// streamWorkers is how many goroutines each of the proxy's servers
+	// keeps to run calls, so that a call does not start a goroutine and
+	// grow its stack (calls beyond that many in flight still get their
+	// own).
+	streamWorkers = 16
+	// relayStreamWindow and relayConnWindow are the HTTP/2 flow-control
+	// windows of every connection the proxy serves or makes: fixed, so no
+	// bandwidth probes (a ping for every burst of data) add frames to each
+	// call, and as large as gRPC's own probing lets them grow. They bound
+	// what a peer can send before the proxy reads it: 4 MiB per call and
+	// 16 MiB per connection, each way.
+	relayStreamWindow = 4 << 20
+	relayConnWindow   = 16 << 20
+	// upstreamSideWindow is the yamux stream window of the proxy's
+	// multiplexed upstream connections.
+	upstreamSideWindow = 16 << 20
 )
 
 func (c *Config) validate() error {
@@ -123,6 +143,7 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.UpstreamSide == (backchannel.Configuration{}) {
 		out.UpstreamSide = backchannel.DefaultConfiguration()
+		out.UpstreamSide.MaximumStreamWindowSizeBytes = upstreamSideWindow
 	}
 	if out.UpstreamAuthority == "" && out.UpstreamNetwork == "unix" {
 		out.UpstreamAuthority = "localhost"

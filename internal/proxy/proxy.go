@@ -74,8 +74,9 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(readBufferSize),
 		grpc.WithDisableRetry(),
+		grpc.WithStaticStreamWindowSize(relayStreamWindow),
+		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(cfg.MaxMsgSize),
 			grpc.MaxCallSendMsgSize(cfg.MaxMsgSize),
 		),
@@ -89,6 +90,9 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.ReadBufferSize(readBufferSize),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.WaitForHandlers(true),
+		grpc.NumStreamWorkers(streamWorkers),
+		grpc.StaticStreamWindowSize(relayStreamWindow),
+		grpc.StaticConnWindowSize(relayConnWindow),
 	}
 	p.listen = grpc.NewServer(append(append(common,
 		grpc.Creds(&listenCreds{Mux: mux, p: p}),

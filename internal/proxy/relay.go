@@ -120,7 +120,9 @@ func (r *relay) call(ctx context.Context, md metadata.MD) (*status.Status, outco
 	defer cancel()
 
 	var pr peer.Peer
-	opts := []grpc.CallOption{grpc.Peer(&pr)}
+	// The codec is chosen per call: the connections also carry calls of
+	// bcctl's own (reflection, the admin API's reverse calls).
+	opts := []grpc.CallOption{grpc.ForceCodecV2(rawCodec{}), grpc.Peer(&pr)}
 	if sub := contentSubtype(md); sub != "" {
 		opts = append(opts, grpc.CallContentSubtype(sub))
 	}

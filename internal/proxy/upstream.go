@@ -37,8 +37,9 @@ func (p *Proxy) dialUpstream(l *link) (*grpc.ClientConn, error) {
 		// channel would close it, and with it the upstream's way back.
 		grpc.WithIdleTimeout(0),
 		grpc.WithReadBufferSize(readBufferSize),
+		grpc.WithStaticStreamWindowSize(relayStreamWindow),
+		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(
-			grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(p.cfg.MaxMsgSize),
 			grpc.MaxCallSendMsgSize(p.cfg.MaxMsgSize),
 		),

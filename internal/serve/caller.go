@@ -41,7 +41,7 @@ func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]scrip
 		peers := s.reg.Peers()
 		out := make([]script.Target, 0, len(peers))
 		for _, p := range peers {
-			conn, err := s.reg.Backchannel(p.ID)
+			conn, err := s.peerConn(p.ID)
 			if err != nil {
 				continue // it left since the listing
 			}
@@ -60,7 +60,7 @@ func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]scrip
 // target returns the backchannel of peer id, or a connection that fails
 // with UNAVAILABLE when the peer is not connected.
 func (s *Server) target(id backchannel.ID) script.Target {
-	conn, err := s.reg.Backchannel(id)
+	conn, err := s.peerConn(id)
 	if err != nil {
 		return script.Target{Peer: calls.Peer{BackchannelID: uint64(id)}, Conn: failingConn{status.New(codes.Unavailable, s.notConnected(id))}}
 	}

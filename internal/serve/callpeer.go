@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -35,9 +36,18 @@ type PeerCall struct {
 	// and bidi methods any number of concatenated values. Empty means one
 	// empty message.
 	Request []byte
+	// Requests, when set, supplies the requests instead of Request, one
+	// at a time while the call runs (a person sending a stream message by
+	// message). A request it fails to supply ends the call with its
+	// error.
+	Requests dynamic.RequestSupplier
+	// Events, when set, is told what happens as it happens: the response
+	// headers, each response as it arrives, the status and trailers.
+	Events dynamic.InvocationEventHandler
 	// Metadata is sent as request metadata.
 	Metadata metadata.MD
-	// Timeout bounds the call (default script.DefaultCallTimeout).
+	// Timeout bounds the call (default script.DefaultCallTimeout); a
+	// negative Timeout leaves the call bounded by ctx alone.
 	Timeout time.Duration
 	// By says who asks (ByAdmin when empty): it goes into the journal.
 	By Maker
@@ -53,7 +63,7 @@ type PeerCall struct {
 // methods that exist), a request that does not fit (*dynamic.FieldError).
 // The call's own outcome, OK or not, is in the Event's Call.Status.
 func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
-	conn, err := s.reg.Backchannel(pc.Peer)
+	conn, err := s.peerConn(pc.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer: %s: %w", s.notConnected(pc.Peer), ErrUnknownPeer)
 	}
@@ -62,44 +72,28 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer %d: %w", pc.Peer, err)
 	}
-	parser := dynamic.NewJSONRequestParser(bytes.NewReader(pc.Request), types)
-	var requests []proto.Message
-	// Parse every request first, so that a bad one is an error before
-	// anything is sent.
-	for {
-		msg := newMessage(md.Input())
-		if err := parser.Next(msg); err == io.EOF {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("serve: call peer %d: %s: %w", pc.Peer, dynamic.MethodName(md), err)
-		}
-		requests = append(requests, msg)
-	}
-	if !md.IsStreamingClient() && len(requests) > 1 {
-		return nil, fmt.Errorf("serve: call peer %d: %s: %d requests: %w", pc.Peer, dynamic.MethodName(md), len(requests), dynamic.ErrTooManyRequests)
+	sent := &sentRequests{}
+	supply, err := pc.supplier(md, types, sent)
+	if err != nil {
+		return nil, fmt.Errorf("serve: call peer %d: %s: %w", pc.Peer, dynamic.MethodName(md), err)
 	}
 	timeout := pc.Timeout
-	if timeout <= 0 {
+	if timeout == 0 {
 		timeout = script.DefaultCallTimeout
 	}
 	by := pc.By
 	if by == "" {
 		by = ByAdmin
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	h := &captureHandler{}
-	sent := make([]proto.Message, 0, len(requests))
-	next := 0
-	supply := func(msg proto.Message) error {
-		if next >= len(requests) {
-			return io.EOF
-		}
-		proto.Merge(msg, requests[next])
-		sent = append(sent, requests[next])
-		next++
-		return nil
+	var cctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		cctx, cancel = context.WithCancel(ctx)
 	}
+	defer cancel()
+	h := &captureHandler{next: pc.Events}
 	mdOut := pc.Metadata
 	if mdOut == nil {
 		mdOut = metadata.MD{}
@@ -109,8 +103,9 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer %d: %w", pc.Peer, err)
 	}
-	if len(sent) == 0 && !md.IsStreamingClient() {
-		sent = append(sent, newMessage(md.Input())) // Invoke sent an empty one
+	requests := sent.list()
+	if len(requests) == 0 && !md.IsStreamingClient() {
+		requests = append(requests, newMessage(md.Input())) // Invoke sent an empty one
 	}
 	st := h.status
 	if st == nil {
@@ -120,10 +115,68 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 		Dir: calls.Reverse, Origin: calls.Made,
 		Peer:   calls.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(pc.Peer)},
 		Method: dynamic.MethodName(md), Metadata: mdOut, Header: h.header, Trailer: h.trailer,
-		Requests: sent, Responses: h.responses, Status: st, Start: start, Duration: time.Since(start),
+		Requests: requests, Responses: h.responses, Status: st, Start: start, Duration: time.Since(start),
 	}
 	s.engine.Count(ev.Record())
 	return s.record(ev, 0, 0, by, types), nil
+}
+
+// sentRequests are the requests a call has sent. A bidi call's sender
+// may still be supplying when the call has ended, so they are locked.
+type sentRequests struct {
+	mu   sync.Mutex
+	msgs []proto.Message
+}
+
+func (s *sentRequests) add(msg proto.Message) {
+	s.mu.Lock()
+	s.msgs = append(s.msgs, msg)
+	s.mu.Unlock()
+}
+
+func (s *sentRequests) list() []proto.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]proto.Message(nil), s.msgs...)
+}
+
+// supplier returns what supplies the call's requests, recording each one
+// sent: pc.Requests, or the requests of pc.Request, every one parsed
+// before anything is sent so that a bad one is an error first.
+func (pc PeerCall) supplier(md protoreflect.MethodDescriptor, types dynamic.TypeResolver, sent *sentRequests) (dynamic.RequestSupplier, error) {
+	if pc.Requests != nil {
+		return func(msg proto.Message) error {
+			err := pc.Requests(msg)
+			if err == nil {
+				sent.add(proto.Clone(msg))
+			}
+			return err
+		}, nil
+	}
+	parser := dynamic.NewJSONRequestParser(bytes.NewReader(pc.Request), types)
+	var requests []proto.Message
+	for {
+		msg := newMessage(md.Input())
+		if err := parser.Next(msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		requests = append(requests, msg)
+	}
+	if !md.IsStreamingClient() && len(requests) > 1 {
+		return nil, fmt.Errorf("%d requests: %w", len(requests), dynamic.ErrTooManyRequests)
+	}
+	next := 0
+	return func(msg proto.Message) error {
+		if next >= len(requests) {
+			return io.EOF
+		}
+		proto.Merge(msg, requests[next])
+		sent.add(requests[next])
+		next++
+		return nil
+	}, nil
 }
 
 // findPeerMethod resolves a method of a peer's backchannel: in the peer
@@ -174,17 +227,44 @@ func newMessage(md protoreflect.MessageDescriptor) proto.Message {
 	return dynamicpb.NewMessage(md)
 }
 
-// captureHandler keeps what an invocation reports.
+// captureHandler keeps what an invocation reports, and passes it on to
+// next when there is one.
 type captureHandler struct {
+	next            dynamic.InvocationEventHandler
 	header, trailer metadata.MD
 	responses       []proto.Message
 	status          *status.Status
 }
 
-func (h *captureHandler) OnResolveMethod(protoreflect.MethodDescriptor) {}
-func (h *captureHandler) OnSendHeaders(metadata.MD)                     {}
-func (h *captureHandler) OnReceiveHeaders(md metadata.MD)               { h.header = md }
-func (h *captureHandler) OnReceiveResponse(msg proto.Message)           { h.responses = append(h.responses, msg) }
+func (h *captureHandler) OnResolveMethod(md protoreflect.MethodDescriptor) {
+	if h.next != nil {
+		h.next.OnResolveMethod(md)
+	}
+}
+
+func (h *captureHandler) OnSendHeaders(md metadata.MD) {
+	if h.next != nil {
+		h.next.OnSendHeaders(md)
+	}
+}
+
+func (h *captureHandler) OnReceiveHeaders(md metadata.MD) {
+	h.header = md
+	if h.next != nil {
+		h.next.OnReceiveHeaders(md)
+	}
+}
+
+func (h *captureHandler) OnReceiveResponse(msg proto.Message) {
+	h.responses = append(h.responses, msg)
+	if h.next != nil {
+		h.next.OnReceiveResponse(msg)
+	}
+}
+
 func (h *captureHandler) OnReceiveTrailers(st *status.Status, md metadata.MD) {
 	h.status, h.trailer = st, md
+	if h.next != nil {
+		h.next.OnReceiveTrailers(st, md)
+	}
 }

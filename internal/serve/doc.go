@@ -28,4 +28,31 @@
 //   - reverse calls on demand: CallPeer invokes any method on a chosen
 //     peer's backchannel with JSON in and out, journaled like the script's;
 //   - Reload, Check and a stop request after a number of calls.
+//
+// # Running: Run
+//
+// Run is the lifecycle of `bcctl serve` and `bcctl demo`, and of any
+// command that serves the same way (`bcctl proxy`). It is the one owner of
+// everything a run starts: it opens the listeners (all of them before any
+// serves), serves the Service on each, serves an admin gRPC server on its
+// own listener, runs the Followers (printers, which see the Service from
+// before it serves until after it has shut down), the Background work
+// (a script watch) and the Foreground (a terminal UI, the demo's flow).
+// It stops when the context ends (SIGINT and SIGTERM in bcctl),
+// RunConfig.MaxTime passes, the Service asks (StopRequester: a *Server
+// after Config.MaxCalls calls), a listener fails or the Foreground
+// returns, and says which with a StopReason. Stopping happens in one
+// place: the Service shuts down with a grace for calls in flight, the
+// admin server stops, every listener is closed and every goroutine is
+// waited for, on every path, a listener that does not open included.
+//
+// The Service is an interface (Serve a listener until Shutdown; Shutdown
+// returns once every handler has returned), so a proxy plugs its own gRPC
+// server in: it builds that server around its own journal sink, registry
+// and script engine, gives Run its listeners, its admin server
+// (AdminConfig.New builds it once the listeners' addresses are known) and
+// its UI, and branches on Stopped.Reason as bcctl serve does. The journal
+// stays the caller's: open the file journal before the Service, hand the
+// Service its sink, and close it after Run returns, when Shutdown has
+// delivered every event.
 package serve

@@ -315,9 +315,17 @@ func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "serve.yaml")
+	// Each version is written whole and renamed into place: WriteFile
+	// truncates first, and a watcher that ticks twice between the
+	// truncation and the write (a loaded machine, a 5ms interval) would
+	// rightly load the empty file, a valid script with no rules.
 	write := func(s string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,14 +2,21 @@ package serve
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/script"
 )
 
 func TestVoteFlowMultiplexed(t *testing.T) {
@@ -259,5 +266,75 @@ func TestPeerIDIsNeverTakenFromMetadata(t *testing.T) {
 	}
 	if p, _ := srv.Peer(1); p.ReverseCalls != 0 {
 		t.Errorf("peer 1 had %d reverse calls", p.ReverseCalls)
+	}
+}
+
+// eventsHandler passes each response and the status to channels.
+type eventsHandler struct {
+	responses chan proto.Message
+	status    chan *status.Status
+}
+
+func (h eventsHandler) OnResolveMethod(protoreflect.MethodDescriptor) {}
+func (h eventsHandler) OnSendHeaders(metadata.MD)                     {}
+func (h eventsHandler) OnReceiveHeaders(metadata.MD)                  {}
+func (h eventsHandler) OnReceiveResponse(m proto.Message)             { h.responses <- m }
+func (h eventsHandler) OnReceiveTrailers(st *status.Status, _ metadata.MD) {
+	h.status <- st
+}
+
+// TestCallPeerMessageByMessage: a reverse call whose requests are
+// supplied while it runs (as a person sends a bidi stream message by
+// message) and whose responses are reported as they arrive, bounded by
+// ctx alone; the journal has every message.
+func TestCallPeerMessageByMessage(t *testing.T) {
+	ctx := testContext(t)
+	srv, addr, journal := startServe(t, voteScript)
+	chat := `
+backchannel:
+  - match: {method: acme.Users/Chat}
+    each: [{send: {text: "echo ${req.text}"}}]
+`
+	peer := script.NewEngine(parseScript(t, "peer.yaml", chat), script.Downstream, script.Options{})
+	dialPeer(t, addr, peerOptions{responder: peer, services: []string{"acme.Users"}})
+	p := waitPeers(t, ctx, srv, 1)[0]
+
+	texts := make(chan string)
+	h := eventsHandler{responses: make(chan proto.Message, 4), status: make(chan *status.Status, 1)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := srv.CallPeer(ctx, PeerCall{
+			Peer: p.ID, Method: "acme.Users/Chat", Timeout: -1, Events: h,
+			Requests: func(msg proto.Message) error {
+				text, ok := <-texts
+				if !ok {
+					return io.EOF
+				}
+				return dynamic.ParseJSON([]byte(`{"text": "`+text+`"}`), msg, nil)
+			},
+		})
+		done <- err
+	}()
+	for _, text := range []string{"one", "two"} {
+		texts <- text
+		select {
+		case r := <-h.responses:
+			if got := compact(t, r); got != `{"text":"echo`+text+`"}` {
+				t.Fatalf("response to %q: %s", text, got)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no response to %q", text)
+		}
+	}
+	close(texts)
+	if st := <-h.status; st.Code() != codes.OK {
+		t.Fatalf("status %v", st)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evs := journal.all()
+	if len(evs) != 1 || len(evs[0].Call.Requests) != 2 || len(evs[0].Call.Responses) != 2 {
+		t.Fatalf("journal %+v, want the call with 2 requests and 2 responses", evs)
 	}
 }

@@ -54,11 +54,16 @@ func goldenCalls(t *testing.T) (events []tea.Msg, vote1 *answer.Call) {
 	chat := tuitest.Method(t, "acme.Users/Chat")
 	req := message(t, vote.Input(), `{"transaction_id": 42, "node": "gitaly-1", "reference_updates_hash": "YWJj", "phase": "PREPARED_PHASE"}`)
 	peer := calls.Peer{Addr: "127.0.0.1:9000"}
-	call1 := &answer.Call{ID: 1, Method: vote, Metadata: metadata.Pairs("x-transaction", "42"), Peer: peer,
+	// What grpc-go hands a server: the transport's headers with the
+	// caller's own.
+	transport := func(kv ...string) metadata.MD {
+		return metadata.Pairs(append([]string{":authority", "127.0.0.1:9000", "content-type", "application/grpc", "user-agent", "grpc-go/1.85.0"}, kv...)...)
+	}
+	call1 := &answer.Call{ID: 1, Method: vote, Metadata: transport("x-transaction", "42"), Peer: peer,
 		Arrived: clock.Add(-3 * time.Second), Deadline: clock.Add(57 * time.Second)}
-	call2 := &answer.Call{ID: 2, Method: vote, Metadata: metadata.Pairs("x-transaction", "43"), Peer: peer,
+	call2 := &answer.Call{ID: 2, Method: vote, Metadata: transport("x-transaction", "43"), Peer: peer,
 		Arrived: clock.Add(-1 * time.Second), Deadline: clock.Add(3 * time.Second)}
-	call3 := &answer.Call{ID: 3, Method: chat, Metadata: metadata.MD{}, Peer: peer, Arrived: clock}
+	call3 := &answer.Call{ID: 3, Method: chat, Metadata: transport(), Peer: peer, Arrived: clock}
 	return []tea.Msg{
 		answer.ArrivedMsg{Call: call1},
 		answer.ReceivedMsg{ID: 1, Msg: req},
@@ -76,7 +81,7 @@ func newAnswerModel(t *testing.T, opts answer.Options, withForward bool) AnswerM
 	cfg := AnswerConfig{Responder: answer.NewResponder(opts), Resolver: src.Types(),
 		Title: "connected to 127.0.0.1:9000", Now: fixedNow}
 	if withForward {
-		cfg.Forward = &forward.Config{Source: src, Invoker: forward.ConnInvoker(nil), Target: "127.0.0.1:9000"}
+		cfg.Forward = &forward.Config{Source: src, Invoker: forward.ConnInvoker(nil), Target: "127.0.0.1:9000", Now: fixedNow}
 	}
 	m := NewAnswerModel(cfg)
 	if withForward {
@@ -117,6 +122,26 @@ func TestAnswerGolden(t *testing.T) {
 			answer.EndedMsg{ID: 2, State: answer.Expired, Status: status.New(codes.DeadlineExceeded, "the call's deadline passed before it was answered")})},
 		{name: "script-match", width: 120, height: 32, script: true, msgs: append(append([]tea.Msg{}, events...),
 			answer.MatchMsg{ID: 1, Rule: `"vote" (answer.yaml:2)`}, runes("?"))},
+		// Item 5: the request comes first; the transport headers fold
+		// behind t.
+		{name: "transport-shown", width: 120, height: 44, msgs: append(append([]tea.Msg{}, events...), runes("t"))},
+		// Item 6: an ended call shows what was sent and how it ended in
+		// place of the reply template.
+		{name: "outcome", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			answer.SentMsg{ID: 1, Msg: commit, By: answer.Person},
+			answer.EndedMsg{ID: 1, State: answer.Answered, Status: status.New(codes.OK, "")},
+			answer.EndedMsg{ID: 2, State: answer.Answered, Status: errorStatus(t)},
+			runes("g"), runes("j"), keyTab, keyTab)},
+		// Item 7: a long error is wrapped, not cut.
+		{name: "error-details", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			runes("e"), keyTab, keyTab, detailsError(t))},
+		// Item 10: once the script has answered, nothing says it "would".
+		{name: "script-answered", width: 120, height: 32, script: true, msgs: append(append([]tea.Msg{}, events...),
+			answer.MatchMsg{ID: 1, Rule: `"vote" (answer.yaml:2)`},
+			answer.DelegatedMsg{ID: 1},
+			answer.SentMsg{ID: 1, Msg: commit, By: answer.Script},
+			answer.EndedMsg{ID: 1, State: answer.Scripted, Status: status.New(codes.OK, ""), Header: metadata.Pairs("x-voter", "script")},
+			runes("g"))},
 		{name: "stream", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
 			answer.EndedMsg{ID: 1, State: answer.Scripted, Status: status.New(codes.OK, "")},
 			answer.EndedMsg{ID: 2, State: answer.Answered, Status: status.New(codes.Aborted, "no quorum")},
@@ -134,28 +159,35 @@ func TestAnswerGolden(t *testing.T) {
 	}
 }
 
+// errorStatus is an ABORTED status with an ErrorInfo detail.
+func errorStatus(t *testing.T) *status.Status {
+	st, err := answer.BuildStatus(codes.Aborted, "no quorum: 2 of 3 voters said ABORT",
+		`{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "NO_QUORUM", "domain": "gitaly.example", "metadata": {"votes": "1/3"}}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// detailsError is the outcome of sending an error whose details name a
+// type nobody knows.
+func detailsError(t *testing.T) tea.Msg {
+	_, err := answer.BuildStatus(codes.Aborted, "", `{"@type": "type.googleapis.com/google.rpc.NoSuchDetail", "reason": "FROZEN"}`, nil)
+	if err == nil {
+		t.Fatal("details of an unknown type were accepted")
+	}
+	return answer.ResultMsg{ID: 1, Action: answer.ActionFail, Err: err}
+}
+
 // picked is what the picker's enter key yields (the Cmd is not run here).
 func picked(md protoreflect.MethodDescriptor) tea.Msg { return picker.PickedMsg{Method: md} }
 
 func TestForwardGolden(t *testing.T) {
 	getUser := tuitest.Method(t, "acme.Users/Get")
 	list := tuitest.Method(t, "acme.Users/List")
+	chat := tuitest.Method(t, "acme.Users/Chat")
 	user := func(id, name string) proto.Message {
 		return message(t, list.Output(), `{"id": "`+id+`", "name": "`+name+`", "role": "ROLE_ADMIN"}`)
-	}
-	typed := func(s string) []tea.Msg {
-		var out []tea.Msg
-		for _, r := range s {
-			out = append(out, runes(string(r)))
-		}
-		return out
-	}
-	seq := func(parts ...[]tea.Msg) []tea.Msg {
-		var out []tea.Msg
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
 	}
 	tests := []struct {
 		name string
@@ -178,6 +210,26 @@ func TestForwardGolden(t *testing.T) {
 		})},
 		{"failed", seq([]tea.Msg{keyF2}, typed("users/get"), []tea.Msg{keyEnter, picked(getUser), keySend,
 			forward.TrailerMsg{Run: 1, Status: status.New(codes.NotFound, `no user "7"`), Elapsed: time.Millisecond},
+		})},
+		// Item 12: a bidi stream stays open; what was sent and what came
+		// back show in order.
+		{"bidi", seq([]tea.Msg{keyF2}, typed("userschat"), []tea.Msg{keyEnter, picked(chat), keySend,
+			forward.StartedMsg{Run: 1},
+			forward.SentMsg{Run: 1, Msg: message(t, chat.Input(), `{"text": "one"}`)},
+			forward.HeaderMsg{Run: 1, MD: metadata.MD{}},
+			forward.ResponseMsg{Run: 1, Msg: message(t, chat.Output(), `{"from": "upstream", "text": "echo one"}`)},
+			forward.SentMsg{Run: 1, Msg: message(t, chat.Input(), `{"text": "two"}`)},
+			forward.ResponseMsg{Run: 1, Msg: message(t, chat.Output(), `{"from": "upstream", "text": "echo two"}`)},
+		})},
+		// Item 11: the calls made, newest first, the one shown selected;
+		// a second call in flight did not hide the first.
+		{"history", seq([]tea.Msg{keyF2}, typed("users/get"), []tea.Msg{keyEnter, picked(getUser), keySend,
+			forward.TrailerMsg{Run: 1, Status: status.New(codes.NotFound, `no user "7"`), Elapsed: time.Millisecond},
+			keySend, forward.StartedMsg{Run: 2},
+			keyCtrlL}, typed("userslist"), []tea.Msg{keyEnter, picked(list), keySend,
+			forward.ResponseMsg{Run: 3, Msg: user("1", "ada")},
+			forward.TrailerMsg{Run: 3, Status: status.New(codes.OK, ""), Elapsed: 4 * time.Millisecond},
+			tea.KeyMsg{Type: tea.KeyCtrlR},
 		})},
 	}
 	for _, tt := range tests {

@@ -83,19 +83,23 @@ type AnswerModel struct {
 	queue   queue.Model
 	detail  msgview.Model
 	editor  editor.Model
+	outcome msgview.Model // replaces the editor once the call is no longer pending
 	errForm errform.Model
 	fwd     forward.Model
 	help    helpbar.Model
 
-	screen   int
-	pane     int
-	errOpen  bool // the error form replaces the editor
-	errFrom  int  // the pane the error form was opened from
-	shownID  uint64
-	width    int
-	height   int
-	closed   bool
-	quitting bool
+	screen  int
+	pane    int
+	errOpen bool // the error form replaces the editor
+	errFrom int  // the pane the error form was opened from
+	// transport shows the transport headers (:authority, content-type,
+	// user-agent...) among a call's metadata.
+	transport bool
+	shownID   uint64
+	width     int
+	height    int
+	closed    bool
+	quitting  bool
 	// confirmQuit: q was pressed with calls waiting; q again quits.
 	confirmQuit bool
 }
@@ -119,6 +123,7 @@ func NewAnswerModel(cfg AnswerConfig) AnswerModel {
 		queue:   queue.New(th),
 		detail:  msgview.New(th),
 		editor:  editor.New(th),
+		outcome: msgview.New(th),
 		errForm: errform.New(th),
 		help:    helpbar.New(th),
 	}
@@ -280,8 +285,6 @@ func (m *AnswerModel) applyResult(msg answer.ResultMsg) {
 		}
 	case answer.ActionEnd:
 		m.editor.SetNote("ended with OK")
-	case answer.ActionDelegate:
-		m.editor.SetNote("the script is answering")
 	}
 	m.setPane(paneQueue)
 }
@@ -321,77 +324,17 @@ func (m *AnswerModel) showSelected() {
 		m.errForm.Reset()
 		m.errOpen = false
 		m.shownID = cv.call.ID
-		m.detail.Reset(m.sections(cv))
+		m.detail.Reset(m.detailSections(cv))
+		m.outcome.Reset(m.outcomeSections(cv))
 		m.layout()
+		m.setPane(m.pane)
 		return
 	}
-	m.detail.SetSections(m.sections(cv))
-}
-
-// sections describes a call for the detail view.
-func (m AnswerModel) sections(cv *callView) []msgview.Section {
-	c := cv.call
-	types := m.cfg.Resolver
-	from := "from " + c.Peer.Addr
-	if c.Peer.Addr == "" {
-		from = "from the upstream"
+	m.detail.SetSections(m.detailSections(cv))
+	m.outcome.SetSections(m.outcomeSections(cv))
+	if !cv.state.Open() && m.pane == paneEditor && !m.errOpen {
+		m.setPane(paneEditor) // the outcome takes the editor's place
 	}
-	out := []msgview.Section{{
-		Title: dynamic.MethodName(c.Method),
-		Body:  fmt.Sprintf("%s at %s, %s", from, c.Arrived.Format("15:04:05"), deadlineText(c)),
-		Tone:  "muted",
-	}, {
-		Title: "Metadata", Body: msgview.Metadata(c.Metadata),
-	}}
-	switch {
-	case !m.cfg.Responder.HasScript():
-		out = append(out, msgview.Section{Title: "Script", Body: "no script loaded", Tone: "muted"})
-	case cv.match == nil:
-	case cv.match.Rule != "":
-		out = append(out, msgview.Section{Title: "Script", Body: "rule " + cv.match.Rule + " would answer"})
-	default:
-		out = append(out, msgview.Section{Title: "Script", Body: "no rule would answer: " + cv.match.Reason, Tone: "muted"})
-	}
-	switch {
-	case len(cv.requests) == 0 && !cv.halfClosed:
-		out = append(out, msgview.Section{Title: "Request", Body: "waiting for the first message…", Tone: "muted"})
-	case len(cv.requests) == 0:
-		out = append(out, msgview.Section{Title: "Request", Body: "the caller sent no message", Tone: "muted"})
-	}
-	for i, req := range cv.requests {
-		title := "Request"
-		if c.ClientStreams() {
-			title = fmt.Sprintf("Request %d", i+1)
-		}
-		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(req, types)})
-	}
-	if c.ClientStreams() && cv.halfClosed && len(cv.requests) > 0 {
-		out = append(out, msgview.Section{Title: "", Body: "the caller has finished sending", Tone: "muted"})
-	}
-	for i, s := range cv.sent {
-		title := fmt.Sprintf("Sent by %s", s.by)
-		if c.ServerStreams() {
-			title = fmt.Sprintf("Sent %d by %s", i+1, s.by)
-		}
-		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, types)})
-	}
-	if e := cv.ended; e != nil {
-		out = append(out, msgview.Section{Title: "Ended: " + e.State.String(), Body: msgview.Status(e.Status, types), Tone: msgview.StatusTone(e.Status)})
-		if len(e.Header) > 0 {
-			out = append(out, msgview.Section{Title: "Headers sent", Body: msgview.Metadata(e.Header)})
-		}
-		if len(e.Trailer) > 0 {
-			out = append(out, msgview.Section{Title: "Trailers sent", Body: msgview.Metadata(e.Trailer)})
-		}
-	}
-	return out
-}
-
-func deadlineText(c *answer.Call) string {
-	if c.Deadline.IsZero() {
-		return "no deadline"
-	}
-	return "deadline " + c.Deadline.Format("15:04:05")
 }
 
 // editing reports whether typed letters go into a text field.
@@ -405,7 +348,14 @@ func (m AnswerModel) editing() bool {
 	if m.errOpen {
 		return m.errForm.Field() != errform.FieldCode
 	}
-	return true
+	return m.replying()
+}
+
+// replying reports whether the lower pane is the reply editor (the call
+// shown is pending) rather than the call's outcome.
+func (m AnswerModel) replying() bool {
+	cv, ok := m.selected()
+	return ok && cv.state.Open()
 }
 
 func (m *AnswerModel) setPane(p int) tea.Cmd {
@@ -413,16 +363,20 @@ func (m *AnswerModel) setPane(p int) tea.Cmd {
 	m.queue.Blur()
 	m.detail.Blur()
 	m.editor.Blur()
+	m.outcome.Blur()
 	switch p {
 	case paneQueue:
 		m.queue.Focus()
 	case paneDetail:
 		m.detail.Focus()
 	case paneEditor:
-		if m.errOpen {
+		switch {
+		case m.errOpen:
 			return m.errForm.Focus()
+		case m.replying():
+			return m.editor.Focus()
 		}
-		return m.editor.Focus()
+		m.outcome.Focus()
 	}
 	return nil
 }
@@ -436,6 +390,7 @@ func (m *AnswerModel) setScreen(s int) tea.Cmd {
 		m.queue.Blur()
 		m.editor.Blur()
 		m.detail.Blur()
+		m.outcome.Blur()
 		return m.fwd.Activate()
 	}
 	if m.cfg.Forward != nil {
@@ -533,6 +488,10 @@ func (m AnswerModel) callKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, m.noCall(hasCall)
 	case key.Matches(msg, k.Leave) && m.pane != paneQueue:
 		return m, m.setPane(paneQueue)
+	case !typing && key.Matches(msg, k.Transport):
+		m.transport = !m.transport
+		m.showSelected()
+		return m, nil
 	case !typing && m.pane == paneQueue && key.Matches(msg, k.Edit):
 		return m, m.setPane(paneEditor)
 	}
@@ -544,7 +503,11 @@ func (m AnswerModel) callKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case paneDetail:
 		m.detail, cmd = m.detail.Update(msg)
 	case paneEditor:
-		m.editor, cmd = m.editor.Update(msg)
+		if m.replying() {
+			m.editor, cmd = m.editor.Update(msg)
+		} else {
+			m.outcome, cmd = m.outcome.Update(msg)
+		}
 	}
 	return m, cmd
 }

@@ -43,6 +43,7 @@ func (m *AnswerModel) layout() {
 	m.queue.SetSize(qw-2, body-2)
 	m.detail.SetSize(rw-2, dh-2)
 	m.editor.SetSize(rw-2, eh-2)
+	m.outcome.SetSize(rw-2, eh-2)
 	m.errForm.SetSize(rw-2, eh-2)
 	if m.cfg.Forward != nil {
 		m.fwd.SetSize(m.width-2, body-2)
@@ -114,9 +115,13 @@ func (m AnswerModel) callScreen() string {
 	detail := m.th.Pane(dTitle, m.detail.View(), rw, dh, m.pane == paneDetail)
 
 	var lower string
-	if m.errOpen {
+	cv, ok := m.selected()
+	switch {
+	case m.errOpen:
 		lower = m.th.Pane("Answer with an error", m.errForm.View(), rw, body-dh, m.pane == paneEditor)
-	} else {
+	case ok && !cv.state.Open():
+		lower = m.th.Pane(outcomeTitle(cv), m.outcome.View(), rw, body-dh, m.pane == paneEditor)
+	default:
 		eTitle := "Reply"
 		if cv, ok := m.selected(); ok {
 			out := string(cv.call.Method.Output().FullName())
@@ -161,29 +166,38 @@ func (m AnswerModel) helpKeys() helpbar.Keys {
 		f := m.errForm.KeyMap
 		return helpbar.Keys{Short: f.ShortHelp(), Keep: keep, Full: append(f.FullHelp(), global...)}
 	}
-	actions := []key.Binding{k.Send, k.Error}
-	if streaming {
-		actions = append(actions, k.End)
-	}
-	if m.cfg.Responder.HasScript() {
-		actions = append(actions, k.Script)
-	}
-	letters := []key.Binding{k.Edit, k.SendLetter, k.ErrorLetter}
-	if streaming {
-		letters = append(letters, k.EndLetter)
-	}
-	if m.cfg.Responder.HasScript() {
-		letters = append(letters, k.ScriptLetter)
-	}
-	nav := []key.Binding{k.NextPane, k.PrevPane, k.Leave}
-	var short []key.Binding
-	if m.editing() {
-		short = append(append(short, actions...), k.Leave, k.NextPane, k.Screen)
-	} else {
-		if m.pane == paneQueue {
-			short = append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select")))
+	// The actions act on a pending call only: for another, they are not
+	// offered.
+	open := ok && cv.state.Open()
+	var actions, letters []key.Binding
+	if open {
+		actions = []key.Binding{k.Send, k.Error}
+		letters = []key.Binding{k.Edit, k.SendLetter, k.ErrorLetter}
+		if streaming {
+			actions = append(actions, k.End)
+			letters = append(letters, k.EndLetter)
 		}
-		short = append(append(short, letters...), k.NextPane)
+		if m.cfg.Responder.HasScript() {
+			actions = append(actions, k.Script)
+			letters = append(letters, k.ScriptLetter)
+		}
+	}
+	nav := []key.Binding{k.NextPane, k.PrevPane, k.Leave, k.Transport}
+	var short []key.Binding
+	switch {
+	case m.editing():
+		short = append(append(short, actions...), k.Leave, k.NextPane, k.Screen)
+	case m.pane == paneQueue:
+		short = append(append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select"))), letters...)
+	case !open:
+		back := k.Leave
+		back.SetHelp(k.Leave.Help().Key, "back to the calls")
+		short = append(short, key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "scroll")), back)
+	default:
+		short = append(short, letters...)
+	}
+	if !m.editing() {
+		short = append(short, k.NextPane)
 		if m.cfg.Forward != nil {
 			short = append(short, k.Forward)
 		}

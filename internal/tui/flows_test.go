@@ -142,7 +142,9 @@ func TestFlowAnswerWithReply(t *testing.T) {
 	f.waitFor("✗")
 	f.keys(keyBack) // the x goes again
 	f.keys(keySend)
-	f.waitFor("sent to call #1", "OK││") // the note, and the queue row ended OK
+	// The call's outcome takes the editor's place, and the queue row ended
+	// OK.
+	f.waitFor("Outcome of call #1", "Reply sent by you", "OK││")
 
 	r := f.result(done)
 	if r.status.Code() != codes.OK || len(r.responses) != 1 || !strings.Contains(r.responses[0], `"name":"feature/tui"`) {
@@ -171,7 +173,7 @@ func TestFlowAnswerWithError(t *testing.T) {
 		f.keys(runes(string(r)))
 	}
 	f.keys(keySend)
-	f.waitFor("error sent")
+	f.waitFor("Outcome of call #1", "ABORTED: no quorum")
 
 	r := f.result(done)
 	if r.status.Code() != codes.Aborted || !strings.Contains(r.status.Message(), "no quorum") {

@@ -11,6 +11,8 @@ type AnswerKeyMap struct {
 	Send, Error, Script, End, Leave key.Binding
 	// The call screen, when not typing.
 	Edit, SendLetter, ErrorLetter, ScriptLetter, EndLetter, QuitLetter, HelpLetter, Calls, Forward key.Binding
+	// Transport shows or hides the transport headers of a call.
+	Transport key.Binding
 }
 
 // DefaultAnswerKeyMap returns the answer program's default keys.
@@ -37,6 +39,7 @@ func DefaultAnswerKeyMap() AnswerKeyMap {
 		HelpLetter:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Calls:        key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "calls")),
 		Forward:      key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "forward")),
+		Transport:    key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "transport headers")),
 	}
 }
 

@@ -2,14 +2,11 @@ package tui
 
 import (
 	"context"
-	"errors"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -140,42 +137,73 @@ func (j serveJournal) WatchJournal(ctx context.Context) ([]journal.Entry, <-chan
 
 type serveCaller struct{ srv *serve.Server }
 
-// ReverseCall makes the call with serve's CallPeer (which journals it as
-// made by the TUI) and replays its outcome to h.
+// ReverseCall makes the call with serve's CallPeer, which journals it as
+// made by the TUI: requests are taken from requests while the call runs
+// (a stream goes message by message), and h hears of each response as it
+// arrives. The call is bounded by ctx alone.
 func (c serveCaller) ReverseCall(ctx context.Context, peer uint64, md protoreflect.MethodDescriptor, headers metadata.MD,
 	h dynamic.InvocationEventHandler, requests dynamic.RequestSupplier) error {
-	var req strings.Builder
-	marshal := protojson.MarshalOptions{Resolver: c.srv.PeerSchema().Types()}
-	for {
-		msg := dynamicpb.NewMessage(md.Input())
-		err := requests(msg)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		b, err := marshal.Marshal(msg)
-		if err != nil {
-			return err
-		}
-		req.Write(b)
-		req.WriteByte('\n')
-	}
-	h.OnResolveMethod(md)
-	h.OnSendHeaders(headers)
-	ev, err := c.srv.CallPeer(ctx, serve.PeerCall{
-		Peer: backchannel.ID(peer), Method: dynamic.MethodName(md), Request: []byte(req.String()),
-		Metadata: headers, By: serve.ByTUI,
+	_, err := c.srv.CallPeer(ctx, serve.PeerCall{
+		Peer: backchannel.ID(peer), Method: dynamic.MethodName(md), Metadata: headers, By: serve.ByTUI,
+		Timeout: -1, Requests: acrossDescriptors(md, requests), Events: h,
 	})
+	return err
+}
+
+// PeerMethods lists the methods of the services peer reported by
+// reflection over its backchannel (serve's discovery), resolved by the
+// peer's own reflection first, then serve's peer schema.
+func (c serveCaller) PeerMethods(ctx context.Context, peer uint64) ([]protoreflect.MethodDescriptor, error) {
+	v, ok := c.srv.Peer(backchannel.ID(peer))
+	if !ok || len(v.Services) == 0 {
+		return nil, nil
+	}
+	src, err := c.srv.PeerSource(ctx, backchannel.ID(peer))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	call := ev.Call
-	h.OnReceiveHeaders(call.Header)
-	for _, r := range call.Responses {
-		h.OnReceiveResponse(proto.Clone(r))
+	defer src.Close()
+	return servicesMethods(ctx, src, v.Services), nil
+}
+
+// servicesMethods returns the methods of the named services in src,
+// leaving out reflection and the services it cannot find.
+func servicesMethods(ctx context.Context, src dynamic.Source, services []string) []protoreflect.MethodDescriptor {
+	var out []protoreflect.MethodDescriptor
+	for _, name := range services {
+		if strings.HasPrefix(name, "grpc.reflection.") {
+			continue
+		}
+		d, err := src.FindSymbol(ctx, name)
+		if err != nil {
+			continue
+		}
+		if sd, ok := d.(protoreflect.ServiceDescriptor); ok {
+			for i := range sd.Methods().Len() {
+				out = append(out, sd.Methods().Get(i))
+			}
+		}
 	}
-	h.OnReceiveTrailers(call.Status, call.Trailer)
-	return nil
+	return out
+}
+
+// acrossDescriptors adapts requests, which fills messages of md's input,
+// to a caller that resolved the method on its own: its messages may be
+// built from another descriptor of the same type, so they are filled
+// through the wire format.
+func acrossDescriptors(md protoreflect.MethodDescriptor, requests dynamic.RequestSupplier) dynamic.RequestSupplier {
+	return func(msg proto.Message) error {
+		if msg.ProtoReflect().Descriptor() == md.Input() {
+			return requests(msg)
+		}
+		mine := dynamicpb.NewMessage(md.Input())
+		if err := requests(mine); err != nil {
+			return err
+		}
+		b, err := proto.Marshal(mine)
+		if err != nil {
+			return err
+		}
+		return proto.Unmarshal(b, msg)
+	}
 }

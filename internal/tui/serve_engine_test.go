@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 	"google.golang.org/grpc/codes"
 
@@ -61,7 +62,13 @@ func TestFlowServeEngine(t *testing.T) {
 	})
 	f := &flow{t: t, tm: tm, src: tuitest.Corpus(t)}
 
-	voter := tuitest.DownstreamEngine(t, "backchannel:\n  - match: {method: gitaly.RefTransaction/VoteTransaction}\n    reply: {state: COMMIT}\n", nil)
+	voter := tuitest.DownstreamEngine(t, `
+backchannel:
+  - match: {method: gitaly.RefTransaction/VoteTransaction}
+    reply: {state: COMMIT}
+  - match: {method: acme.Users/Chat}
+    each: [{send: {text: "peer says ${req.text}"}}]
+`, nil)
 	f.cc = tuitest.Dial(t, addr, voter)
 	f.waitFor("1 peer", "▸ 1 ", "gitaly.RefTransaction")
 
@@ -92,17 +99,36 @@ func TestFlowServeEngine(t *testing.T) {
 	f.keys(keyF2)
 	f.waitFor("by tui")
 
+	// Issue 15, items 9, 12 and 13: the picker offers what the peer
+	// reported by reflection first; a bidi call into the peer shows each
+	// reply as it arrives while the stream stays open, and ends when
+	// sending ends.
+	f.keys(runes("c"), keyCtrlL)
+	f.waitFor("offered by peer 1")
+	for _, r := range "userschat" {
+		f.keys(runes(string(r)))
+	}
+	f.keys(keyEnter)
+	f.waitFor("acme.Users/Chat (bidi stream")
+	f.keys(keySend)
+	f.waitFor("peer says", "#2 sending, 1 sent")
+	f.keys(tea.KeyMsg{Type: tea.KeyCtrlO})
+	f.waitFor("#2 OK")
+	f.keys(keyF2)
+	f.waitFor("acme.Users/Chat")
+
 	_ = tm.Quit()
 	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(ServeModel)
-	var byTUI bool
+	var byTUI, chat bool
 	for _, e := range final.journal.Entries() {
 		byTUI = byTUI || (e.By == "tui" && e.Method == "gitaly.RefTransaction/VoteTransaction" && e.Status != nil && e.Status.Code == "OK")
+		chat = chat || (e.By == "tui" && e.Method == "acme.Users/Chat" && len(e.Requests) == 1 && len(e.Responses) == 1)
 	}
-	if !byTUI {
-		t.Error("the journal lacks the reverse call made from the TUI")
+	if !byTUI || !chat {
+		t.Errorf("the journal lacks a reverse call made from the TUI (vote %v, chat %v)", byTUI, chat)
 	}
 	peers := srv.Peers()
-	if len(peers) != 1 || peers[0].ReverseCalls != 2 || peers[0].ForwardCalls != 1 {
-		t.Errorf("serve counts %+v, want 1 forward and 2 reverse calls", peers)
+	if len(peers) != 1 || peers[0].ReverseCalls != 3 || peers[0].ForwardCalls != 1 {
+		t.Errorf("serve counts %+v, want 1 forward and 3 reverse calls", peers)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/tui/forward"
@@ -37,6 +38,10 @@ var (
 		{ID: 3, Time: clock.Add(-2 * time.Second), Dir: journal.DirForward, Origin: journal.OriginAnswered, By: journal.ByScript,
 			Peer: &journal.Peer{Addr: "127.0.0.1:51300"}, Method: "acme.Users/Get",
 			Status: &journal.Status{Code: "NOT_FOUND", Message: "no user 7"}, DurationMS: 0.4},
+		// Item 10: a long status code keeps its column.
+		{ID: 4, Time: clock.Add(-1 * time.Second), Dir: journal.DirForward, Origin: journal.OriginAnswered, By: journal.ByScript,
+			Peer: &journal.Peer{Addr: "127.0.0.1:51300"}, Method: "acme.Users/Delete",
+			Status: &journal.Status{Code: "UNIMPLEMENTED", Message: "no rule answers acme.Users/Delete"}, DurationMS: 29},
 	}
 )
 
@@ -58,7 +63,7 @@ func newServeGoldenModel(t *testing.T, peers []registry.Peer, entries []journal.
 	feed := NewJournalFeed()
 	m := NewServeModel(ServeConfig{
 		Peers: staticPeers(peers), Journal: feed, Caller: RegistryCaller(nil), Schema: tuitest.Corpus(t),
-		Title: "listening on 127.0.0.1:9000", Location: time.UTC,
+		Title: "listening on 127.0.0.1:9000", Location: time.UTC, Now: fixedNow,
 	})
 	var model tea.Model = m
 	model, _ = model.Update(m.fwd.Init()()) // a FileSource does no I/O
@@ -88,6 +93,22 @@ func TestServeGolden(t *testing.T) {
 			forward.TrailerMsg{Run: 1, Status: status.New(codes.OK, ""), Elapsed: 2 * time.Millisecond},
 		}
 		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30, msgs...)
+		golden.RequireEqual(t, []byte(s))
+	})
+	// Item 9: another peer's screen does not show the first peer's
+	// result.
+	t.Run("reverse-other-peer", func(t *testing.T) {
+		msgs := append(reverseCallDone(t), keyF2, tea.KeyMsg{Type: tea.KeyDown}, runes("c"))
+		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30, msgs...)
+		golden.RequireEqual(t, []byte(s))
+	})
+	// Item 13: the methods the peer reported by reflection come first.
+	t.Run("reverse-picker-offered", func(t *testing.T) {
+		var offered []protoreflect.MethodDescriptor
+		for _, name := range []string{"gitaly.RefTransaction/VoteTransaction", "gitaly.RefTransaction/StopTransaction"} {
+			offered = append(offered, tuitest.Method(t, name))
+		}
+		_, s := screen(t, newModel(goldenPeers, goldenJournal), 120, 30, runes("c"), peerMethodsMsg{peer: 1, methods: offered})
 		golden.RequireEqual(t, []byte(s))
 	})
 	t.Run("notice", func(t *testing.T) {

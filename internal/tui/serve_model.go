@@ -40,6 +40,10 @@ type ServeConfig struct {
 	Schema dynamic.Source
 	// Headers are sent with every reverse call made from the TUI.
 	Headers metadata.MD
+	// CallTimeout is the deadline reverse calls made from the TUI start
+	// with (the screen's deadline field changes it); zero means
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
 	// Title says where serve listens ("listening on 127.0.0.1:9000").
 	Title string
 	// Notices are serve's own news while the program runs (a script
@@ -50,9 +54,17 @@ type ServeConfig struct {
 	Theme theme.Theme
 	// Location is the time zone of journal times; nil means time.Local.
 	Location *time.Location
+	// Now is the clock of the calls made from the program; nil means
+	// time.Now.
+	Now func() time.Time
 	// KeyMap overrides the default keys when set.
 	KeyMap *ServeKeyMap
 }
+
+// DefaultCallTimeout is the deadline a reverse call made from the serve
+// program starts with: long enough for a person answering it by hand on
+// the other side.
+const DefaultCallTimeout = time.Minute
 
 // Screens and panes of the serve program.
 const (
@@ -78,6 +90,11 @@ type (
 	}
 	journalEntryMsg struct{ e journal.Entry }
 	watchEndedMsg   struct{ what string }
+	// peerMethodsMsg carries the methods a peer says it offers.
+	peerMethodsMsg struct {
+		peer    uint64
+		methods []protoreflect.MethodDescriptor
+	}
 )
 
 // ServeModel is the serve program's model.
@@ -125,8 +142,12 @@ func NewServeModel(cfg ServeConfig) ServeModel {
 	if cfg.Location != nil {
 		m.journal.Location = cfg.Location
 	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+		m.cfg.CallTimeout = cfg.CallTimeout
+	}
 	if cfg.Caller != nil {
-		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers}, th)
+		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers, Timeout: cfg.CallTimeout, Now: cfg.Now}, th)
 	}
 	m.setPane(panePeers)
 	return m
@@ -232,6 +253,11 @@ func (m ServeModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nextNotice(m.cfg.Notices)
 	case watchEndedMsg:
 		return m, nil
+	case peerMethodsMsg:
+		if msg.peer == m.target {
+			m.fwd.SetOffered(msg.methods, fmt.Sprintf("offered by peer %d", msg.peer))
+		}
+		return m, nil
 	case tea.KeyMsg:
 		return m.handleKey(msg)
 	}
@@ -269,20 +295,47 @@ func (m *ServeModel) callPeer() tea.Cmd {
 	if m.cfg.Caller == nil {
 		return nil
 	}
+	var load tea.Cmd
 	p, ok := m.peers.Selected()
-	if ok {
+	if ok && p.ID != m.target {
 		m.target = p.ID
 		cfg := m.fwd.Config()
 		cfg.Invoker = m.invoker(p.ID)
 		cfg.Target = fmt.Sprintf("peer %d (%s)", p.ID, p.Addr)
-		m.fwd.SetConfig(cfg)
+		m.fwd.SetConfig(cfg) // the old peer's result leaves the screen
+		m.fwd.SetOffered(nil, "")
+		load = m.loadPeerMethods(p.ID)
+	}
+	if ok {
 		m.note = ""
 	}
 	m.screen = screenReverse
 	m.peers.Blur()
 	m.journal.Blur()
-	return m.fwd.Activate()
+	return tea.Batch(m.fwd.Activate(), load)
 }
+
+// loadPeerMethods returns the Cmd that asks peer which methods its
+// backchannel offers, when the caller can tell.
+func (m ServeModel) loadPeerMethods(peer uint64) tea.Cmd {
+	pm, ok := m.cfg.Caller.(PeerMethods)
+	if !ok {
+		return nil
+	}
+	ctx := m.cfg.Context
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, peerMethodsTimeout)
+		defer cancel()
+		methods, err := pm.PeerMethods(ctx, peer)
+		if err != nil {
+			return nil // the picker lists the schema alone
+		}
+		return peerMethodsMsg{peer: peer, methods: methods}
+	}
+}
+
+// peerMethodsTimeout bounds asking a peer which methods it offers.
+const peerMethodsTimeout = 10 * time.Second
 
 func (m *ServeModel) showPeers() {
 	m.screen = screenPeers

@@ -39,6 +39,13 @@ type ReverseCaller interface {
 		h dynamic.InvocationEventHandler, requests dynamic.RequestSupplier) error
 }
 
+// PeerMethods is what a ReverseCaller may also offer: the methods a
+// peer's backchannel says it serves (by reflection), listed first in the
+// reverse-call screen's picker.
+type PeerMethods interface {
+	PeerMethods(ctx context.Context, peer uint64) ([]protoreflect.MethodDescriptor, error)
+}
+
 // RegistryPeers is a PeerSource over a backchannel.Registry: peers join
 // and leave; call counts and services are not known to the registry and
 // stay empty.
@@ -94,6 +101,26 @@ func (r registryCaller) ReverseCall(ctx context.Context, peer uint64, md protore
 		return fmt.Errorf("peer %d: %w", peer, err)
 	}
 	return dynamic.Invoke(ctx, cc, md, headers, h, requests)
+}
+
+// PeerMethods asks the peer's backchannel by reflection which services it
+// serves.
+func (r registryCaller) PeerMethods(ctx context.Context, peer uint64) ([]protoreflect.MethodDescriptor, error) {
+	cc, err := r.reg.Backchannel(backchannel.ID(peer))
+	if err != nil {
+		return nil, fmt.Errorf("peer %d: %w", peer, err)
+	}
+	src := dynamic.NewSourceFromReflection(ctx, cc, nil)
+	defer src.Close()
+	names, err := src.ListServices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("peer %d: reflection: %w", peer, err)
+	}
+	services := make([]string, len(names))
+	for i, n := range names {
+		services[i] = string(n)
+	}
+	return servicesMethods(ctx, src, services), nil
 }
 
 // JournalFeed is a JournalSource fed entry by entry: make its Add the Tap

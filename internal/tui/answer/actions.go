@@ -126,14 +126,40 @@ func BuildStatus(code codes.Code, message, details string, resolver dynamic.Type
 	if err != nil {
 		return nil, err
 	}
+	types := detailResolver(resolver)
 	for i, d := range raw {
+		if err := knownType(d, types); err != nil {
+			return nil, fmt.Errorf("details[%d]: %w", i, err)
+		}
 		a := &anypb.Any{}
-		if err := dynamic.ParseJSON(d, a, detailResolver(resolver)); err != nil {
+		if err := dynamic.ParseJSON(d, a, types); err != nil {
 			return nil, fmt.Errorf("details[%d]: %w", i, err)
 		}
 		p.Details = append(p.Details, a)
 	}
 	return status.FromProto(p), nil
+}
+
+// ErrUnknownDetail is wrapped when a detail's "@type" names a message that
+// is not known (neither a google.rpc detail nor a message of the schema).
+var ErrUnknownDetail = errors.New("unknown type")
+
+// knownType checks the "@type" of one detail before protojson reads it,
+// so that a missing or unknown type gets a plain error.
+func knownType(detail json.RawMessage, types dynamic.TypeResolver) error {
+	var head struct {
+		Type *string `json:"@type"`
+	}
+	if err := json.Unmarshal(detail, &head); err != nil {
+		return fmt.Errorf("want a JSON object with its \"@type\": %w", err)
+	}
+	if head.Type == nil {
+		return errors.New(`no "@type": write {"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}`)
+	}
+	if _, err := types.FindMessageByURL(*head.Type); err != nil {
+		return fmt.Errorf("%w %q: the google.rpc details and the messages of the schema are known", ErrUnknownDetail, *head.Type)
+	}
+	return nil
 }
 
 // splitDetails reads "" (none), one JSON object, or an array of them.

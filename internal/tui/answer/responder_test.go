@@ -232,16 +232,21 @@ func TestFailWithDetails(t *testing.T) {
 
 	tests := []struct {
 		name, details, want string
+		is                  error
 	}{
-		{"not JSON", `{"@type": `, "details"},
-		{"unknown type", `{"@type": "type.googleapis.com/nope.Nope"}`, "nope.Nope"},
-		{"bad field", `[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reasn": "x"}]`, "details[0]"},
+		{"not JSON", `{"@type": `, "details", nil},
+		{"unknown type", `{"@type": "type.googleapis.com/nope.Nope"}`, `details[0]: unknown type "type.googleapis.com/nope.Nope"`, answer.ErrUnknownDetail},
+		{"no type", `{"reason": "x"}`, `details[0]: no "@type"`, nil},
+		{"bad field", `[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reasn": "x"}]`, "details[0]", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := run(t, c.Fail(codes.Aborted, "no", tt.details)).(answer.ResultMsg)
 			if res.Err == nil || !strings.Contains(res.Err.Error(), tt.want) {
 				t.Errorf("err = %v, want one mentioning %q", res.Err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(res.Err, tt.is) {
+				t.Errorf("err = %v, want it to wrap %v", res.Err, tt.is)
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 // Package editor is a JSON editor for one message: a bubbles textarea
-// pre-filled with a template of the message type, with a line under it for
-// the error that a reply or request which does not fit the type gets.
+// pre-filled with a template of the message type, with room under it for
+// the error that a reply or request which does not fit the type gets,
+// wrapped so it is read in full, and PosError for errors at a line and
+// column of the text.
 package editor
 
 import (
@@ -10,6 +12,7 @@ import (
 	"github.com/charmbracelet/bubbles/textarea"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
@@ -62,7 +65,7 @@ func New(th theme.Theme) Model {
 	ta.ShowLineNumbers = true
 	ta.Prompt = ""
 	ta.CharLimit = 0
-	ta.MaxHeight = 0
+	ta.MaxHeight = minGutterLines
 	ta.MaxWidth = 0
 	ta.Placeholder = "{}"
 	ta.Cursor.SetMode(cursor.CursorStatic)
@@ -80,9 +83,23 @@ func (m *Model) SetStyles(st Styles) {
 	m.ta.FocusedStyle, m.ta.BlurredStyle = st.Focused, st.Blurred
 }
 
+// The textarea pads its line numbers to the digits of its MaxHeight, which
+// also caps the lines it takes: the editor keeps MaxHeight a power of ten
+// minus one above the line count, so numbers line up at 10 lines and more
+// and the text can always grow.
+const minGutterLines = 99
+
+// growFor makes room for n lines of text.
+func (m *Model) growFor(n int) {
+	for n+1 >= m.ta.MaxHeight {
+		m.ta.MaxHeight = m.ta.MaxHeight*10 + 9
+	}
+}
+
 // SetValue replaces the text and clears the error and note; the cursor
 // goes to the start.
 func (m *Model) SetValue(s string) {
+	m.growFor(strings.Count(s, "\n") + 1)
 	m.ta.SetValue(s)
 	for m.ta.Line() > 0 {
 		m.ta.CursorUp()
@@ -97,27 +114,58 @@ func (m *Model) SetPlaceholder(s string) { m.ta.Placeholder = s }
 // Value returns the text.
 func (m Model) Value() string { return m.ta.Value() }
 
-// SetError shows err under the editor ("" or nil clears it).
+// SetError shows err under the editor, wrapped over as many lines as it
+// needs up to half the editor (nil clears it).
 func (m *Model) SetError(err error) {
 	m.note = ""
-	if err == nil {
-		m.err = ""
-		return
+	m.err = ""
+	if err != nil {
+		m.err = err.Error()
 	}
-	m.err = err.Error()
+	m.fit()
 }
 
-// SetNote shows a line of good news under the editor ("sent").
-func (m *Model) SetNote(s string) { m.note, m.err = s, "" }
+// SetNote shows a line of good news under the editor ("sent"); "" clears
+// it.
+func (m *Model) SetNote(s string) {
+	m.note, m.err = s, ""
+	m.fit()
+}
 
 // Err returns the error shown, "" when none.
 func (m Model) Err() string { return m.err }
 
-// SetSize sets the editor's size in cells, the message line included.
+// SetSize sets the editor's size in cells, the message lines included.
 func (m *Model) SetSize(width, height int) {
 	m.width, m.height = width, height
 	m.ta.SetWidth(max(width, 1))
-	m.ta.SetHeight(max(height-1, 1))
+	m.fit()
+}
+
+// message returns the lines under the text: the error (wrapped, at most
+// half the editor) or the note, always at least one line.
+func (m Model) message() []string {
+	switch {
+	case m.err != "":
+		limit := max(m.height/2, 1)
+		lines := strings.Split(ansi.Wrap("✗ "+m.err, max(m.width, 1), ""), "\n")
+		if len(lines) > limit {
+			lines = lines[:limit]
+			lines[limit-1] = theme.Fit(lines[limit-1]+" …", m.width)
+		}
+		for i, l := range lines {
+			lines[i] = m.Styles.Error.Render(l)
+		}
+		return lines
+	case m.note != "":
+		return []string{m.Styles.Note.Render(theme.Fit("✓ "+m.note, m.width))}
+	}
+	return []string{""}
+}
+
+// fit gives the text what the message lines leave.
+func (m *Model) fit() {
+	m.ta.SetHeight(max(m.height-len(m.message()), 1))
 }
 
 // Focus starts editing.
@@ -137,35 +185,28 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	if !m.ta.Focused() {
 		return m, nil
 	}
+	if km, ok := msg.(tea.KeyMsg); ok {
+		m.growFor(m.ta.LineCount() + strings.Count(string(km.Runes), "\n") + 1)
+	}
 	before := m.ta.Value()
 	var cmd tea.Cmd
 	m.ta, cmd = m.ta.Update(msg)
-	if m.ta.Value() != before {
+	if m.ta.Value() != before && (m.err != "" || m.note != "") {
 		m.err, m.note = "", ""
+		m.fit()
 	}
 	return m, cmd
 }
 
-// View renders the editor and its message line, exactly the editor's size.
+// View renders the editor and its message lines, exactly the editor's
+// size.
 func (m Model) View() string {
 	if m.width <= 0 || m.height <= 0 {
 		return ""
 	}
-	line := ""
-	switch {
-	case m.err != "":
-		line = m.Styles.Error.Render("✗ " + firstLine(m.err))
-	case m.note != "":
-		line = m.Styles.Note.Render("✓ " + m.note)
+	msg := m.message()
+	if m.height <= len(msg) {
+		return theme.FitLines(strings.Join(msg, "\n"), m.width, m.height)
 	}
-	body := m.ta.View()
-	if m.height == 1 {
-		return theme.Fit(line, m.width)
-	}
-	return theme.FitLines(body, m.width, m.height-1) + "\n" + theme.Fit(line, m.width)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
+	return theme.FitLines(m.ta.View(), m.width, m.height-len(msg)) + "\n" + theme.FitLines(strings.Join(msg, "\n"), m.width, len(msg))
 }

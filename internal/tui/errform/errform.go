@@ -103,12 +103,7 @@ type Model struct {
 
 // New returns a form with ABORTED chosen, styled by th.
 func New(th theme.Theme) Model {
-	ti := textinput.New()
-	ti.Prompt = ""
-	ti.Placeholder = "status message"
-	ti.PlaceholderStyle = th.Muted
-	ti.TextStyle = th.Text
-	ti.Cursor.Style = th.Selected
+	ti := th.Input("", th.Muted, "status message")
 	details := editor.New(th)
 	details.SetPlaceholder("")
 	m := Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), message: ti, details: details}

@@ -1,7 +1,11 @@
 // Package forward is the pane that makes calls from the TUI: pick a method
 // (fuzzy filter over the schema), edit the request as JSON starting from a
-// template of its type, send, and watch the headers, each response as it
-// arrives (server streams included), the status and the trailers.
+// template of its type, choose the deadline, send, and watch the headers,
+// each response as it arrives (server streams included), the status and
+// the trailers. Client and bidi streams stay open: each send sends the
+// editor's messages, and a key ends sending, as evans does. Every call is
+// kept in a history, to be read again, edited and sent anew; several can
+// be in flight at once.
 //
 // The same pane makes forward calls to the upstream (bcctl connect/call)
 // and reverse calls into a peer's backchannel (bcctl serve): what it calls
@@ -22,13 +26,11 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/editor"
-	"github.com/bcctl/bcctl/internal/tui/internal/mailbox"
+	"github.com/bcctl/bcctl/internal/tui/history"
 	"github.com/bcctl/bcctl/internal/tui/msgview"
 	"github.com/bcctl/bcctl/internal/tui/picker"
 	"github.com/bcctl/bcctl/internal/tui/theme"
@@ -43,25 +45,32 @@ type Config struct {
 	// Headers start the metadata line, which is sent with every call and
 	// can be edited in the pane (the -H and --rpc-header flags).
 	Headers metadata.MD
-	// Target names what is called, for the pane's title ("127.0.0.1:9000",
-	// "peer 3").
+	// Target names what is called, for titles and the history
+	// ("127.0.0.1:9000", "peer 3").
 	Target string
+	// Timeout starts the deadline field: each call must end within it.
+	// Zero means no deadline.
+	Timeout time.Duration
+	// Now is the clock of the history; nil means time.Now.
+	Now func() time.Time
 }
 
 // KeyMap are the pane's keys.
 type KeyMap struct {
-	Send, Cancel, Pick, Edit, Leave, NextPart key.Binding
+	Send, EndSend, Cancel, Pick, History, Edit, Leave, NextPart key.Binding
 }
 
 // DefaultKeyMap returns the pane's default keys.
 func DefaultKeyMap() KeyMap {
 	return KeyMap{
 		Send:     key.NewBinding(key.WithKeys("ctrl+s"), key.WithHelp("ctrl+s", "send")),
+		EndSend:  key.NewBinding(key.WithKeys("ctrl+o"), key.WithHelp("ctrl+o", "end sending")),
 		Cancel:   key.NewBinding(key.WithKeys("ctrl+g"), key.WithHelp("ctrl+g", "cancel call")),
 		Pick:     key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "pick method")),
+		History:  key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "calls made")),
 		Edit:     key.NewBinding(key.WithKeys("enter", "i"), key.WithHelp("enter", "edit request")),
 		Leave:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "stop editing")),
-		NextPart: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "request/metadata/response")),
+		NextPart: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "request/metadata/deadline/response")),
 	}
 }
 
@@ -83,7 +92,9 @@ const (
 	FocusPicker Focus = iota
 	FocusEditor
 	FocusMetadata
+	FocusDeadline
 	FocusResponse
+	FocusHistory
 )
 
 // Model is the pane.
@@ -91,53 +102,45 @@ type Model struct {
 	KeyMap KeyMap
 	Styles Styles
 
-	cfg     Config
-	th      theme.Theme
-	picker  picker.Model
-	editor  editor.Model
-	meta    textinput.Model
-	resp    msgview.Model
-	method  protoreflect.MethodDescriptor
-	focus   Focus
-	back    Focus // where esc from the picker goes
-	active  bool  // the pane takes keys at all
-	width   int
-	height  int
-	runs    int
-	current *run
-	result  callResult
-	flights *flights
-}
+	cfg      Config
+	th       theme.Theme
+	picker   picker.Model
+	history  history.Model
+	editor   editor.Model
+	meta     textinput.Model
+	deadline textinput.Model
+	resp     msgview.Model
+	method   protoreflect.MethodDescriptor
+	focus    Focus
+	back     Focus // where esc from the picker or the history goes
+	active   bool  // the pane takes keys at all
+	width    int
+	height   int
 
-// callResult is what the current (or last) call got.
-type callResult struct {
-	requests  []proto.Message
-	sentMD    metadata.MD
-	header    metadata.MD
-	responses []proto.Message
-	status    *status.Status
-	trailer   metadata.MD
-	elapsed   time.Duration
-	failed    error
-	running   bool
+	calls   map[int]*call // every call made, by ID
+	lastID  int
+	shown   int // the call the response view shows; 0 for none
+	flights *flights
 }
 
 // New returns a pane over cfg styled by th. Call Init to load the methods.
 func New(cfg Config, th theme.Theme) Model {
-	meta := textinput.New()
-	meta.Prompt = "metadata › "
-	meta.PromptStyle = th.Muted
-	meta.Placeholder = "none (write name: value; name2: value)"
-	meta.PlaceholderStyle = th.Muted
-	meta.TextStyle = th.Text
-	meta.Cursor.Style = th.Selected
+	meta := th.Input("metadata › ", th.Muted, "none (write name: value; name2: value)")
 	meta.SetValue(FormatHeaders(cfg.Headers))
-	return Model{
+	dl := th.Input("deadline › ", th.Muted, "none")
+	dl.SetValue(FormatTimeout(cfg.Timeout))
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := Model{
 		KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th),
 		cfg: cfg, th: th,
-		picker: picker.New(th), editor: editor.New(th), meta: meta, resp: msgview.New(th),
-		flights: &flights{runs: map[*run]struct{}{}},
+		picker: picker.New(th), history: history.New(th), editor: editor.New(th),
+		meta: meta, deadline: dl, resp: msgview.New(th),
+		calls: map[int]*call{}, flights: newFlights(),
 	}
+	m.resp.Reset(m.sections())
+	return m
 }
 
 // FormatHeaders writes md as the metadata line shows it:
@@ -168,15 +171,58 @@ func ParseHeaders(line string) (metadata.MD, error) {
 	return md, nil
 }
 
+// FormatTimeout writes a deadline as the deadline field shows it: "10s",
+// "1m", "1m30s", "" for none.
+func FormatTimeout(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// ParseTimeout reads the deadline field: a Go duration ("30s", "2m"), or
+// "" or "none" for no deadline.
+func ParseTimeout(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" || s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("deadline %q: want a duration such as 30s or 2m, or none", s)
+	}
+	return d, nil
+}
+
 // SetMetadata replaces the metadata line with md.
 func (m *Model) SetMetadata(md metadata.MD) { m.meta.SetValue(FormatHeaders(md)) }
+
+// SetTimeout replaces the deadline field with d (zero for none).
+func (m *Model) SetTimeout(d time.Duration) { m.deadline.SetValue(FormatTimeout(d)) }
 
 // Init returns the tea.Cmd that loads the methods of the schema.
 func (m Model) Init() tea.Cmd { return picker.Load(context.Background(), m.cfg.Source) }
 
-// SetConfig changes what the pane calls (another peer, say); the method
-// and the request stay.
-func (m *Model) SetConfig(cfg Config) { m.cfg = cfg }
+// SetConfig changes what the pane calls (another peer, say). The method
+// and the request stay; when the target changes, the response view no
+// longer shows a call made to the old one (the history keeps it).
+func (m *Model) SetConfig(cfg Config) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	changed := cfg.Target != m.cfg.Target
+	m.cfg = cfg
+	if changed {
+		m.show(0)
+	}
+}
 
 // Config returns what the pane calls.
 func (m Model) Config() Config { return m.cfg }
@@ -184,23 +230,47 @@ func (m Model) Config() Config { return m.cfg }
 // Method returns the picked method, nil before one is picked.
 func (m Model) Method() protoreflect.MethodDescriptor { return m.method }
 
-// Running reports whether a call is in flight.
-func (m Model) Running() bool { return m.result.running }
+// Running reports whether the call shown is in flight.
+func (m Model) Running() bool {
+	c := m.calls[m.shown]
+	return c != nil && c.running
+}
+
+// InFlight returns the number of calls in flight.
+func (m Model) InFlight() int {
+	n := 0
+	for _, c := range m.calls {
+		if c.running {
+			n++
+		}
+	}
+	return n
+}
 
 // FocusedPart returns the part of the pane that takes keys.
 func (m Model) FocusedPart() Focus { return m.focus }
 
 // Editing reports whether typed letters go into a text field (the
-// filter or the editor), so a program's single-letter keys must not act.
+// filter, the editor, the metadata or deadline line), so a program's
+// single-letter keys must not act.
 func (m Model) Editing() bool {
-	return m.active && (m.focus == FocusPicker || m.focus == FocusEditor || m.focus == FocusMetadata)
+	return m.active && (m.focus == FocusPicker || m.focus == FocusEditor || m.focus == FocusMetadata || m.focus == FocusDeadline)
 }
 
 // SetMethods sets the methods to pick from (instead of Init's loading).
 func (m *Model) SetMethods(methods []protoreflect.MethodDescriptor) { m.picker.SetMethods(methods) }
 
+// SetOffered lists the methods the called side says it offers (by
+// reflection) first in the picker, marked with label.
+func (m *Model) SetOffered(methods []protoreflect.MethodDescriptor, label string) {
+	m.picker.SetOffered(methods, label)
+}
+
 // Picker returns the method picker (tests, filter text).
 func (m Model) Picker() picker.Model { return m.picker }
+
+// History returns the list of calls made (tests).
+func (m Model) History() history.Model { return m.history }
 
 // Response returns the response view (tests).
 func (m Model) Response() msgview.Model { return m.resp }
@@ -220,31 +290,38 @@ func (m *Model) Activate() tea.Cmd {
 // Deactivate takes the keys away.
 func (m *Model) Deactivate() {
 	m.active = false
+	m.blurAll()
+}
+
+func (m *Model) blurAll() {
 	m.picker.Blur()
+	m.history.Blur()
 	m.editor.Blur()
 	m.meta.Blur()
+	m.deadline.Blur()
 	m.resp.Blur()
 }
 
 func (m *Model) setFocus(f Focus) tea.Cmd {
-	if f != FocusPicker && m.method == nil {
+	if f != FocusPicker && f != FocusHistory && m.method == nil {
 		f = FocusPicker
 	}
 	m.focus = f
-	m.picker.Blur()
-	m.editor.Blur()
-	m.meta.Blur()
-	m.resp.Blur()
+	m.blurAll()
 	if !m.active {
 		return nil
 	}
 	switch f {
 	case FocusPicker:
 		return m.picker.Focus()
+	case FocusHistory:
+		m.history.Focus()
 	case FocusEditor:
 		return m.editor.Focus()
 	case FocusMetadata:
 		return m.meta.Focus()
+	case FocusDeadline:
+		return m.deadline.Focus()
 	default:
 		m.resp.Focus()
 	}
@@ -259,10 +336,42 @@ func (m *Model) Pick(md protoreflect.MethodDescriptor) tea.Cmd {
 		tmpl = "{}"
 	}
 	m.editor.SetValue(tmpl)
-	m.result = callResult{}
-	m.resp.Reset(m.sections())
+	m.show(0)
 	m.layout()
 	return m.setFocus(FocusEditor)
+}
+
+// OpenPicker opens the method picker with an empty filter and the method
+// chosen last highlighted; esc goes back to where the keys were.
+func (m *Model) OpenPicker() tea.Cmd {
+	m.remember()
+	cmd := m.setFocus(FocusPicker)
+	m.picker.Open(m.method)
+	return cmd
+}
+
+// OpenHistory shows the calls made, the one shown selected; esc goes
+// back to where the keys were.
+func (m *Model) OpenHistory() tea.Cmd {
+	m.remember()
+	m.history.Select(m.shown)
+	return m.setFocus(FocusHistory)
+}
+
+// remember notes the part to go back to from the picker or the history.
+func (m *Model) remember() {
+	if m.focus != FocusPicker && m.focus != FocusHistory {
+		m.back = m.focus
+	}
+}
+
+// goBack leaves the picker or the history for where the keys were.
+func (m *Model) goBack() tea.Cmd {
+	back := m.back
+	if back == FocusPicker || back == FocusHistory {
+		back = FocusEditor
+	}
+	return m.setFocus(back)
 }
 
 // SetSize sets the pane's size in cells.
@@ -271,13 +380,25 @@ func (m *Model) SetSize(width, height int) {
 	m.layout()
 }
 
-// layout sizes the parts: the picker takes the whole pane; otherwise the
-// editor and the response share it side by side (stacked when narrow).
+// Layout of the pane: a line for the method, one for the metadata and
+// deadline, one for the hints; then the editor and the response side by
+// side (stacked when narrow).
+const (
+	headLines  = 3
+	sideBySide = 90
+	deadlineW  = 8 // cells for the deadline's value
+)
+
+// deadlineWidth is the width of the deadline field, prompt included.
+func (m Model) deadlineWidth() int { return lipgloss.Width(m.deadline.Prompt) + deadlineW + 1 }
+
 func (m *Model) layout() {
 	m.picker.SetSize(m.width, m.height)
-	m.meta.Width = max(m.width-len(m.meta.Prompt)-2, 1)
-	body := max(m.height-3, 1) // method, metadata and hint lines
-	if m.width >= 90 {
+	m.history.SetSize(m.width, m.height)
+	m.deadline.Width = deadlineW
+	m.meta.Width = max(m.width-m.deadlineWidth()-1-lipgloss.Width(m.meta.Prompt)-1, 1)
+	body := max(m.height-headLines, 1)
+	if m.width >= sideBySide {
 		left := m.width / 2
 		m.editor.SetSize(left-1, body)
 		m.resp.SetSize(m.width-left-2, body)
@@ -286,278 +407,4 @@ func (m *Model) layout() {
 	top := body / 2
 	m.editor.SetSize(m.width, top)
 	m.resp.SetSize(m.width, body-top-1)
-}
-
-// Send returns the tea.Cmd that makes the call with the editor's request.
-func (m *Model) Send() tea.Cmd {
-	if m.method == nil || m.result.running {
-		return nil
-	}
-	headers, err := ParseHeaders(m.meta.Value())
-	if err != nil {
-		m.editor.SetError(err)
-		return nil
-	}
-	m.runs++
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{id: m.runs, box: mailbox.New(), cancel: cancel, done: make(chan struct{})}
-	m.current = r
-	m.result = callResult{running: true, sentMD: headers}
-	m.resp.Reset(m.sections())
-	if m.method.IsStreamingServer() {
-		m.resp.Follow() // keep the newest message in view
-	}
-	return start(ctx, r, m.flights, m.cfg.Invoker, m.method, headers, m.editor.Value(), m.cfg.Source.Types())
-}
-
-// InFlight returns the number of calls in flight.
-func (m Model) InFlight() int {
-	if m.result.running {
-		return 1
-	}
-	return 0
-}
-
-// Stop cancels every call in flight and waits, until ctx is done, for
-// each to end: an Invoker that observes its calls (Observed) has reported
-// them when Stop returns. Calls sent afterwards do not start. Programs
-// call it once they have quit.
-func (m Model) Stop(ctx context.Context) {
-	if m.flights != nil {
-		m.flights.stop(ctx)
-	}
-}
-
-// Cancel cancels the call in flight.
-func (m *Model) Cancel() {
-	if m.current != nil && m.result.running {
-		m.current.cancel()
-	}
-}
-
-// Update handles keys (when active) and the events of the call in flight.
-func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
-	switch msg := msg.(type) {
-	case picker.LoadedMsg:
-		m.picker, _ = m.picker.Update(msg)
-		return m, nil
-	case picker.PickedMsg:
-		return m, m.Pick(msg.Method)
-	case RequestErrorMsg:
-		if m.current != nil && msg.Run == m.current.id {
-			m.result.running = false
-			m.current.cancel()
-			m.editor.SetError(msg.Err)
-			m.resp.Reset(m.sections())
-			return m, m.setFocus(FocusEditor)
-		}
-		return m, nil
-	case StartedMsg:
-		return m.event(msg.Run, func(m *Model) { m.result.requests, m.result.sentMD = msg.Requests, msg.Headers })
-	case HeaderMsg:
-		return m.event(msg.Run, func(m *Model) { m.result.header = msg.MD })
-	case ResponseMsg:
-		return m.event(msg.Run, func(m *Model) { m.result.responses = append(m.result.responses, msg.Msg) })
-	case TrailerMsg:
-		return m.event(msg.Run, func(m *Model) {
-			m.result.status, m.result.trailer, m.result.elapsed = msg.Status, msg.MD, msg.Elapsed
-			m.result.running = false
-		})
-	case FailedMsg:
-		return m.event(msg.Run, func(m *Model) { m.result.failed, m.result.running = msg.Err, false })
-	case runDoneMsg:
-		if m.current != nil && msg.Run == m.current.id {
-			m.current.cancel()
-			m.result.running = false
-		}
-		return m, nil
-	case tea.KeyMsg:
-		if !m.active {
-			return m, nil
-		}
-		return m.key(msg)
-	}
-	return m, nil
-}
-
-// event applies an event of run id and waits for the next one.
-func (m Model) event(id int, apply func(*Model)) (Model, tea.Cmd) {
-	if m.current == nil || id != m.current.id {
-		return m, nil
-	}
-	apply(&m)
-	m.resp.SetSections(m.sections())
-	return m, m.current.next()
-}
-
-func (m Model) key(msg tea.KeyMsg) (Model, tea.Cmd) {
-	if m.focus == FocusPicker {
-		// In the picker, keys only pick: nothing is sent or cancelled
-		// from behind it.
-		if key.Matches(msg, m.KeyMap.Leave) && m.method != nil {
-			back := m.back
-			if back == FocusPicker {
-				back = FocusEditor
-			}
-			return m, m.setFocus(back)
-		}
-		var cmd tea.Cmd
-		m.picker, cmd = m.picker.Update(msg)
-		return m, cmd
-	}
-	switch {
-	case key.Matches(msg, m.KeyMap.Send):
-		return m, m.Send()
-	case key.Matches(msg, m.KeyMap.Cancel):
-		m.Cancel()
-		return m, nil
-	case key.Matches(msg, m.KeyMap.Pick):
-		return m, m.OpenPicker()
-	case key.Matches(msg, m.KeyMap.NextPart):
-		next := map[Focus]Focus{FocusEditor: FocusMetadata, FocusMetadata: FocusResponse, FocusResponse: FocusEditor}
-		return m, m.setFocus(next[m.focus])
-	case m.focus != FocusResponse && key.Matches(msg, m.KeyMap.Leave):
-		return m, m.setFocus(FocusResponse)
-	case m.focus == FocusResponse && key.Matches(msg, m.KeyMap.Edit):
-		return m, m.setFocus(FocusEditor)
-	}
-	var cmd tea.Cmd
-	switch m.focus {
-	case FocusEditor:
-		m.editor, cmd = m.editor.Update(msg)
-	case FocusMetadata:
-		if msg.Type == tea.KeyEnter {
-			return m, m.setFocus(FocusEditor)
-		}
-		m.meta, cmd = m.meta.Update(msg)
-	default:
-		m.resp, cmd = m.resp.Update(msg)
-	}
-	return m, cmd
-}
-
-// OpenPicker opens the method picker with an empty filter and the method
-// chosen last highlighted; esc goes back to where the keys were.
-func (m *Model) OpenPicker() tea.Cmd {
-	if m.focus != FocusPicker {
-		m.back = m.focus
-	}
-	cmd := m.setFocus(FocusPicker)
-	m.picker.Open(m.method)
-	return cmd
-}
-
-// ShortHelp returns the keys that act in the focused part, for a help
-// bar.
-func (m Model) ShortHelp() []key.Binding {
-	k := m.KeyMap
-	if m.focus == FocusPicker {
-		p := m.picker.KeyMap
-		out := []key.Binding{
-			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "select method")),
-			p.Pick,
-			key.NewBinding(key.WithKeys(""), key.WithHelp("type", "to filter")),
-		}
-		if m.method != nil {
-			out = append(out, key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back to the request")))
-		}
-		return out
-	}
-	out := []key.Binding{k.Send}
-	if m.result.running {
-		out = append(out, k.Cancel)
-	}
-	out = append(out, k.Pick, k.NextPart)
-	if m.focus == FocusResponse {
-		out = append(out, k.Edit)
-	} else {
-		out = append(out, k.Leave)
-	}
-	return out
-}
-
-// FullHelp returns every key of the focused part, grouped, for the help
-// screen.
-func (m Model) FullHelp() [][]key.Binding {
-	k := m.KeyMap
-	if m.focus == FocusPicker {
-		p := m.picker.KeyMap
-		leave := key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back to the request"))
-		return [][]key.Binding{{p.Up, p.Down, p.Pick, leave}}
-	}
-	return [][]key.Binding{{k.Send, k.Cancel, k.Pick}, {k.Edit, k.NextPart, k.Leave}}
-}
-
-// sections renders the call's outcome for the response view.
-func (m Model) sections() []msgview.Section {
-	r := m.result
-	types := m.cfg.Source.Types()
-	var out []msgview.Section
-	if r.failed != nil {
-		out = append(out, msgview.Section{Title: "Could not call", Body: r.failed.Error(), Tone: "error"})
-	}
-	if r.header != nil {
-		out = append(out, msgview.Section{Title: "Response headers", Body: msgview.Metadata(r.header)})
-	}
-	for i, msg := range r.responses {
-		title := "Response"
-		if m.method != nil && m.method.IsStreamingServer() {
-			title = fmt.Sprintf("Response %d", i+1)
-		}
-		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(msg, types)})
-	}
-	if r.running {
-		out = append(out, msgview.Section{Title: "Status", Body: "waiting for the call to end…", Tone: "muted"})
-	}
-	if r.status != nil {
-		out = append(out, msgview.Section{
-			Title: fmt.Sprintf("Status (%s)", r.elapsed.Round(time.Millisecond)),
-			Body:  msgview.Status(r.status, types), Tone: msgview.StatusTone(r.status),
-		})
-	}
-	if r.trailer != nil {
-		out = append(out, msgview.Section{Title: "Trailers", Body: msgview.Metadata(r.trailer)})
-	}
-	if len(out) == 0 {
-		out = append(out, msgview.Section{Title: "Response", Body: "nothing sent yet", Tone: "muted"})
-	}
-	return out
-}
-
-// View renders the pane, exactly its size.
-func (m Model) View() string {
-	if m.width <= 0 || m.height <= 0 {
-		return ""
-	}
-	if m.focus == FocusPicker || m.method == nil {
-		return m.picker.View()
-	}
-	head := m.Styles.Method.Render(dynamic.MethodName(m.method)) + " " +
-		m.Styles.Kind.Render("("+picker.Kind(m.method)+", "+string(m.method.Input().FullName())+" → "+string(m.method.Output().FullName())+")")
-	state := ""
-	switch {
-	case m.result.running:
-		state = m.Styles.Running.Render("calling…")
-	case m.result.status != nil && m.result.status.Code() == 0:
-		state = m.Styles.OK.Render("OK")
-	case m.result.status != nil || m.result.failed != nil:
-		state = m.Styles.Error.Render("failed")
-	}
-	hint := "request (JSON)"
-	if m.method.IsStreamingClient() {
-		hint = "requests: JSON values one after another"
-	}
-	var body string
-	if m.width >= 90 {
-		left := m.width / 2
-		body = lipgloss.JoinHorizontal(lipgloss.Top,
-			theme.FitLines(m.editor.View(), left-1, m.height-3),
-			strings.TrimSuffix(strings.Repeat(" │\n", max(m.height-3, 1)), "\n"),
-			theme.FitLines(m.resp.View(), m.width-left-2, m.height-3))
-		hint = theme.Fit(m.Styles.Hint.Render(hint), left) + state
-	} else {
-		body = m.editor.View() + "\n" + m.Styles.Hint.Render("──") + " " + state + "\n" + m.resp.View()
-		hint = m.Styles.Hint.Render(hint)
-	}
-	return theme.FitLines(head+"\n"+m.meta.View()+"\n"+hint+"\n"+body, m.width, m.height)
 }

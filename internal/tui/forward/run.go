@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,27 +12,42 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/internal/mailbox"
 )
 
 // The messages of a call in flight. Each carries the number of the call it
-// belongs to, so a late message of an earlier call is ignored.
+// belongs to (Run), so each event reaches its own call however many are
+// in flight.
 
 // RequestErrorMsg reports requests that do not fit the input type; nothing
-// was sent.
+// of them was sent. A call whose first requests do not fit is not made; on
+// an open stream, the stream stays open.
 type RequestErrorMsg struct {
 	Run int
 	Err error
 }
 
-// StartedMsg reports that the call was started with its parsed requests.
+// StartedMsg reports that the call was started with its parsed requests
+// (those given when it started).
 type StartedMsg struct {
 	Run      int
 	Requests []proto.Message
 	Headers  metadata.MD
+}
+
+// QueuedMsg reports more requests parsed for an open stream, ready to be
+// sent.
+type QueuedMsg struct {
+	Run      int
+	Requests []proto.Message
+}
+
+// SentMsg reports one request handed to the stream.
+type SentMsg struct {
+	Run int
+	Msg proto.Message
 }
 
 // HeaderMsg carries the response headers.
@@ -65,12 +79,35 @@ type FailedMsg struct {
 // runDoneMsg ends a run's event stream.
 type runDoneMsg struct{ Run int }
 
+// endOfRequests is what the outbound queue yields once it is closed.
+type endOfRequests struct{}
+
 // run is one call in flight.
 type run struct {
 	id     int
-	box    *mailbox.Box
+	events *mailbox.Box // what happens, to the program
+	out    *mailbox.Box // requests to send; closed to end sending
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Invoke has returned
+}
+
+func newRun(id int) *run {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &run{id: id, events: mailbox.New(), out: mailbox.New(), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+// next waits for r's next event.
+func (r *run) next() tea.Cmd { return r.events.Next(runDoneMsg{Run: r.id}) }
+
+// endSending closes the outbound queue: once the requests queued are
+// sent, the stream is half-closed.
+func (r *run) endSending() { r.out.Close() }
+
+// stop cancels the call and ends sending.
+func (r *run) stop() {
+	r.cancel()
+	r.out.Close()
 }
 
 // flights are a pane's calls in flight. Every copy of the pane's Model
@@ -80,6 +117,8 @@ type flights struct {
 	runs    map[*run]struct{}
 	stopped bool
 }
+
+func newFlights() *flights { return &flights{runs: map[*run]struct{}{}} }
 
 // add registers r; false means the pane is stopped and r must not start.
 func (f *flights) add(r *run) bool {
@@ -109,7 +148,7 @@ func (f *flights) stop(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	for _, r := range runs {
-		r.cancel()
+		r.stop()
 	}
 	for _, r := range runs {
 		select {
@@ -120,71 +159,85 @@ func (f *flights) stop(ctx context.Context) {
 	}
 }
 
-// start parses the requests (all of them, before anything is sent), then
-// invokes md in a goroutine whose events go to r.box. The returned Cmd
-// yields the first event.
-func start(ctx context.Context, r *run, fl *flights, inv Invoker, md protoreflect.MethodDescriptor, headers metadata.MD,
-	text string, resolver dynamic.TypeResolver) tea.Cmd {
+// call describes a call to start: what to invoke and how.
+type callSpec struct {
+	inv      Invoker
+	method   protoreflect.MethodDescriptor
+	headers  metadata.MD
+	timeout  time.Duration
+	text     string
+	resolver dynamic.TypeResolver
+}
+
+// start parses the requests of spec (all of them, before anything is
+// sent), then invokes the method in a goroutine whose events go to
+// r.events. A method that takes one request gets it and the stream is
+// half-closed; a client stream stays open for more until endSending. The
+// returned Cmd yields the first event.
+func start(r *run, fl *flights, spec callSpec) tea.Cmd {
 	return func() tea.Msg {
-		reqs, err := parseRequests(md, text, resolver)
+		reqs, err := parseRequests(spec.method, spec.text, spec.resolver, !spec.method.IsStreamingClient())
 		if err != nil {
-			r.box.Close()
+			r.stop()
+			r.events.Close()
 			return RequestErrorMsg{Run: r.id, Err: err}
 		}
 		if !fl.add(r) {
-			r.box.Close()
+			r.stop()
+			r.events.Close()
 			return runDoneMsg{Run: r.id}
 		}
-		r.box.Put(StartedMsg{Run: r.id, Requests: reqs, Headers: headers})
-		go func() {
-			defer r.box.Close()
-			defer fl.remove(r)
-			defer close(r.done)
-			h := &handler{run: r, start: time.Now()}
-			next := 0
-			supply := func(msg proto.Message) error {
-				if next >= len(reqs) {
-					return io.EOF
-				}
-				proto.Merge(msg, reqs[next])
-				next++
-				return nil
-			}
-			if err := inv.Invoke(ctx, md, headers, h, supply); err != nil {
-				r.box.Put(FailedMsg{Run: r.id, Err: err})
-			}
-		}()
-		return r.box.Next(runDoneMsg{Run: r.id})()
+		for _, q := range reqs {
+			r.out.Put(q)
+		}
+		if !spec.method.IsStreamingClient() {
+			r.endSending()
+		}
+		r.events.Put(StartedMsg{Run: r.id, Requests: reqs, Headers: spec.headers})
+		go r.invoke(fl, spec)
+		return r.next()()
 	}
 }
 
-// next waits for r's next event.
-func (r *run) next() tea.Cmd { return r.box.Next(runDoneMsg{Run: r.id}) }
+// invoke makes the call; the requests come from r.out as they are queued.
+func (r *run) invoke(fl *flights, spec callSpec) {
+	defer r.events.Close()
+	defer fl.remove(r)
+	defer close(r.done)
+	defer r.stop()
+	ctx := r.ctx
+	if spec.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, spec.timeout)
+		defer cancel()
+	}
+	// When the call's time is up (or it is cancelled) nothing more is
+	// sent: a supplier waiting for the person's next message returns.
+	defer context.AfterFunc(ctx, r.out.Close)()
+	h := &handler{run: r, start: time.Now()}
+	supply := func(msg proto.Message) error {
+		next, ok := r.out.Next(endOfRequests{})().(proto.Message)
+		if !ok {
+			return io.EOF
+		}
+		proto.Merge(msg, next)
+		r.events.Put(SentMsg{Run: r.id, Msg: next})
+		return nil
+	}
+	if err := spec.inv.Invoke(ctx, spec.method, spec.headers, h, supply); err != nil {
+		r.events.Put(FailedMsg{Run: r.id, Err: err})
+	}
+}
 
-// parseRequests reads the JSON requests: one value for a method that takes
-// one request ("" means an empty message), any number of concatenated
-// values for a client stream.
-func parseRequests(md protoreflect.MethodDescriptor, text string, resolver dynamic.TypeResolver) ([]proto.Message, error) {
-	p := dynamic.NewJSONRequestParser(strings.NewReader(text), resolver)
-	var out []proto.Message
-	for {
-		msg := dynamicpb.NewMessage(md.Input())
-		err := p.Next(msg)
-		if err == io.EOF {
-			break
-		}
+// queue returns the Cmd that parses more requests for r's open stream.
+func queue(r *run, md protoreflect.MethodDescriptor, text string, resolver dynamic.TypeResolver) tea.Cmd {
+	return func() tea.Msg {
+		reqs, err := parseRequests(md, text, resolver, false)
 		if err != nil {
-			return nil, err
+			return RequestErrorMsg{Run: r.id, Err: err}
 		}
-		out = append(out, msg)
-		if !md.IsStreamingClient() && len(out) > 1 {
-			return nil, dynamic.ErrTooManyRequests
-		}
+		return QueuedMsg{Run: r.id, Requests: reqs}
 	}
-	if len(out) == 0 && !md.IsStreamingClient() {
-		out = append(out, dynamicpb.NewMessage(md.Input()))
-	}
-	return out, nil
 }
 
 // handler turns invocation events into messages.
@@ -196,14 +249,14 @@ type handler struct {
 func (h *handler) OnResolveMethod(protoreflect.MethodDescriptor) {}
 func (h *handler) OnSendHeaders(metadata.MD)                     {}
 func (h *handler) OnReceiveHeaders(md metadata.MD) {
-	h.run.box.Put(HeaderMsg{Run: h.run.id, MD: md})
+	h.run.events.Put(HeaderMsg{Run: h.run.id, MD: md})
 }
 func (h *handler) OnReceiveResponse(msg proto.Message) {
-	h.run.box.Put(ResponseMsg{Run: h.run.id, Msg: msg})
+	h.run.events.Put(ResponseMsg{Run: h.run.id, Msg: msg})
 }
 func (h *handler) OnReceiveTrailers(st *status.Status, md metadata.MD) {
 	if st == nil { // grpc-go's OK
 		st = status.New(codes.OK, "")
 	}
-	h.run.box.Put(TrailerMsg{Run: h.run.id, Status: st, MD: md, Elapsed: time.Since(h.start)})
+	h.run.events.Put(TrailerMsg{Run: h.run.id, Status: st, MD: md, Elapsed: time.Since(h.start)})
 }

@@ -73,12 +73,7 @@ type Model struct {
 
 // New returns an empty view styled by th.
 func New(th theme.Theme) Model {
-	ti := textinput.New()
-	ti.Prompt = "/"
-	ti.PromptStyle = th.Accent
-	ti.Placeholder = `words that must all appear: vote reverse ABORTED "peer 3"`
-	ti.PlaceholderStyle = th.Muted
-	ti.Cursor.Style = th.Selected
+	ti := th.Input("/", th.Accent, `words that must all appear: vote reverse ABORTED "peer 3"`)
 	return Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), Location: time.Local, filter: ti, follow: true, detail: msgview.New(th)}
 }
 
@@ -342,11 +337,12 @@ func parts(e journal.Entry) (dir, peer, code, rule string) {
 	return dir, peer, code, rule
 }
 
-// row is Line with the method, code and duration in columns.
-func (m Model) row(e journal.Entry, methodW int) string {
+// row is Line with the method, code and duration in columns as wide as
+// the longest method and code shown.
+func (m Model) row(e journal.Entry, methodW, codeW int) string {
 	dir, peer, code, rule := parts(e)
-	return fmt.Sprintf("%s %s %-7s %-*s %-9s %7s%s", e.Time.In(m.Location).Format("15:04:05.000"), dir, peer,
-		methodW, e.Method, code, formatMS(e.DurationMS), rule)
+	return fmt.Sprintf("%s %s %-7s %-*s %-*s %7s%s", e.Time.In(m.Location).Format("15:04:05.000"), dir, peer,
+		methodW, e.Method, codeW, code, formatMS(e.DurationMS), rule)
 }
 
 func formatMS(ms float64) string {
@@ -443,9 +439,12 @@ func (m Model) View() string {
 	all, _ := m.Len()
 	lines := []string{filterLine}
 	rows := m.listHeight()
-	methodW := 0
+	methodW, codeW := 0, len("OK")
 	for i := m.offset; i < len(m.shown) && i < m.offset+rows; i++ {
-		methodW = max(methodW, len(m.entries[m.shown[i]].Method))
+		e := m.entries[m.shown[i]]
+		methodW = max(methodW, len(e.Method))
+		_, _, code, _ := parts(e)
+		codeW = max(codeW, len(code))
 	}
 	if len(m.shown) == 0 {
 		if all == 0 {
@@ -460,7 +459,7 @@ func (m Model) View() string {
 		if i == m.cursor {
 			marker = "▸ "
 		}
-		line := marker + m.row(e, methodW)
+		line := marker + m.row(e, methodW, codeW)
 		switch {
 		case i == m.cursor && m.focused:
 			line = m.Styles.Selected.Render(theme.Fit(line, m.width))

@@ -5,6 +5,7 @@ package picker
 
 import (
 	"context"
+	"sort"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -71,7 +72,11 @@ type Model struct {
 	Styles Styles
 
 	input   textinput.Model
-	methods []protoreflect.MethodDescriptor
+	schema  []protoreflect.MethodDescriptor // the schema's methods
+	offered []protoreflect.MethodDescriptor // listed first, with label
+	label   string
+	chosen  protoreflect.MethodDescriptor   // highlighted when the list changes
+	methods []protoreflect.MethodDescriptor // offered, then the rest of schema
 	names   []string
 	matches []fuzzy.Match
 	cursor  int
@@ -84,27 +89,45 @@ type Model struct {
 
 // New returns an empty picker styled by th.
 func New(th theme.Theme) Model {
-	ti := textinput.New()
-	ti.Prompt = "› "
-	ti.PromptStyle = th.Accent
-	ti.Placeholder = "type to filter methods"
-	ti.PlaceholderStyle = th.Muted
-	ti.TextStyle = th.Text
-	ti.Cursor.Style = th.Selected
+	ti := th.Input("› ", th.Accent, "type to filter methods")
 	return Model{KeyMap: DefaultKeyMap(), Styles: DefaultStyles(th), input: ti}
 }
 
 // SetMethods sets the methods to choose from.
 func (m *Model) SetMethods(methods []protoreflect.MethodDescriptor) {
-	m.methods = methods
-	m.names = make([]string, len(methods))
-	for i, md := range methods {
-		m.names[i] = dynamic.MethodName(md)
-	}
+	m.schema = methods
 	m.loaded = true
 	m.err = nil
-	m.filter()
+	m.rebuild()
 }
+
+// SetOffered lists methods first, each marked with label ("offered by
+// peer 1"): the methods the called side says it offers. The other methods
+// follow. nil lists the methods alone again.
+func (m *Model) SetOffered(methods []protoreflect.MethodDescriptor, label string) {
+	m.offered, m.label = methods, label
+	m.rebuild()
+}
+
+func (m *Model) rebuild() {
+	seen := map[protoreflect.FullName]bool{}
+	m.methods = m.methods[:0:0]
+	for _, md := range append(append([]protoreflect.MethodDescriptor{}, m.offered...), m.schema...) {
+		if !seen[md.FullName()] {
+			seen[md.FullName()] = true
+			m.methods = append(m.methods, md)
+		}
+	}
+	m.names = make([]string, len(m.methods))
+	for i, md := range m.methods {
+		m.names[i] = dynamic.MethodName(md)
+	}
+	m.filter()
+	m.Select(m.chosen)
+}
+
+// isOffered reports whether methods[i] is one of the offered.
+func (m Model) isOffered(i int) bool { return i < len(m.offered) }
 
 // SetError shows why the methods could not be loaded.
 func (m *Model) SetError(err error) { m.err, m.loaded = err, true }
@@ -123,6 +146,7 @@ func (m Model) Filter() string { return m.input.Value() }
 // search, and current (the method chosen last, nil for none) is
 // highlighted. The picker takes the keys.
 func (m *Model) Open(current protoreflect.MethodDescriptor) tea.Cmd {
+	m.chosen = current
 	m.SetFilter("")
 	m.Select(current)
 	return m.Focus()
@@ -184,6 +208,10 @@ func (m *Model) filter() {
 		}
 	} else {
 		m.matches = fuzzy.Find(q, m.names)
+		// The offered methods first, each group best match first.
+		sort.SliceStable(m.matches, func(i, j int) bool {
+			return m.isOffered(m.matches[i].Index) && !m.isOffered(m.matches[j].Index)
+		})
 	}
 	m.cursor, m.offset = 0, 0
 }
@@ -273,7 +301,11 @@ func (m Model) row(i int) string {
 			name.WriteString(m.Styles.Method.Render(string(r)))
 		}
 	}
-	kind := m.Styles.Kind.Render(Kind(md))
+	kindText := Kind(md)
+	if m.isOffered(mt.Index) && m.label != "" {
+		kindText += " · " + m.label
+	}
+	kind := m.Styles.Kind.Render(kindText)
 	marker := "  "
 	if i == m.cursor {
 		marker = "▸ "
@@ -281,7 +313,7 @@ func (m Model) row(i int) string {
 	pad := m.width - 2 - lipgloss.Width(mt.Str) - lipgloss.Width(kind) - 1
 	line := marker + name.String() + strings.Repeat(" ", max(pad, 1)) + kind
 	if i == m.cursor && m.input.Focused() {
-		return m.Styles.Selected.Render(theme.Fit(marker+mt.Str+strings.Repeat(" ", max(pad, 1))+Kind(md), m.width))
+		return m.Styles.Selected.Render(theme.Fit(marker+mt.Str+strings.Repeat(" ", max(pad, 1))+kindText, m.width))
 	}
 	return line
 }

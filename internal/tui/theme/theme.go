@@ -6,17 +6,21 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
+
+	"github.com/bcctl/bcctl/internal/tui/termbg"
 )
 
 // NewRenderer returns a renderer for out. When getenv("NO_COLOR") is set
 // (getenv nil means os.Getenv) it renders no colors or attributes at all;
 // otherwise the profile is detected from out (Ascii when out is not a
-// terminal).
+// terminal). The background is decided by termbg, never by asking the
+// terminal, which may never answer.
 func NewRenderer(out io.Writer, getenv func(string) string) *lipgloss.Renderer {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	r := lipgloss.NewRenderer(out)
+	r.SetHasDarkBackground(termbg.Dark(getenv))
 	if getenv("NO_COLOR") != "" {
 		r.SetColorProfile(termenv.Ascii)
 	}

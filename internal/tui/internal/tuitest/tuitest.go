@@ -57,7 +57,10 @@ func Method(t testing.TB, name string) protoreflect.MethodDescriptor {
 
 // UpstreamScript is the Gitaly-like upstream: CreateBranch asks the caller
 // to vote through its backchannel and creates the branch only on COMMIT;
-// acme.Users answers Get and streams List.
+// acme.Users answers Get, streams List, echoes each Chat message, counts
+// names the first and last user of an Import once the caller has sent them
+// all, and answers
+// Update only after an hour (a call to give a deadline to).
 const UpstreamScript = `
 rules:
   - name: vote-before-branch
@@ -83,6 +86,16 @@ rules:
       - {id: "1", name: "ada"}
       - {id: "2", name: "grace"}
       - {id: "3", name: "linus"}
+  - name: chat
+    match: {method: acme.Users/Chat}
+    each: [{send: {from: upstream, text: "echo ${req.text}"}}]
+  - name: import
+    match: {method: acme.Users/Import}
+    end: [{reply: {skipped_ids: ["${reqs.0.id}", "${req.id}"]}}]
+  - name: slow-update
+    match: {method: acme.Users/Update}
+    delay: 1h
+    reply: {}
 `
 
 // Upstream is a running Gitaly-like server.

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/proxy"
+)
+
+// proxyPrinter prints what the proxy relays: for people, a line per call
+// as it ends (and with -v as it starts), reverse calls and side streams
+// indented under the forward call that caused them, and clients as they
+// come and go; as JSON, the journal's lines.
+type proxyPrinter struct {
+	w         io.Writer
+	json      bool
+	verbosity int
+	cs        ColorScheme
+}
+
+const proxyTimeFormat = "15:04:05.000"
+
+// connOpened prints a client's arrival.
+func (p *proxyPrinter) connOpened(c *proxy.Conn) {
+	if p.json {
+		return
+	}
+	fmt.Fprintf(p.w, "%s client %d connected from %s (%s)\n", p.cs.Dim(c.Opened.Local().Format(proxyTimeFormat)), c.ID, addrOrUnknown(c.ClientAddr), proxyKind(c))
+}
+
+// connClosed prints a client's departure, with what it did.
+func (p *proxyPrinter) connClosed(c *proxy.Conn, by proxy.Side) {
+	if p.json {
+		return
+	}
+	now := time.Now()
+	what := "left"
+	if by == proxy.SideProxy {
+		what = "was closed by the proxy"
+	}
+	fmt.Fprintf(p.w, "%s client %d %s after %s (%d forward, %d reverse calls, %s)\n", p.cs.Dim(now.Local().Format(proxyTimeFormat)),
+		c.ID, what, now.Sub(c.Opened).Round(time.Millisecond), c.Forward.Load(), c.Reverse.Load(), servePlural(int(c.SideStreams.Load()), "side stream"))
+}
+
+// callStarted prints a call as it reaches the proxy (-v).
+func (p *proxyPrinter) callStarted(c *proxy.Call) {
+	if p.json || p.verbosity < 1 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString(p.cs.Dim(c.Start.Local().Format(proxyTimeFormat)))
+	b.WriteString(proxyIndent(c.Cause))
+	fmt.Fprintf(&b, " #%d %s %s %s started", c.ID, c.Dir, p.cs.Bold(proxy.MethodName(c)), proxyWho(c.Dir, c.Conn))
+	if c.Cause != 0 {
+		b.WriteString(p.cs.Dim(fmt.Sprintf(" (for #%d)", c.Cause)))
+	}
+	b.WriteString("\n")
+	_, _ = io.WriteString(p.w, b.String())
+}
+
+// entry prints a finished call or side stream.
+func (p *proxyPrinter) entry(e journal.Entry) {
+	if p.json {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return
+		}
+		_, _ = p.w.Write(append(line, '\n'))
+		return
+	}
+	if e.Stream != nil {
+		_, _ = io.WriteString(p.w, p.streamText(e))
+		return
+	}
+	_, _ = io.WriteString(p.w, p.callText(e))
+}
+
+// callText renders a call for people:
+//
+//	15:04:05.001   #2 reverse gitaly.RefTransaction/VoteTransaction to client 1: OK 0.9ms (client 0.7ms, proxy +0.2ms, for #1)
+//	15:04:05.002 #1 forward gitaly.RefService/CreateBranch from client 1: OK 2.1ms (upstream 1.6ms, proxy +0.5ms)
+func (p *proxyPrinter) callText(e journal.Entry) string {
+	var b strings.Builder
+	b.WriteString(p.cs.Dim(e.Time.Local().Format(proxyTimeFormat)))
+	b.WriteString(proxyIndent(e.Cause))
+	dir := "from"
+	if e.Dir == journal.DirReverse {
+		dir = "to"
+	}
+	fmt.Fprintf(&b, " #%d %s %s %s client %d: ", e.ID, e.Dir, p.cs.Bold(e.Method), dir, e.Relay.Conn)
+	code, msg := "OK", ""
+	if e.Status != nil {
+		code, msg = e.Status.Code, e.Status.Message
+	}
+	if code == "OK" {
+		b.WriteString(p.cs.Green(code))
+	} else {
+		b.WriteString(p.cs.Red(code))
+	}
+	if msg != "" {
+		fmt.Fprintf(&b, " %q", msg)
+	}
+	fmt.Fprintf(&b, " %s", serveMS(e.DurationMS))
+	var notes []string
+	callee := "upstream"
+	if e.Dir == journal.DirReverse {
+		callee = "client"
+	}
+	if e.Relay.CalleeMS > 0 {
+		notes = append(notes, fmt.Sprintf("%s %s, proxy +%s", callee, serveMS(e.Relay.CalleeMS), serveMS(e.Relay.AddedMS)))
+	}
+	switch {
+	case e.Relay.EndedBy != "" && e.Relay.Gone:
+		notes = append(notes, "the "+e.Relay.EndedBy+" went away")
+	case e.Relay.EndedBy == "proxy":
+		notes = append(notes, "ended by the proxy")
+	case e.Relay.EndedBy != "":
+		notes = append(notes, "ended by the "+e.Relay.EndedBy)
+	}
+	if e.Cause != 0 {
+		notes = append(notes, fmt.Sprintf("for #%d", e.Cause))
+	}
+	if len(notes) > 0 {
+		b.WriteString(p.cs.Dim(" (" + strings.Join(notes, ", ") + ")"))
+	}
+	b.WriteString("\n")
+	indent := proxyIndent(e.Cause) + "    "
+	if p.verbosity >= 2 && len(e.Metadata) > 0 {
+		fmt.Fprintf(&b, "%smetadata: %s\n", indent, serveCompactJSON(e.Metadata))
+	}
+	if p.verbosity >= 1 {
+		for _, r := range e.Requests {
+			fmt.Fprintf(&b, "%srequest:  %s\n", indent, r)
+		}
+		for _, r := range e.Responses {
+			fmt.Fprintf(&b, "%sresponse: %s\n", indent, r)
+		}
+		if kept := len(e.Requests) + len(e.Responses); kept < e.Relay.RequestCount+e.Relay.ResponseCount {
+			fmt.Fprintf(&b, "%s(%d of %d messages kept)\n", indent, kept, e.Relay.RequestCount+e.Relay.ResponseCount)
+		}
+	}
+	if p.verbosity >= 2 {
+		if len(e.Header) > 0 {
+			fmt.Fprintf(&b, "%sheader:   %s\n", indent, serveCompactJSON(e.Header))
+		}
+		if len(e.Trailer) > 0 {
+			fmt.Fprintf(&b, "%strailer:  %s\n", indent, serveCompactJSON(e.Trailer))
+		}
+	}
+	return b.String()
+}
+
+// streamText renders a side stream for people:
+//
+//	15:04:05.001   #3 sidechannel stream to client 1: 1.2MB to the client, 14B to the upstream, 2.0ms (closed first by the upstream, for #1)
+func (p *proxyPrinter) streamText(e journal.Entry) string {
+	s := e.Stream
+	var b strings.Builder
+	b.WriteString(p.cs.Dim(e.Time.Local().Format(proxyTimeFormat)))
+	b.WriteString(proxyIndent(e.Cause))
+	fmt.Fprintf(&b, " #%d %s stream to client %d: %s to the client, %s to the upstream, %s", e.ID, s.Kind, s.Conn,
+		proxyBytes(s.ToClient), proxyBytes(s.ToUpstream), serveMS(e.DurationMS))
+	var notes []string
+	if s.Error != "" {
+		notes = append(notes, p.cs.Red(s.Error))
+	}
+	if s.ClosedFirst != "" {
+		notes = append(notes, "closed first by the "+s.ClosedFirst)
+	}
+	if e.Cause != 0 {
+		notes = append(notes, fmt.Sprintf("for #%d", e.Cause))
+	}
+	if len(notes) > 0 {
+		b.WriteString(p.cs.Dim(" (" + strings.Join(notes, ", ") + ")"))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// proxyIndent nests what a forward call caused under it.
+func proxyIndent(cause uint64) string {
+	if cause != 0 {
+		return "  "
+	}
+	return ""
+}
+
+// proxyWho says which client a call comes from or goes to.
+func proxyWho(dir calls.Direction, c *proxy.Conn) string {
+	if dir == calls.Reverse {
+		return fmt.Sprintf("to client %d", c.ID)
+	}
+	return fmt.Sprintf("from client %d", c.ID)
+}
+
+// proxyKind describes a client connection's kind.
+func proxyKind(c *proxy.Conn) string {
+	if c.Kind == proxy.Multiplexed {
+		return fmt.Sprintf("multiplexed, backchannel peer %d", c.PeerID)
+	}
+	return "plain gRPC"
+}
+
+// proxyBytes formats a byte count: "14B", "3.0KiB", "1.2MiB".
+func proxyBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func addrOrUnknown(a interface{ String() string }) string {
+	if a == nil {
+		return "an unknown address"
+	}
+	return a.String()
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/proxy"
+)
+
+// proxyKeepMessages is how many bytes of each call's messages, each way,
+// the proxy keeps for the journal and the printer; beyond it they are
+// counted.
+const proxyKeepMessages = 4 << 20
+
+// proxyPlan is what proxy's flags resolve to before anything listens.
+type proxyPlan struct {
+	listen   []Address
+	upstream Address
+	upCreds  credentials.TransportCredentials
+	decoder  *proxy.Decoder
+	// reflection is the connection reflection on the upstream uses; nil
+	// without reflection. The run closes it.
+	reflection *grpc.ClientConn
+	jsonOut    bool
+	textOut    bool
+	cfg        proxy.Config
+}
+
+// proxyPlanOf checks the flags and loads the schema files.
+func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
+	p := &proxyPlan{}
+	var err error
+	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
+		return nil, err
+	}
+	if opts.Upstream == "" {
+		return nil, usageErrorf("proxy needs --upstream: the address of the server to relay to")
+	}
+	if p.upstream, err = ParseAddress(opts.Upstream, false); err != nil {
+		return nil, usageErrorf("--upstream: %v", err)
+	}
+	listen := opts.Listen
+	if len(listen) == 0 {
+		listen = []string{proxyDefaultListen}
+	}
+	for _, l := range listen {
+		a, err := ParseAddress(l, false)
+		if err != nil {
+			return nil, usageErrorf("--listen: %v", err)
+		}
+		p.listen = append(p.listen, a)
+	}
+	if err := opts.Schema.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.PeerSchema.Validate(); err != nil {
+		return nil, err
+	}
+	listenCreds, err := opts.ListenTLS.ServerCredentials()
+	if err != nil {
+		return nil, err
+	}
+	if p.upCreds, err = opts.UpstreamTLS.ClientCredentials(); err != nil {
+		return nil, err
+	}
+	if err := p.loadSchemas(ctx, opts); err != nil {
+		p.close()
+		return nil, err
+	}
+	p.cfg = proxy.Config{
+		UpstreamNetwork: p.upstream.Network, UpstreamAddress: p.upstream.Addr,
+		UpstreamCreds: p.upCreds, UpstreamAuthority: opts.UpstreamTLS.Authority,
+		ListenCreds: listenCreds, Logger: opts.Factory.Logger,
+		MaxMsgSize: opts.MaxMsgSize, ConnectTimeout: opts.ConnectTimeout,
+	}
+	if p.textOut || p.jsonOut || opts.Journal != "" {
+		p.cfg.KeepMessages = proxyKeepMessages
+	}
+	return p, nil
+}
+
+// loadSchemas builds the decoder: the files, and reflection on the
+// upstream, asked on first use over a connection of its own.
+func (p *proxyPlan) loadSchemas(ctx context.Context, opts *ProxyOptions) error {
+	files, err := opts.Schema.FileSource(ctx)
+	if err != nil {
+		return err
+	}
+	var forward dynamic.Source
+	if files != nil {
+		forward = files
+	}
+	if opts.Schema.Reflection() {
+		dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(p.upCreds)}
+		if a := opts.UpstreamTLS.Authority; a != "" {
+			dialOpts = append(dialOpts, grpc.WithAuthority(a))
+		} else if p.upstream.IsUnix() {
+			dialOpts = append(dialOpts, grpc.WithAuthority("localhost"))
+		}
+		network, addr := p.upstream.Network, p.upstream.Addr
+		dialOpts = append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}))
+		cc, err := grpc.NewClient("passthrough:///"+addr, dialOpts...)
+		if err != nil {
+			return fmt.Errorf("reflection on the upstream: %w", err)
+		}
+		p.reflection = cc
+		forward, err = opts.Schema.Combine(ctx, files, cc, nil)
+		if err != nil {
+			return err
+		}
+	}
+	p.decoder = &proxy.Decoder{Forward: forward}
+	peers, err := opts.PeerSchema.FileSource(ctx)
+	if err != nil {
+		return err
+	}
+	if peers != nil {
+		p.decoder.Reverse = peers
+	}
+	return nil
+}
+
+// close releases what the plan holds.
+func (p *proxyPlan) close() {
+	if p.reflection != nil {
+		p.reflection.Close()
+	}
+}

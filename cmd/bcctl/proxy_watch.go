@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/journal"
+	"github.com/bcctl/bcctl/internal/proxy"
+)
+
+// proxyWatch is the proxy's Observer in bcctl proxy: it turns what the
+// proxy relays into journal entries, writes them to --journal and hands
+// them to the printer, and counts them for the last line. It runs in the
+// goroutines of the calls, before a call's status goes back to its caller,
+// so no entry is lost when a connection drops or the proxy stops.
+type proxyWatch struct {
+	decoder *proxy.Decoder
+	journal *journal.Writer // nil without --journal
+	printer *proxyPrinter   // nil with -o none
+	started time.Time
+
+	conns, forward, reverse, streams atomic.Uint64
+}
+
+var _ proxy.Observer = (*proxyWatch)(nil)
+
+func (w *proxyWatch) ConnOpened(c *proxy.Conn) {
+	w.conns.Add(1)
+	if w.printer != nil {
+		w.printer.connOpened(c)
+	}
+}
+
+func (w *proxyWatch) ConnClosed(c *proxy.Conn, by proxy.Side) {
+	if w.printer != nil {
+		w.printer.connClosed(c, by)
+	}
+}
+
+func (w *proxyWatch) CallStarted(c *proxy.Call) {
+	if w.printer != nil {
+		w.printer.callStarted(c)
+	}
+}
+
+func (w *proxyWatch) CallEnded(c *proxy.Call) {
+	if c.Dir == calls.Reverse {
+		w.reverse.Add(1)
+	} else {
+		w.forward.Add(1)
+	}
+	if w.journal == nil && w.printer == nil {
+		return
+	}
+	w.record(w.decoder.Entry(context.Background(), c))
+}
+
+func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
+	w.streams.Add(1)
+	if w.journal == nil && w.printer == nil {
+		return
+	}
+	w.record(w.decoder.StreamEntry(s))
+}
+
+// record writes an entry to the journal and prints it.
+func (w *proxyWatch) record(e journal.Entry) {
+	if w.journal != nil {
+		// A write error is kept by the Writer and reported at exit.
+		_, _ = w.journal.Write(e)
+	}
+	if w.printer != nil {
+		w.printer.entry(e)
+	}
+}
+
+// summary counts what the proxy relayed, for its last line.
+func (w *proxyWatch) summary() string {
+	parts := []string{
+		servePlural(int(w.conns.Load()), "client connection"),
+		fmt.Sprintf("%d forward and %d reverse calls relayed", w.forward.Load(), w.reverse.Load()),
+		servePlural(int(w.streams.Load()), "side stream"),
+	}
+	return strings.Join(parts, ", ")
+}

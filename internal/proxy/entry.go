@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
+)
+
+// Decoder turns what the proxy saw into journal entries: messages as JSON
+// where a schema knows the method, and kept as {"@wire": base64} where
+// none does. It is safe for concurrent use.
+type Decoder struct {
+	// Forward is the schema of the upstream's services, for forward calls;
+	// nil when there is none.
+	Forward dynamic.Source
+	// Reverse is the schema of the services clients offer on their
+	// backchannels, for reverse calls; nil means Forward.
+	Reverse dynamic.Source
+
+	mu      sync.Mutex
+	methods map[methodKey]protoreflect.MethodDescriptor // nil: the schema does not know it
+}
+
+type methodKey struct {
+	dir    calls.Direction
+	method string
+}
+
+// MethodName returns a call's method as the journal writes it,
+// "pkg.Service/Method".
+func MethodName(c *Call) string { return strings.TrimPrefix(c.Method, "/") }
+
+// method returns the descriptor of c's method, nil when no schema knows
+// it. Each method is looked up once. Methods the schema does not know but
+// bcctl itself does (reflection, health) are found in the program's
+// registry.
+func (d *Decoder) method(ctx context.Context, dir calls.Direction, name string) protoreflect.MethodDescriptor {
+	key := methodKey{dir, name}
+	d.mu.Lock()
+	md, seen := d.methods[key]
+	d.mu.Unlock()
+	if seen {
+		return md
+	}
+	md = nil
+	if src := d.source(dir); src != nil {
+		if found, err := dynamic.FindMethod(ctx, src, name); err == nil {
+			md = found
+		}
+	}
+	if md == nil {
+		md = builtInMethod(name)
+	}
+	d.mu.Lock()
+	if d.methods == nil {
+		d.methods = map[methodKey]protoreflect.MethodDescriptor{}
+	}
+	d.methods[key] = md
+	d.mu.Unlock()
+	return md
+}
+
+// source returns the schema of dir's calls, nil when there is none.
+func (d *Decoder) source(dir calls.Direction) dynamic.Source {
+	if dir == calls.Reverse && d.Reverse != nil {
+		return d.Reverse
+	}
+	return d.Forward
+}
+
+// types returns the resolver of Any types for dir's schema.
+func (d *Decoder) types(dir calls.Direction) dynamic.TypeResolver {
+	if src := d.source(dir); src != nil {
+		return src.Types()
+	}
+	return nil
+}
+
+// builtInMethod finds name ("pkg.Service/Method") in the program's
+// registry, which holds the services bcctl itself uses: reflection and
+// health.
+func builtInMethod(name string) protoreflect.MethodDescriptor {
+	svc, method, ok := strings.Cut(name, "/")
+	if !ok || !strings.HasPrefix(svc, "grpc.reflection.") && !strings.HasPrefix(svc, "grpc.health.") {
+		return nil
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return nil
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil
+	}
+	return sd.Methods().ByName(protoreflect.Name(method))
+}
+
+// Entry returns the journal entry of a call that has ended. ID and Cause
+// are the proxy's: a call is numbered when it reaches the proxy.
+func (d *Decoder) Entry(ctx context.Context, c *Call) journal.Entry {
+	name := MethodName(c)
+	md := d.method(ctx, c.Dir, name)
+	types := d.types(c.Dir)
+	e := journal.Entry{
+		ID: c.ID, Cause: c.Cause, Time: c.Start.UTC(), Dir: c.Dir.String(), Origin: journal.OriginRelayed,
+		Peer: &journal.Peer{ID: c.Conn.PeerID, Addr: addrString(c.Conn.ClientAddr)}, Method: name,
+		Metadata: journal.MetadataJSON(c.Metadata), Header: journal.MetadataJSON(c.Header),
+		Trailer: journal.MetadataJSON(c.Trailer), Status: journal.StatusOf(c.Status, types),
+		DurationMS: ms(c.Duration().Microseconds()),
+		Relay: &journal.Relay{
+			Conn: c.Conn.ID, AddedMS: ms(c.Added().Microseconds()), EndedBy: c.EndedBy.String(), Gone: c.Gone,
+			RequestCount: c.RequestCount, ResponseCount: c.ResponseCount, RequestBytes: c.RequestBytes, ResponseBytes: c.ResponseBytes,
+		},
+	}
+	if !c.OutStart.IsZero() {
+		e.Relay.CalleeMS = ms(c.CalleeDuration().Microseconds())
+	}
+	var in, out protoreflect.MessageDescriptor
+	if md != nil {
+		in, out = md.Input(), md.Output()
+	}
+	e.Requests = messagesJSON(c.Requests, in, types)
+	e.Responses = messagesJSON(c.Responses, out, types)
+	return e
+}
+
+// StreamEntry returns the journal entry of a side stream that has ended.
+func (d *Decoder) StreamEntry(s *SideStream) journal.Entry {
+	e := journal.Entry{
+		ID: s.ID, Cause: s.Cause, Time: s.Start.UTC(), Dir: journal.DirReverse, Origin: journal.OriginRelayed,
+		Peer:       &journal.Peer{ID: s.Conn.PeerID, Addr: addrString(s.Conn.ClientAddr)},
+		DurationMS: ms(s.Duration().Microseconds()),
+		Stream: &journal.Stream{
+			Conn: s.Conn.ID, Kind: s.Kind, ToClient: s.ToClient, ToUpstream: s.ToUpstream, ClosedFirst: s.ClosedFirst.String(),
+		},
+	}
+	if s.HasChannelID {
+		id := s.ChannelID
+		e.Stream.ChannelID = &id
+	}
+	if s.Err != nil {
+		e.Stream.Error = s.Err.Error()
+	}
+	return e
+}
+
+// messagesJSON renders raw messages of type desc (nil: unknown) as the
+// journal keeps them.
+func messagesJSON(raw [][]byte, desc protoreflect.MessageDescriptor, types dynamic.TypeResolver) []json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make([]json.RawMessage, len(raw))
+	for i, b := range raw {
+		out[i] = messageJSON(b, desc, types)
+	}
+	return out
+}
+
+// messageJSON renders one message: as protojson when desc is known and
+// the bytes parse as it, else as {"@wire": base64} (with "@type" and
+// "@error" when they did not parse).
+func messageJSON(b []byte, desc protoreflect.MessageDescriptor, types dynamic.TypeResolver) json.RawMessage {
+	wire := map[string]string{"@wire": base64.StdEncoding.EncodeToString(b)}
+	if desc != nil {
+		msg := dynamicpb.NewMessage(desc)
+		err := proto.UnmarshalOptions{Resolver: types}.Unmarshal(b, msg)
+		if err == nil {
+			return journal.MessageJSON(msg, types)
+		}
+		wire["@type"], wire["@error"] = string(desc.FullName()), err.Error()
+	}
+	out, _ := json.Marshal(wire)
+	return out
+}
+
+// ms converts microseconds to the journal's milliseconds.
+func ms(us int64) float64 { return float64(us) / 1000 }
