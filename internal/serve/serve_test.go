@@ -319,7 +319,7 @@ backchannel:
 		texts <- text
 		select {
 		case r := <-h.responses:
-			if got := compact(t, r); got != `{"text":"echo`+text+`"}` {
+			if got := compact(t, r); got != `{"text":"echo `+text+`"}` {
 				t.Fatalf("response to %q: %s", text, got)
 			}
 		case <-ctx.Done():
