@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/bcctl/bcctl/listenmux"
 )
 
 // magicBytes is what a multiplexing client writes after the transport
@@ -39,15 +41,22 @@ type ClientHandshaker struct {
 	serverFactory ServerFactory
 	cfg           Configuration
 	unguarded     bool // no ping guard: only for benchmarks that measure it
+	// streams routes server-opened streams by magic; nil without
+	// WithStreamHandshaker.
+	streams *listenmux.Mux
 }
 
 // NewClientHandshaker returns a ClientHandshaker that runs a server from
 // serverFactory on the backchannel of every connection and logs multiplexing
 // errors to logger (nil discards them). cfg is usually
 // DefaultConfiguration(); its zero fields take DefaultConfiguration's
-// values.
-func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration) ClientHandshaker {
-	return ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg.withDefaults(DefaultConfiguration())}
+// values. opts go beyond Gitaly's parameters.
+func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration, opts ...ClientHandshakerOption) ClientHandshaker {
+	ch := ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg.withDefaults(DefaultConfiguration())}
+	for _, opt := range opts {
+		opt(&ch)
+	}
+	return ch
 }
 
 // ClientHandshake returns transport credentials that run creds' handshake,
@@ -116,16 +125,25 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 
 	// The server may open reverse streams at once, even before it
 	// acknowledges the forward stream, so serve before opening it.
+	var lis net.Listener = session
+	var router *streamRouter
+	if ch.streams != nil {
+		router = newStreamRouter(session, ch.streams, ch.logger)
+		lis = router
+	}
 	server := ch.serverFactory()
 	served := make(chan struct{})
 	var serveErr error // written before served is closed
 	go func() {
 		defer close(served)
-		if err := server.Serve(session); err != nil && !isClosedSession(err) {
+		// A server's Accept fails when the session ends, whoever ended it
+		// and however (the peer's hang-up reads as EOF): that is the
+		// connection's end, not the server's failure.
+		if err := server.Serve(lis); err != nil && !session.IsClosed() && !isClosedSession(err) {
+			serveErr = fmt.Errorf("backchannel: backchannel server: %w", err)
 			// gRPC ignores what a transport's Close returns, so the log
 			// is where a failing server shows when gRPC closes it.
 			ch.logger.Warn("backchannel server stopped", "error", err)
-			serveErr = fmt.Errorf("backchannel: backchannel server: %w", err)
 		}
 	}()
 
@@ -138,6 +156,9 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 			// session ends it either way, and closes conn.
 			closeErr := session.Close()
 			<-served
+			if router != nil {
+				router.wait()
+			}
 			stopErr = cmp.Or(serveErr, closeErr)
 		})
 		return stopErr

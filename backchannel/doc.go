@@ -44,6 +44,10 @@
 //   - the client handshake honours the context's deadline;
 //   - the Registry lists its live peers and tells watchers when peers join
 //     and leave;
+//   - a client can take streams the server opens out of its backchannel
+//     server by their first bytes (WithStreamHandshaker), which is how
+//     package sidechannel receives Gitaly's sidechannels beside reverse
+//     gRPC without dictating how that server is built;
 //   - every field of Configuration may be left zero for its default;
 //   - the client connection's Close returns the error the backchannel
 //     server's Serve failed with, but not the error that only says the

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // PeersOptions are the options shared by `bcctl peers` and its
@@ -152,11 +153,11 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 	cs := opts.IO.ColorScheme()
 	script := info.Script
 	if info.ScriptReloads > 0 {
-		script += fmt.Sprintf(" (reloaded %s)", servePlural(int(info.ScriptReloads), "time"))
+		script += fmt.Sprintf(" (reloaded %s)", words.Count(info.ScriptReloads, "time"))
 	}
 	fmt.Fprintf(opts.IO.Out, "%s %s · script %s · %s · %d forward, %d reverse calls\n",
 		cs.Bold("bcctl serve"), strings.Join(info.Listen, ", "), script,
-		servePlural(len(peers), "peer"), info.ForwardCalls, info.ReverseCalls)
+		words.Count(len(peers), "peer"), info.ForwardCalls, info.ReverseCalls)
 	if info.ScriptError != "" {
 		fmt.Fprintf(opts.IO.Out, "%s\n%s\n", cs.Red("the last change of the script did not load; the previous script stays in force:"), info.ScriptError)
 	}

@@ -27,6 +27,9 @@ type ProxyOptions struct {
 	PeerSchema SchemaFlags
 	// Journal is the journal file.
 	Journal string
+	// Record, when set, is where the proxy writes, when it stops, a
+	// script that replays the session (docs/proxy.md).
+	Record string
 	// MaxTime stops the proxy after that long; Grace is how long calls in
 	// flight may take to finish when it stops.
 	MaxTime time.Duration
@@ -94,6 +97,7 @@ flight get --grace to finish (docs/proxy.md).`,
 	opts.Schema.AddFlags(fs)
 	opts.PeerSchema.AddBackchannelFlags(fs)
 	fs.StringVar(&opts.Journal, "journal", "", "write one JSON line per relayed call and side stream to `file`")
+	fs.StringVar(&opts.Record, "record", "", "when the proxy stops, write to `file` a script that replays the session: serve --script plays the upstream, call/connect --answer the client")
 	fs.Var(secondsValue{&opts.MaxTime}, "max-time", "stop after this long (`seconds` or a duration)")
 	opts.Grace = serveDefaultGrace
 	fs.Var(secondsValue{&opts.Grace}, "grace", "how long calls in flight may take to finish when the proxy stops (`seconds` or a duration)")

@@ -10,6 +10,7 @@ import (
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // proxyPrinter prints what the proxy relays: for people, a line per call
@@ -44,7 +45,7 @@ func (p *proxyPrinter) connClosed(c *proxy.Conn, by proxy.Side) {
 		what = "was closed by the proxy"
 	}
 	fmt.Fprintf(p.w, "%s client %d %s after %s (%d forward, %d reverse calls, %s)\n", p.cs.Dim(now.Local().Format(proxyTimeFormat)),
-		c.ID, what, now.Sub(c.Opened).Round(time.Millisecond), c.Forward.Load(), c.Reverse.Load(), servePlural(int(c.SideStreams.Load()), "side stream"))
+		c.ID, what, now.Sub(c.Opened).Round(time.Millisecond), c.Forward.Load(), c.Reverse.Load(), words.Count(c.SideStreams.Load(), "side stream"))
 }
 
 // callStarted prints a call as it reaches the proxy (-v).

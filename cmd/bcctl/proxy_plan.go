@@ -78,7 +78,7 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 		ListenCreds: listenCreds, Logger: opts.Factory.Logger,
 		MaxMsgSize: opts.MaxMsgSize, ConnectTimeout: opts.ConnectTimeout,
 	}
-	if p.textOut || p.jsonOut || opts.Journal != "" {
+	if p.textOut || p.jsonOut || opts.Journal != "" || opts.Record != "" {
 		p.cfg.KeepMessages = proxyKeepMessages
 	}
 	return p, nil

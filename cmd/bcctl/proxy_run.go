@@ -35,6 +35,9 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		}
 		defer w.journal.Close()
 	}
+	if opts.Record != "" {
+		w.record = &proxyRecorder{path: opts.Record, decoder: plan.decoder}
+	}
 	plan.cfg.Observer = w
 	p, err := proxy.New(plan.cfg)
 	if err != nil {
@@ -66,6 +69,13 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if w.journal != nil {
 		if err := w.journal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+		}
+	}
+	if w.record != nil {
+		if err := w.record.write(context.WithoutCancel(ctx), proxyRecordedAbout(plan)); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Fprintf(stderr, "bcctl proxy: recorded the session in %s\n", opts.Record)
 		}
 	}
 	return errors.Join(errs...)

@@ -10,6 +10,7 @@ import (
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // proxyWatch is the proxy's Observer in bcctl proxy: it turns what the
@@ -21,6 +22,7 @@ type proxyWatch struct {
 	decoder *proxy.Decoder
 	journal *journal.Writer // nil without --journal
 	printer *proxyPrinter   // nil with -o none
+	record  *proxyRecorder  // nil without --record
 	started time.Time
 
 	conns, forward, reverse, streams atomic.Uint64
@@ -53,10 +55,13 @@ func (w *proxyWatch) CallEnded(c *proxy.Call) {
 	} else {
 		w.forward.Add(1)
 	}
+	if w.record != nil {
+		w.record.add(c)
+	}
 	if w.journal == nil && w.printer == nil {
 		return
 	}
-	w.record(w.decoder.Entry(context.Background(), c))
+	w.write(w.decoder.Entry(context.Background(), c))
 }
 
 func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
@@ -64,11 +69,11 @@ func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
 	if w.journal == nil && w.printer == nil {
 		return
 	}
-	w.record(w.decoder.StreamEntry(s))
+	w.write(w.decoder.StreamEntry(s))
 }
 
-// record writes an entry to the journal and prints it.
-func (w *proxyWatch) record(e journal.Entry) {
+// write writes an entry to the journal and prints it.
+func (w *proxyWatch) write(e journal.Entry) {
 	if w.journal != nil {
 		// A write error is kept by the Writer and reported at exit.
 		_, _ = w.journal.Write(e)
@@ -81,9 +86,9 @@ func (w *proxyWatch) record(e journal.Entry) {
 // summary counts what the proxy relayed, for its last line.
 func (w *proxyWatch) summary() string {
 	parts := []string{
-		servePlural(int(w.conns.Load()), "client connection"),
+		words.Count(w.conns.Load(), "client connection"),
 		fmt.Sprintf("%d forward and %d reverse calls relayed", w.forward.Load(), w.reverse.Load()),
-		servePlural(int(w.streams.Load()), "side stream"),
+		words.Count(w.streams.Load(), "side stream"),
 	}
 	return strings.Join(parts, ", ")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/serve"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // serveRun runs `bcctl serve`: the flags resolved into a plan, the
@@ -52,8 +53,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 
 	st := srv.Stats()
-	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %d forward calls answered, %d reverse calls made\n",
-		serveStopText(stopped, opts), time.Since(st.Started).Round(time.Millisecond), st.ForwardCalls, st.ReverseCalls)
+	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %s answered, %s made\n",
+		serveStopText(stopped, opts), time.Since(st.Started).Round(time.Millisecond), words.Count(st.ForwardCalls, "forward call"), words.Count(st.ReverseCalls, "reverse call"))
 	if stopped.ShutdownErr != nil {
 		fmt.Fprintf(stderr, "bcctl serve: %v\n", stopped.ShutdownErr)
 	}
@@ -235,20 +236,12 @@ func (n *serveNews) logger(base *slog.Logger) *slog.Logger {
 
 // serveScriptSummary counts what a script holds.
 func serveScriptSummary(sc *script.Script) string {
-	parts := []string{servePlural(len(sc.Rules), "rule")}
+	parts := []string{words.Count(len(sc.Rules), "rule")}
 	if sc.HasOnConnect() {
 		parts = append(parts, "on_connect")
 	}
-	parts = append(parts, servePlural(len(sc.Expectations), "expectation"))
+	parts = append(parts, words.Count(len(sc.Expectations), "expectation"))
 	return strings.Join(parts, ", ")
-}
-
-// servePlural formats "1 rule", "2 rules".
-func servePlural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // serveWriteAddrFile writes the addresses for scripts that start serve on

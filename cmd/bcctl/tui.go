@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
@@ -27,11 +28,12 @@ func serveInTUI(ctx context.Context, env ServeUIEnv) error {
 	return tui.RunServe(ctx, cfg, env.IO.In, env.IO.Out)
 }
 
-// answerInTUI starts the answer program on the command's terminal and
-// returns its Responder. A person quitting ends the command (env.Stop);
-// the command ending closes the program (the Responder's Close), which
-// restores the terminal before the command prints anything more.
-func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
+// answerInTUI is the AnswerUI of a real process: it starts the answer
+// program on the command's terminal and returns its Responder. A person
+// quitting ends the command (env.Stop); the command ending closes the
+// program (the Responder's Close), which restores the terminal before the
+// command prints anything more.
+func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder, error) {
 	byTUI := calls.ObserverFunc(func(ev *calls.Event) { env.Report(ev, journal.ByTUI) })
 	var types dynamic.TypeResolver
 	if env.Hosted != nil {
@@ -43,13 +45,19 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 	if env.Engine != nil && len(env.Engine.Script().Backchannel) > 0 {
 		engine = env.Engine
 	}
-	r := answer.NewResponder(answer.Options{Script: engine, Observer: byTUI, Resolver: types})
+	opts := answer.Options{Script: engine, Observer: byTUI, Resolver: types}
+	if env.Conn != nil {
+		// A call that ends because the connection closed is lost, not
+		// cancelled by its caller.
+		opts.Gone = env.Conn.BackchannelClosed
+	}
+	r := answer.NewResponder(opts)
 
 	ctx, cancel := context.WithCancel(env.Context)
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
 	cfg := tui.AnswerConfig{
 		Responder: r, Resolver: types,
-		Theme: tuiTheme(env.IO),
+		Theme: tuiTheme(streams),
 	}
 	if env.Conn != nil {
 		cfg.Title = "connected to " + env.Conn.Address()
@@ -74,9 +82,23 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 	if env.Hosted == nil {
 		cfg.Title += " · hosting nothing: give the schema of the services you answer (--backchannel-proto, --proto)"
 	}
+	if env.Conn != nil {
+		// When the server goes away, the calls it left waiting say so and
+		// the queue stays on the screen (connect waits for the person to
+		// leave).
+		go func() {
+			select {
+			case <-env.Conn.Lost():
+				if ctx.Err() == nil {
+					r.ConnectionLost(fmt.Errorf("the server at %s closed the connection", env.Conn.Address()))
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
 	go func() {
 		defer close(t.done)
-		err := tui.RunAnswer(ctx, cfg, env.IO.In, env.IO.Out)
+		err := tui.RunAnswer(ctx, cfg, streams.In, streams.Out)
 		if ctx.Err() == nil { // the person quit, or the program failed
 			if err != nil {
 				t.setErr(fmt.Errorf("tui: %w", err))

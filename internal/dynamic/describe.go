@@ -13,7 +13,7 @@ import (
 
 // Kind names what a descriptor is: "service", "method", "message", "enum",
 // "enum value", "field", "extension", "oneof", "file" or "descriptor".
-func Kind(d protoreflect.Descriptor) string { return describeKind(d) }
+func Kind(d protoreflect.Descriptor) string { return KindOf(d) }
 
 // Describe returns the proto source text of a service, method, message,
 // enum (or any other descriptor), with its doc comments when the schema has

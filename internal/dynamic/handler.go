@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // PrintingHandler is an InvocationEventHandler that writes what happens to
@@ -88,7 +90,7 @@ func (h *PrintingHandler) OnReceiveTrailers(st *status.Status, md metadata.MD) {
 		h.printf("\nResponse trailers received:\n%s\n", FormatMetadata(md))
 	}
 	if h.Verbosity > 1 {
-		h.printf("Received %s.\n", plural(h.NumResponses, "response"))
+		h.printf("Received %s.\n", words.Count(h.NumResponses, "response"))
 	}
 }
 
@@ -96,13 +98,6 @@ func (h *PrintingHandler) printf(format string, args ...any) {
 	if _, err := fmt.Fprintf(h.Out, format, args...); err != nil && h.Err == nil {
 		h.Err = err
 	}
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // FormatMetadata renders metadata one "name: value" per line, sorted by

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // FindMethod resolves a method name written as "pkg.Svc/Method",
@@ -19,7 +21,7 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 	if err == nil {
 		md, ok := d.(protoreflect.MethodDescriptor)
 		if !ok {
-			return nil, fmt.Errorf("dynamic: %q is a %s, not a method", name, describeKind(d))
+			return nil, fmt.Errorf("dynamic: %q is a %s, not a method", name, KindOf(d))
 		}
 		return md, nil
 	}
@@ -27,7 +29,7 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 		return nil, err
 	}
 	full := normalizeSymbol(name)
-	// The service exists but not the method: list the service's methods.
+	// The service exists but not the method: suggest among its methods.
 	if svc, serr := src.FindSymbol(ctx, string(full.Parent())); serr == nil {
 		if sd, ok := svc.(protoreflect.ServiceDescriptor); ok {
 			var methods []string
@@ -35,17 +37,11 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 				methods = append(methods, MethodName(sd.Methods().Get(i)))
 			}
 			msg := fmt.Sprintf("dynamic: service %s has no method %q", sd.FullName(), string(full.Name()))
-			short := make([]string, len(methods))
-			for i, m := range methods {
-				short[i] = lastElement(m)
-			}
-			if best := closest(string(full.Name()), short, 3); len(best) > 0 {
-				for i := range best {
-					best[i] = MethodName(sd) + "/" + best[i]
-				}
-				msg += "; did you mean " + quoteList(best) + "?"
+			near, _ := SuggestMethods(MethodName(sd)+"/"+string(full.Name()), methods)
+			if hint := words.Suggest(near); hint != "" {
+				msg += hint
 			} else if len(methods) > 0 {
-				msg += "; it has " + quoteList(methods)
+				msg += "; it has " + words.QuoteJoin(methods, ", ")
 			}
 			return nil, notFound("%s", msg)
 		}
@@ -59,8 +55,8 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 		names[i] = MethodName(md)
 	}
 	want := strings.TrimPrefix(strings.TrimSpace(name), "/")
-	if best := closest(want, names, 3); len(best) > 0 {
-		return nil, notFound("dynamic: method %q not found; did you mean %s?", name, quoteList(best))
+	if near, _ := SuggestMethods(want, names); len(near) > 0 {
+		return nil, notFound("dynamic: method %q not found%s", name, words.Suggest(near))
 	}
 	return nil, notFound("dynamic: method %q not found (services: %s)", name, strings.Join(serviceNames(all), ", "))
 }
@@ -119,7 +115,7 @@ func Services(ctx context.Context, src Source) ([]protoreflect.ServiceDescriptor
 		}
 		sd, ok := d.(protoreflect.ServiceDescriptor)
 		if !ok {
-			return nil, fmt.Errorf("dynamic: %s is a %s, not a service", name, describeKind(d))
+			return nil, fmt.Errorf("dynamic: %s is a %s, not a service", name, KindOf(d))
 		}
 		out = append(out, sd)
 	}
@@ -139,7 +135,10 @@ func serviceNames(methods []protoreflect.MethodDescriptor) []string {
 	return out
 }
 
-func describeKind(d protoreflect.Descriptor) string {
+// KindOf names what kind of descriptor d is ("method", "message", "enum
+// value", ...), for messages such as `"acme.User" is a message, not a
+// method`.
+func KindOf(d protoreflect.Descriptor) string {
 	switch d := d.(type) {
 	case protoreflect.MethodDescriptor:
 		return "method"
@@ -163,72 +162,4 @@ func describeKind(d protoreflect.Descriptor) string {
 	default:
 		return "descriptor"
 	}
-}
-
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
-}
-
-// closest returns up to n candidates that look like want, best first:
-// those at the smallest edit distance (case-insensitive) when that distance
-// is small for want's length, else those whose last element (the method
-// name) is nearly the same.
-func closest(want string, candidates []string, n int) []string {
-	lw := strings.ToLower(want)
-	limit := max(2, len(lw)/4)
-	best := limit + 1
-	var near []string
-	for _, c := range candidates {
-		d := editDistance(lw, strings.ToLower(c))
-		switch {
-		case d < best:
-			best, near = d, []string{c}
-		case d == best:
-			near = append(near, c)
-		}
-	}
-	if len(near) == 0 {
-		tail := lastElement(lw)
-		for _, c := range candidates {
-			if tail != "" && editDistance(tail, lastElement(strings.ToLower(c))) <= 1 {
-				near = append(near, c)
-			}
-		}
-	}
-	if len(near) > n {
-		near = near[:n]
-	}
-	return near
-}
-
-func lastElement(name string) string {
-	if i := strings.LastIndexAny(name, "./"); i >= 0 {
-		return name[i+1:]
-	}
-	return name
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -95,6 +95,12 @@ func withContext[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	if ctx.Done() == nil {
 		return f()
 	}
+	if err := ctx.Err(); err != nil {
+		// Ended already: do not ask (were the answer quick, the select
+		// below would pick at random between it and the end).
+		var zero T
+		return zero, err
+	}
 	type result struct {
 		v   T
 		err error

@@ -76,6 +76,17 @@ func builtIn(name protoreflect.FullName) bool {
 	return name == "grpc.health.v1.Health" || strings.HasPrefix(string(name), "grpc.reflection.")
 }
 
+// BackchannelClosed reports whether the multiplexed session that brings
+// the reverse calls has ended (the server went away, or Close). When a
+// reverse call's context ends because the connection closed, the session
+// is already closed: yamux marks it closed before it closes its streams.
+func (c *Conn) BackchannelClosed() bool {
+	c.bc.mu.Lock()
+	s := c.bc.session
+	c.bc.mu.Unlock()
+	return s != nil && s.IsClosed()
+}
+
 // ReverseCalls returns how many reverse calls the backchannel has finished
 // answering (reflection and health calls are not counted).
 func (c *Conn) ReverseCalls() int { return c.bc.calls.get() }
@@ -98,7 +109,11 @@ type backchannelServer struct {
 	ready   chan struct{} // closed by host
 	stopped chan struct{} // closed by stop
 	done    bool
+	session closer // the latest multiplexed session served
 }
+
+// closer is a yamux session, as far as the backchannel server looks.
+type closer interface{ IsClosed() bool }
 
 func newBackchannelServer(logger *slog.Logger, maxRecv int) *backchannelServer {
 	return &backchannelServer{
@@ -228,6 +243,11 @@ type lazyServer struct {
 }
 
 func (l *lazyServer) Serve(lis net.Listener) error {
+	if s, ok := lis.(closer); ok {
+		l.b.mu.Lock()
+		l.b.session = s
+		l.b.mu.Unlock()
+	}
 	select {
 	case <-l.b.ready:
 	case <-l.stopCh:

@@ -62,6 +62,7 @@ func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 // name.
 type server struct {
 	addr string
+	lis  *trackingListener
 	srv  *grpc.Server
 	reg  *backchannel.Registry
 	done chan struct{}
@@ -110,12 +111,40 @@ func startServer(t *testing.T, plain bool) *server {
 		t.Fatal(err)
 	}
 	s.addr = lis.Addr().String()
+	s.lis = &trackingListener{Listener: lis}
 	go func() {
 		defer close(s.done)
-		_ = s.srv.Serve(lis)
+		_ = s.srv.Serve(s.lis)
 	}()
 	t.Cleanup(s.stop)
 	return s
+}
+
+// trackingListener keeps the connections it accepts, so a test can cut
+// them as a crash would: no goodbye, no stream reset.
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// crash closes every connection accepted.
+func (l *trackingListener) crash() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
 }
 
 func (s *server) stop() {
@@ -308,6 +337,52 @@ func TestLostWhenTheServerGoes(t *testing.T) {
 	case <-c.Lost():
 	case <-ctxT(t).Done():
 		t.Fatal("Lost was not closed after the server stopped")
+	}
+}
+
+// TestBackchannelClosedWhenTheServerDies: a reverse call waiting for its
+// answer when the server's connection is cut sees its context end, and by
+// then BackchannelClosed says the session is gone (so the call can be
+// told apart from one its caller cancelled).
+func TestBackchannelClosedWhenTheServerDies(t *testing.T) {
+	s := startServer(t, false)
+	c, err := dial(t, s.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waiting := make(chan bool, 1)
+	gone := make(chan bool, 1)
+	err = c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{service(t, "gitaly.RefTransaction")},
+		Responder: dynamic.ResponderFunc(func(call dynamic.Call) error {
+			waiting <- c.BackchannelClosed()
+			<-call.Context().Done()
+			gone <- c.BackchannelClosed()
+			return call.Context().Err()
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := createBranch(ctx, t, c)
+		done <- err
+	}()
+	if <-waiting {
+		t.Fatal("BackchannelClosed before the server went")
+	}
+	s.lis.crash()
+	select {
+	case closed := <-gone:
+		if !closed {
+			t.Error("the reverse call ended with the connection, but BackchannelClosed = false")
+		}
+	case <-ctx.Done():
+		t.Fatal("the reverse call did not end when the connection was cut")
+	}
+	if err := <-done; err == nil {
+		t.Error("the forward call succeeded without its server")
 	}
 }
 

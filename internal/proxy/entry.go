@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -78,6 +79,29 @@ func (d *Decoder) source(dir calls.Direction) dynamic.Source {
 	}
 	return d.Forward
 }
+
+// Method returns the descriptor of c's method, nil when no schema knows
+// it.
+func (d *Decoder) Method(ctx context.Context, c *Call) protoreflect.MethodDescriptor {
+	return d.method(ctx, c.Dir, MethodName(c))
+}
+
+// Messages parses raw messages of type desc; it fails on the first that
+// does not parse.
+func (d *Decoder) Messages(dir calls.Direction, desc protoreflect.MessageDescriptor, raw [][]byte) ([]proto.Message, error) {
+	out := make([]proto.Message, len(raw))
+	for i, b := range raw {
+		msg := dynamicpb.NewMessage(desc)
+		if err := (proto.UnmarshalOptions{Resolver: d.types(dir)}).Unmarshal(b, msg); err != nil {
+			return nil, fmt.Errorf("message %d of %s: %w", i+1, desc.FullName(), err)
+		}
+		out[i] = msg
+	}
+	return out, nil
+}
+
+// Types returns the resolver of the types inside Any for calls of dir.
+func (d *Decoder) Types(dir calls.Direction) dynamic.TypeResolver { return d.types(dir) }
 
 // types returns the resolver of Any types for dir's schema.
 func (d *Decoder) types(dir calls.Direction) dynamic.TypeResolver {

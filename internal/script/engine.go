@@ -257,7 +257,7 @@ func (rs *ruleset) explain(method string, in *matchIn) string {
 		switch {
 		case ok: // it matches, so it has retired
 			score = 4
-			why = fmt.Sprintf("it has retired after answering %s (times: %d)", plural(rs.used[i].Load(), "call"), r.Times)
+			why = fmt.Sprintf("it has retired after answering %s (times: %d)", words.Count(rs.used[i].Load(), "call"), r.Times)
 		case r.bodies[method] == nil:
 			if r.methodRE.MatchString(method) {
 				score = 1
@@ -308,14 +308,6 @@ func (r *Rule) closeness(method string, in *matchIn) (hit, total int) {
 	}
 	h, t := closeness(b.request, v, true)
 	return hit + h, total + t
-}
-
-// plural formats "1 call", "2 calls".
-func plural(n int64, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // respond is Respond with messages already received.

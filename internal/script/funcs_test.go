@@ -144,7 +144,7 @@ func TestTemplateFunctionLoadErrors(t *testing.T) {
 		reply string
 		want  string
 	}{
-		{`{name: "${meta.x | b64decode}"}`, `test.yaml:3:19: rules[0].reply.name: ${meta.x | b64decode}: unknown function "b64decode"; did you mean "b64dec" or "b64enc" or "b64urldec"?`},
+		{`{name: "${meta.x | b64decode}"}`, `test.yaml:3:19: rules[0].reply.name: ${meta.x | b64decode}: unknown function "b64decode"; did you mean "b64dec"?`},
 		{`{name: "${meta.x | }"}`, `empty function after |: write a function such as b64dec`},
 		{`{name: "${meta.x || hexenc}"}`, `empty function after |`},
 		{`{name: "${n | b64dec}"}`, `rules[0].reply.name: ${n | b64dec}: b64dec takes text or bytes, not a number (the value of n)`},

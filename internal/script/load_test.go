@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 rules:
   - match: {method: gitaly.OperationService/UserCreateBrunch}
     reply: {}
-`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.OperationService/UserCreateBrunch"; did you mean "gitaly.OperationService/UserCreateBranch" or "gitaly.OperationService/UserDeleteBranch"?`}},
+`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.OperationService/UserCreateBrunch"; did you mean "gitaly.OperationService/UserCreateBranch"?`}},
 		{"unknown service", `
 rules:
   - match: {method: acme.Userz/Get}
@@ -94,7 +94,7 @@ rules:
 rules:
   - match: {method: acme.Users/Get}
     reply: {id: "1", nickame: x}
-`, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname" or "name"?`}},
+`, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname"?`}},
 		{"unknown nested field in with", `
 rules:
   - match: {method: gitaly.OperationService/UserCreateBranch}

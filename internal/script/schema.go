@@ -129,7 +129,7 @@ func (c *catalog) resolve(pattern string) ([]protoreflect.MethodDescriptor, erro
 		if md, ok := d.(protoreflect.MethodDescriptor); ok {
 			return []protoreflect.MethodDescriptor{md}, nil
 		}
-		return nil, fmt.Errorf("%q is a %s, not a method%s", pattern, kindOf(d), c.hint(name))
+		return nil, fmt.Errorf("%q is a %s, not a method%s", pattern, dynamic.KindOf(d), c.hint(name))
 	}
 	if !errors.Is(err, dynamic.ErrNotFound) && !errors.Is(err, protoregistry.NotFound) {
 		return nil, fmt.Errorf("look up method %q: %w", pattern, err)
@@ -144,26 +144,17 @@ func (c *catalog) hint(name string) string {
 	if len(all) == 0 {
 		return " (the schema has no services)"
 	}
-	svc, meth, ok := strings.Cut(name, "/")
-	if ok {
-		var same []string
-		for _, n := range all {
-			if s, m, _ := strings.Cut(n, "/"); s == svc {
-				same = append(same, m)
-			}
-		}
-		if len(same) > 0 {
-			if near := words.Closest(meth, same, 3); len(near) > 0 {
-				for i := range near {
-					near[i] = svc + "/" + near[i]
-				}
-				return "; did you mean " + words.QuoteJoin(near, " or ") + "?"
-			}
-			return "; " + svc + " has " + strings.Join(same, ", ")
-		}
+	near, service := dynamic.SuggestMethods(name, all)
+	if hint := words.Suggest(near); hint != "" {
+		return hint
 	}
-	if near := words.Closest(name, all, 3); len(near) > 0 {
-		return "; did you mean " + words.QuoteJoin(near, " or ") + "?"
+	if len(service) > 0 {
+		svc, _, _ := strings.Cut(name, "/")
+		short := make([]string, len(service))
+		for i, m := range service {
+			_, short[i], _ = strings.Cut(m, "/")
+		}
+		return "; " + svc + " has " + strings.Join(short, ", ")
 	}
 	var services []string
 	seen := map[string]bool{}
@@ -178,21 +169,6 @@ func (c *catalog) hint(name string) string {
 		return "; known services: " + strings.Join(services, ", ")
 	}
 	return ""
-}
-
-func kindOf(d protoreflect.Descriptor) string {
-	switch d.(type) {
-	case protoreflect.ServiceDescriptor:
-		return "service"
-	case protoreflect.MessageDescriptor:
-		return "message"
-	case protoreflect.EnumDescriptor:
-		return "enum"
-	case protoreflect.FieldDescriptor:
-		return "field"
-	default:
-		return "symbol"
-	}
 }
 
 // globalTypes resolves the types linked into bcctl (google.rpc error

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/fanout"
 	"github.com/bcctl/bcctl/internal/journal"
 )
 
@@ -173,100 +174,29 @@ type Subscription struct {
 	// C receives the events; it is closed when the subscription ends.
 	C <-chan *Event
 
-	mu      sync.Mutex
-	queue   []*Event
-	err     error
-	wake    chan struct{}
-	filter  Filter
-	stopped bool
+	sub *fanout.Subscription[*Event]
 }
 
 // Err tells why the subscription ended once C is closed: nil when the
 // backlog was delivered (without Follow), the context ended or the server
 // stopped; ErrSubscriberTooSlow when events had to be dropped.
 func (s *Subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	if errors.Is(s.sub.Err(), fanout.ErrOverflow) {
+		return ErrSubscriberTooSlow
+	}
+	return nil
 }
 
-func (s *Subscription) push(ev *Event) {
-	if !s.filter.Match(ev) {
-		return
-	}
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	if len(s.queue) >= maxSubscriberQueue {
-		s.stopped, s.err, s.queue = true, ErrSubscriberTooSlow, nil
-	} else {
-		s.queue = append(s.queue, ev)
-	}
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// finish makes the subscription end once its queue is delivered.
-func (s *Subscription) finish() {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Subscription) run(ctx context.Context, out chan<- *Event, done func()) {
-	defer close(out)
-	defer done()
-	for {
-		s.mu.Lock()
-		pending, stopped := s.queue, s.stopped
-		s.queue = nil
-		s.mu.Unlock()
-		for _, ev := range pending {
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if stopped {
-			s.mu.Lock()
-			empty := len(s.queue) == 0
-			s.mu.Unlock()
-			if empty {
-				return
-			}
-			continue
-		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// eventLog keeps the recent events and the subscriptions.
+// eventLog keeps the recent events and feeds the subscriptions.
 type eventLog struct {
-	mu     sync.Mutex
-	ring   []*Event
-	next   int // where the next event goes once the ring is full
-	size   int
-	subs   map[*Subscription]struct{}
-	closed bool
+	mu   sync.Mutex
+	ring []*Event // guarded by mu
+	next int      // where the next event goes once the ring is full; guarded by mu
+	size int
+	feed fanout.Feed[*Event] // published under mu, so backlogs fit
 }
 
-func newEventLog(size int) *eventLog {
-	return &eventLog{size: size, subs: map[*Subscription]struct{}{}}
-}
+func newEventLog(size int) *eventLog { return &eventLog{size: size} }
 
 func (l *eventLog) add(ev *Event) {
 	l.mu.Lock()
@@ -279,9 +209,7 @@ func (l *eventLog) add(ev *Event) {
 			l.next = (l.next + 1) % l.size
 		}
 	}
-	for s := range l.subs {
-		s.push(ev)
-	}
+	l.feed.Publish(ev)
 }
 
 // recentLocked returns the kept events, oldest first.
@@ -295,34 +223,15 @@ func (l *eventLog) recentLocked() []*Event {
 }
 
 func (l *eventLog) subscribe(ctx context.Context, opts SubscribeOptions) *Subscription {
-	out := make(chan *Event)
-	s := &Subscription{C: out, wake: make(chan struct{}, 1), filter: opts.Filter}
+	fo := fanout.Options[*Event]{Keep: opts.Filter.Match, Limit: maxSubscriberQueue, BacklogOnly: !opts.Follow}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if opts.Backlog {
-		for _, ev := range l.recentLocked() {
-			s.push(ev)
-		}
+		fo.Backlog = l.recentLocked()
 	}
-	if opts.Follow && !l.closed {
-		l.subs[s] = struct{}{}
-	} else {
-		s.finish()
-	}
-	l.mu.Unlock()
-	go s.run(ctx, out, func() {
-		l.mu.Lock()
-		delete(l.subs, s)
-		l.mu.Unlock()
-	})
-	return s
+	sub := l.feed.Subscribe(ctx, fo)
+	return &Subscription{C: sub.C, sub: sub}
 }
 
 // close ends every subscription once it has delivered what is queued.
-func (l *eventLog) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-	for s := range l.subs {
-		s.finish()
-	}
-}
+func (l *eventLog) close() { l.feed.Close() }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/fanout"
 )
 
 // Discovery says what serve knows of the services a peer offers on its
@@ -150,16 +151,16 @@ func (p *peerState) view() PeerView {
 type peerTable struct {
 	reg *backchannel.Registry
 
-	mu       sync.RWMutex
-	peers    map[backchannel.ID]*peerState
-	watchers map[*changeQueue]struct{}
-	onJoin   func(*peerState) // called (without locks) for each new peer
+	mu      sync.RWMutex
+	peers   map[backchannel.ID]*peerState
+	changes fanout.Feed[PeerChange] // published under mu, so snapshots fit
+	onJoin  func(*peerState)        // called (without locks) for each new peer
 	// initial is the Discovery state of a new peer.
 	initial Discovery
 }
 
 func newPeerTable(reg *backchannel.Registry) *peerTable {
-	return &peerTable{reg: reg, peers: map[backchannel.ID]*peerState{}, watchers: map[*changeQueue]struct{}{}}
+	return &peerTable{reg: reg, peers: map[backchannel.ID]*peerState{}}
 }
 
 // follow keeps the table in step with the registry until ctx is done.
@@ -295,70 +296,12 @@ func (t *peerTable) get(id backchannel.ID) (PeerView, bool) {
 }
 
 // watch returns the table and a channel of every later change, in order,
-// until ctx is done.
+// until ctx is done; done is called when the channel is closed.
 func (t *peerTable) watch(ctx context.Context, done func()) ([]PeerView, <-chan PeerChange) {
-	q := newChangeQueue()
 	t.mu.Lock()
-	snapshot := t.listLocked()
-	t.watchers[q] = struct{}{}
-	t.mu.Unlock()
-	out := make(chan PeerChange)
-	go func() {
-		defer close(out)
-		defer done()
-		defer func() {
-			t.mu.Lock()
-			delete(t.watchers, q)
-			t.mu.Unlock()
-		}()
-		q.drain(ctx, out)
-	}()
-	return snapshot, out
+	defer t.mu.Unlock()
+	sub := t.changes.Subscribe(ctx, fanout.Options[PeerChange]{OnEnd: done})
+	return t.listLocked(), sub.C
 }
 
-func (t *peerTable) notifyLocked(c PeerChange) {
-	for q := range t.watchers {
-		q.push(c)
-	}
-}
-
-// changeQueue queues changes for one watcher so that a slow watcher never
-// blocks the table.
-type changeQueue struct {
-	mu    sync.Mutex
-	queue []PeerChange
-	wake  chan struct{}
-}
-
-func newChangeQueue() *changeQueue { return &changeQueue{wake: make(chan struct{}, 1)} }
-
-func (q *changeQueue) push(c PeerChange) {
-	q.mu.Lock()
-	q.queue = append(q.queue, c)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *changeQueue) drain(ctx context.Context, out chan<- PeerChange) {
-	for {
-		q.mu.Lock()
-		pending := q.queue
-		q.queue = nil
-		q.mu.Unlock()
-		for _, c := range pending {
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-		select {
-		case <-q.wake:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
+func (t *peerTable) notifyLocked(c PeerChange) { t.changes.Publish(c) }

@@ -11,6 +11,7 @@ import (
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/msgview"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // detailSections describe a call for the detail view, what a person
@@ -76,7 +77,7 @@ func (m AnswerModel) metadataSections(md metadata.MD) []msgview.Section {
 	key := m.keys.Transport.Help().Key
 	if !m.transport {
 		return append(out, msgview.Section{Tone: "muted",
-			Body: fmt.Sprintf("%d transport %s hidden (%s): %s shows them", len(names), plural(len(names), "header", "headers"), strings.Join(names, ", "), key)})
+			Body: fmt.Sprintf("%d transport %s hidden (%s): %s shows them", len(names), words.Plural(len(names), "header", "headers"), strings.Join(names, ", "), key)})
 	}
 	return append(out, msgview.Section{Title: "Transport headers (" + key + " hides them)", Body: msgview.Metadata(transport), Tone: "muted"})
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -142,6 +143,15 @@ func TestAnswerGolden(t *testing.T) {
 			answer.SentMsg{ID: 1, Msg: commit, By: answer.Script},
 			answer.EndedMsg{ID: 1, State: answer.Scripted, Status: status.New(codes.OK, ""), Header: metadata.Pairs("x-voter", "script")},
 			runes("g"))},
+		// Item 14: the server went away; the calls it left waiting say
+		// so, and the queue stays to be read.
+		{name: "lost", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
+			answer.SentMsg{ID: 1, Msg: commit, By: answer.Person},
+			answer.EndedMsg{ID: 1, State: answer.Answered, Status: status.New(codes.OK, "")},
+			answer.EndedMsg{ID: 2, State: answer.Lost, Status: status.New(codes.Unavailable, "the server at 127.0.0.1:9000 closed the connection before this call was answered")},
+			answer.EndedMsg{ID: 3, State: answer.Lost, Status: status.New(codes.Unavailable, "the server at 127.0.0.1:9000 closed the connection before this call was answered")},
+			answer.LostMsg{Cause: errors.New("the server at 127.0.0.1:9000 closed the connection")},
+			runes("g"), runes("j"))},
 		{name: "stream", width: 120, height: 32, msgs: append(append([]tea.Msg{}, events...),
 			answer.EndedMsg{ID: 1, State: answer.Scripted, Status: status.New(codes.OK, "")},
 			answer.EndedMsg{ID: 2, State: answer.Answered, Status: status.New(codes.Aborted, "no quorum")},

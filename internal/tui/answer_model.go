@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/msgview"
 	"github.com/bcctl/bcctl/internal/tui/queue"
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // AnswerConfig configures the answer program.
@@ -73,6 +75,9 @@ type sentMsg struct {
 	by  answer.Answerer
 }
 
+// errConnectionLost is the cause shown when none is given.
+var errConnectionLost = errors.New("the connection was lost")
+
 // AnswerModel is the answer program's model.
 type AnswerModel struct {
 	keys AnswerKeyMap
@@ -99,6 +104,7 @@ type AnswerModel struct {
 	width     int
 	height    int
 	closed    bool
+	lost      error // why the connection went away; the queue stays to be read
 	quitting  bool
 	// confirmQuit: q was pressed with calls waiting; q again quits.
 	confirmQuit bool
@@ -157,6 +163,12 @@ func (m AnswerModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case answer.ArrivedMsg, answer.ReceivedMsg, answer.HalfClosedMsg, answer.MatchMsg,
 		answer.SentMsg, answer.DelegatedMsg, answer.EndedMsg:
 		m.applyEvent(msg)
+		return m, m.cfg.Responder.Next()
+	case answer.LostMsg:
+		m.lost = msg.Cause
+		if m.lost == nil {
+			m.lost = errConnectionLost
+		}
 		return m, m.cfg.Responder.Next()
 	case answer.ClosedMsg:
 		m.closed = true
@@ -528,10 +540,10 @@ func (m *AnswerModel) noCall(hasCall bool) tea.Cmd {
 func (m AnswerModel) quitQuestion() string {
 	var parts []string
 	if n := m.queue.Pending(); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d waiting %s get UNAVAILABLE", n, plural(n, "call", "calls")))
+		parts = append(parts, fmt.Sprintf("%d waiting %s get UNAVAILABLE", n, words.Plural(n, "call", "calls")))
 	}
 	if n := m.fwd.InFlight(); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d forward %s in flight %s cancelled", n, plural(n, "call", "calls"), plural(n, "is", "are")))
+		parts = append(parts, fmt.Sprintf("%d forward %s in flight %s cancelled", n, words.Plural(n, "call", "calls"), words.Plural(n, "is", "are")))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -70,11 +70,17 @@ func (m AnswerModel) View() string {
 
 func (m AnswerModel) titleBar() string {
 	left := m.th.Title.Render("bcctl")
-	if m.cfg.Title != "" {
-		left += m.th.Muted.Render(" · " + m.cfg.Title)
-	}
 	pending := m.queue.Pending()
 	switch {
+	case m.lost != nil:
+		// Not connected any more: say why, and that the queue is there
+		// to be read.
+		left += m.th.Error.Render(" · " + m.lost.Error() + " · q leaves")
+	case m.cfg.Title != "":
+		left += m.th.Muted.Render(" · " + m.cfg.Title)
+	}
+	switch {
+	case m.lost != nil:
 	case m.closed:
 		left += m.th.Error.Render(" · closed")
 	case pending == 1:
@@ -204,11 +210,4 @@ func (m AnswerModel) helpKeys() helpbar.Keys {
 	}
 	full := append([][]key.Binding{actions, letters, {m.queue.KeyMap.Up, m.queue.KeyMap.Down, m.queue.KeyMap.First, m.queue.KeyMap.Last}, nav}, global...)
 	return helpbar.Keys{Short: short, Keep: keep, Full: full}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -13,10 +13,12 @@
 //     reads the serve engine through PeerSource, JournalSource and
 //     ReverseCaller.
 //
-// Every component (queue, msgview, editor, errform, picker, forward,
-// registry, journalview) has the shape of a bubbles component: New, an
-// Update that returns its concrete type, View, SetSize, a KeyMap and a
-// Styles struct. Nothing does I/O outside a tea.Cmd, so the screen never
+// Every component (queue, msgview, editor, errform, picker, history,
+// forward, helpbar, registry, journalview) has the shape of a bubbles
+// component: New, an Update that returns its concrete type, View,
+// SetSize, a KeyMap and a Styles struct. A key does only what the screen
+// shows: each mode shows its own keys in the help bar, and q asks before
+// it ends calls in flight. Nothing does I/O outside a tea.Cmd, so the screen never
 // waits on the network. Colors come from a lipgloss renderer that honours
 // NO_COLOR (theme.NewRenderer).
 package tui

@@ -3,7 +3,9 @@ package tui
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/answer"
 	"github.com/bcctl/bcctl/internal/tui/forward"
@@ -212,5 +215,56 @@ func TestFlowForwardCall(t *testing.T) {
 		if !strings.Contains(content, want) {
 			t.Errorf("the response view lacks %q:\n%s", want, content)
 		}
+	}
+}
+
+// TestFlowServerGone (issue 15, item 14): the upstream crashes while its
+// vote waits in the queue. The call is marked lost with that cause (not
+// "cancelled", not "the TUI was closed"), the journal is told UNAVAILABLE,
+// the title says why, and the queue stays on the screen until the person
+// leaves.
+func TestFlowServerGone(t *testing.T) {
+	upstream := tuitest.StartUpstream(t, "", nil)
+	src := tuitest.Corpus(t)
+	var mu sync.Mutex
+	var seen []*calls.Event
+	obs := calls.ObserverFunc(func(ev *calls.Event) {
+		mu.Lock()
+		seen = append(seen, ev)
+		mu.Unlock()
+	})
+	var gone func() bool
+	r := answer.NewResponder(answer.Options{Resolver: src.Types(), Observer: obs, Gone: func() bool { return gone() }})
+	cc, closed := tuitest.DialWatched(t, upstream.Addr, r)
+	gone = closed
+	f := &flow{t: t, upstream: upstream, src: src, cc: cc, r: r}
+	f.tm = teatest.NewTestModel(t, NewAnswerModel(AnswerConfig{Responder: r, Resolver: src.Types(), Title: "connected to " + upstream.Addr}),
+		teatest.WithInitialTermSize(120, 40))
+	t.Cleanup(func() {
+		_ = f.tm.Quit()
+		f.tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+		r.Close()
+	})
+	done := f.createBranch("feature/crash")
+	f.waitFor("VoteTransaction", "left")
+
+	upstream.Crash()
+	f.waitFor("lost││", "Outcome of call #1 · lost")
+	if res := f.result(done); res.status.Code() != codes.Unavailable {
+		t.Errorf("the forward call got %v, want UNAVAILABLE", res.status)
+	}
+	cause := errors.New("the server at " + upstream.Addr + " closed the connection")
+	r.ConnectionLost(cause)
+	f.waitFor("closed the connection · q leaves")
+
+	_ = f.tm.Quit()
+	final := f.tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(AnswerModel)
+	if cv := final.calls[1]; cv == nil || cv.state != answer.Lost || final.queue.Len() != 1 {
+		t.Errorf("the final model: call %+v, %d in the queue; want call #1 lost and still listed", cv, final.queue.Len())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0].Status.Code() != codes.Unavailable || !strings.Contains(seen[0].Status.Message(), "connection") {
+		t.Errorf("journaled %+v, want the vote UNAVAILABLE because the connection closed", seen)
 	}
 }

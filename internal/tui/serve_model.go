@@ -20,6 +20,7 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/journalview"
 	"github.com/bcctl/bcctl/internal/tui/registry"
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // ServeConfig configures the serve program.
@@ -475,7 +476,7 @@ func (m ServeModel) quitQuestion() string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("press q again to quit (%d reverse %s in flight %s cancelled); any other key stays", n, plural(n, "call", "calls"), plural(n, "is", "are"))
+	return fmt.Sprintf("press q again to quit (%d reverse %s in flight %s cancelled); any other key stays", n, words.Plural(n, "call", "calls"), words.Plural(n, "is", "are"))
 }
 
 func (m ServeModel) titleBar() string {

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/metadata"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/fanout"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/tui/registry"
 )
@@ -127,22 +129,13 @@ func (r registryCaller) PeerMethods(ctx context.Context, peer uint64) ([]protore
 // of a journal.Writer and every entry written reaches the serve program.
 // It keeps every entry, so a watcher that starts late sees them all.
 type JournalFeed struct {
-	mu       sync.Mutex
-	entries  []journal.Entry
-	watchers map[*feedWatcher]struct{}
-}
-
-// feedWatcher queues entries for one watcher, so Add never waits for it.
-type feedWatcher struct {
-	mu     sync.Mutex
-	queue  []journal.Entry
-	signal chan struct{}
+	mu      sync.Mutex
+	entries []journal.Entry            // guarded by mu
+	feed    fanout.Feed[journal.Entry] // published under mu, so snapshots fit
 }
 
 // NewJournalFeed returns an empty feed.
-func NewJournalFeed() *JournalFeed {
-	return &JournalFeed{watchers: map[*feedWatcher]struct{}{}}
-}
+func NewJournalFeed() *JournalFeed { return &JournalFeed{} }
 
 // Add records e and queues it for every watcher. It never blocks on a
 // watcher.
@@ -150,50 +143,13 @@ func (f *JournalFeed) Add(e journal.Entry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.entries = append(f.entries, e)
-	for w := range f.watchers {
-		w.mu.Lock()
-		w.queue = append(w.queue, e)
-		w.mu.Unlock()
-		select {
-		case w.signal <- struct{}{}:
-		default:
-		}
-	}
+	f.feed.Publish(e)
 }
 
 // WatchJournal implements JournalSource.
 func (f *JournalFeed) WatchJournal(ctx context.Context) ([]journal.Entry, <-chan journal.Entry) {
-	w := &feedWatcher{signal: make(chan struct{}, 1)}
-	out := make(chan journal.Entry)
 	f.mu.Lock()
-	snap := append([]journal.Entry(nil), f.entries...)
-	f.watchers[w] = struct{}{}
-	f.mu.Unlock()
-	go func() {
-		defer close(out)
-		defer func() {
-			f.mu.Lock()
-			delete(f.watchers, w)
-			f.mu.Unlock()
-		}()
-		for {
-			w.mu.Lock()
-			queue := w.queue
-			w.queue = nil
-			w.mu.Unlock()
-			for _, e := range queue {
-				select {
-				case out <- e:
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case <-w.signal:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return snap, out
+	defer f.mu.Unlock()
+	sub := f.feed.Subscribe(ctx, fanout.Options[journal.Entry]{})
+	return slices.Clone(f.entries), sub.C
 }

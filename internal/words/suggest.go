@@ -1,49 +1,62 @@
 package words
 
 import (
-	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
-// Closest returns up to n names from candidates that are near name (by
-// edit distance, ignoring case, or sharing a prefix/suffix), nearest first.
+// Closest returns the names among candidates that name was most likely
+// meant to be, at most n of them, in the order of candidates: those at the
+// smallest edit distance (ignoring case), provided it is small for name's
+// length (at most a third of it, and at least 2), or those that contain
+// name or are contained in it (names of 3 or more runes), which count as
+// near as their distance says. A name with nothing near gets none: a
+// suggestion is worth making only when it is likely right.
 func Closest(name string, candidates []string, n int) []string {
-	type scored struct {
-		name string
-		dist int
-	}
 	lname := strings.ToLower(name)
-	var list []scored
+	limit := max(2, utf8.RuneCountInString(name)/3)
+	best := -1
+	var near []string
 	for _, c := range candidates {
 		lc := strings.ToLower(c)
 		d := EditDistance(lname, lc)
-		limit := len(name)/2 + 1
-		if limit < 3 {
-			limit = 3
+		contains := utf8.RuneCountInString(lname) >= 3 && (strings.Contains(lc, lname) || strings.Contains(lname, lc))
+		if d > limit && !contains {
+			continue
 		}
-		if d <= limit || (len(lname) >= 3 && (strings.Contains(lc, lname) || strings.Contains(lname, lc))) {
-			list = append(list, scored{c, d})
+		switch {
+		case best < 0 || d < best:
+			best, near = d, []string{c}
+		case d == best:
+			near = append(near, c)
 		}
 	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].dist < list[j].dist })
-	var out []string
-	for i := 0; i < len(list) && len(out) < n; i++ {
-		out = append(out, list[i].name)
+	if len(near) > n {
+		near = near[:n]
 	}
-	return out
+	return near
 }
 
 // DidYouMean formats a suggestion for name among candidates
 // (`; did you mean "a" or "b"?`), or lists the candidates when none is near
 // and there are few of them (`; known: a, b`), or returns "".
 func DidYouMean(name string, candidates []string) string {
-	if near := Closest(name, candidates, 3); len(near) > 0 {
-		return "; did you mean " + QuoteJoin(near, " or ") + "?"
+	if s := Suggest(Closest(name, candidates, 3)); s != "" {
+		return s
 	}
 	if len(candidates) > 0 && len(candidates) <= 12 {
 		return "; known: " + strings.Join(candidates, ", ")
 	}
 	return ""
+}
+
+// Suggest formats names found by Closest as `; did you mean "a" or "b"?`,
+// or returns "" when there are none.
+func Suggest(near []string) string {
+	if len(near) == 0 {
+		return ""
+	}
+	return "; did you mean " + QuoteJoin(near, " or ") + "?"
 }
 
 // QuoteJoin double-quotes each name and joins them with sep.

@@ -35,6 +35,9 @@ const (
 	Cancelled
 	// Abandoned: the TUI closed before the call was answered.
 	Abandoned
+	// Lost: the connection that brought the call went away before it was
+	// answered (the server stopped or crashed).
+	Lost
 )
 
 // String names the state for people.
@@ -54,6 +57,8 @@ func (s State) String() string {
 		return "cancelled"
 	case Abandoned:
 		return "abandoned"
+	case Lost:
+		return "lost"
 	}
 	return "unknown"
 }

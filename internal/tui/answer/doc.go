@@ -15,6 +15,11 @@
 //     anything is sent: a reply that does not fit comes back as a ResultMsg
 //     whose error names the JSON field path, and the call stays pending.
 //
+// When the connection that brings the calls goes away, ConnectionLost ends
+// every pending call Lost, with the cause, and Options.Gone lets a call
+// whose context ends with the connection count as lost rather than
+// cancelled by its caller.
+//
 // Streaming calls stay open until ended: request messages are reported as
 // they arrive, and a person may send several responses before ending the
 // call with OK (End) or an error (Fail). Delegate lets the loaded script's

@@ -51,8 +51,8 @@ type DelegatedMsg struct {
 // EndedMsg reports that a call is over.
 type EndedMsg struct {
 	ID uint64
-	// State is how it ended: Answered, Scripted, Expired, Cancelled or
-	// Abandoned.
+	// State is how it ended: Answered, Scripted, Expired, Cancelled,
+	// Abandoned or Lost.
 	State State
 	// Status is the status the caller got.
 	Status *status.Status
@@ -69,6 +69,13 @@ type ResultMsg struct {
 	ID     uint64
 	Action Action
 	Err    error
+}
+
+// LostMsg reports that the connection that brings the calls went away
+// (ConnectionLost): the calls still pending ended with its cause, and no
+// more will come.
+type LostMsg struct {
+	Cause error
 }
 
 // ClosedMsg is what Next returns once the Responder is closed and every

@@ -34,6 +34,11 @@ type Options struct {
 	Resolver dynamic.TypeResolver
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Gone reports whether the connection that brings the calls has gone
+	// away (host.Conn's BackchannelClosed). A pending call whose context
+	// ends while Gone is true ended with the connection, not because its
+	// caller gave up: it is Lost. nil means never.
+	Gone func() bool
 }
 
 // Responder queues the reverse calls it is given for a person to answer.
@@ -48,7 +53,9 @@ type Responder struct {
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{}
-	active  int // calls in Respond
+	lost    chan struct{} // closed by ConnectionLost
+	cause   error         // why the connection went, once lost is closed
+	active  int           // calls in Respond
 	nextID  uint64
 }
 
@@ -62,16 +69,56 @@ func NewResponder(opts Options) *Responder {
 		resolver: detailResolver(opts.Resolver),
 		box:      mailbox.New(),
 		closing:  make(chan struct{}),
+		lost:     make(chan struct{}),
 	}
+}
+
+// ConnectionLost tells the Responder that the connection that brings the
+// calls went away, and why: every call still pending ends Lost, with
+// UNAVAILABLE and cause, and the program is told (LostMsg). The calls
+// already in the queue stay there to be read.
+func (r *Responder) ConnectionLost(cause error) {
+	r.mu.Lock()
+	select {
+	case <-r.lost:
+		r.mu.Unlock()
+		return
+	default:
+	}
+	r.cause = cause
+	close(r.lost)
+	r.mu.Unlock()
+	r.publish(LostMsg{Cause: cause})
+}
+
+// lostStatus is the status of a call that ended with the connection.
+func (r *Responder) lostStatus() *status.Status {
+	r.mu.Lock()
+	cause := r.cause
+	r.mu.Unlock()
+	if cause == nil {
+		return status.New(codes.Unavailable, "the connection closed before this call was answered")
+	}
+	return status.Newf(codes.Unavailable, "%v before this call was answered", cause)
+}
+
+// gone reports whether the connection has gone away.
+func (r *Responder) gone() bool {
+	select {
+	case <-r.lost:
+		return true
+	default:
+	}
+	return r.opts.Gone != nil && r.opts.Gone()
 }
 
 // HasScript reports whether calls can be handed to a script.
 func (r *Responder) HasScript() bool { return r.opts.Script != nil }
 
 // Next returns a tea.Cmd that waits for the Responder's next event:
-// ArrivedMsg, ReceivedMsg, HalfClosedMsg, MatchMsg, SentMsg, DelegatedMsg
-// or EndedMsg, and ClosedMsg once it is closed. Issue it again after each
-// event; only one may be waiting at a time.
+// ArrivedMsg, ReceivedMsg, HalfClosedMsg, MatchMsg, SentMsg, DelegatedMsg,
+// EndedMsg or LostMsg, and ClosedMsg once it is closed. Issue it again
+// after each event; only one may be waiting at a time.
 func (r *Responder) Next() tea.Cmd { return r.box.Next(ClosedMsg{}) }
 
 // Close ends every pending call with UNAVAILABLE (the person is gone) and
@@ -170,10 +217,18 @@ func (r *Responder) Respond(call dynamic.Call) error {
 			// stream arrives as a cancellation just before this side's
 			// deadline: near the deadline, a cancellation is an expiry.
 			st, state := status.New(codes.DeadlineExceeded, "the call's deadline passed before it was answered"), Expired
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) && (c.Deadline.IsZero() || time.Until(c.Deadline) > expiryTolerance) {
+			switch {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			case r.gone():
+				st, state = r.lostStatus(), Lost
+			case c.Deadline.IsZero() || time.Until(c.Deadline) > expiryTolerance:
 				st, state = status.New(codes.Canceled, "the caller cancelled the call before it was answered"), Cancelled
 			}
 			r.end(c, state, st)
+			return st.Err()
+		case <-r.lost:
+			st := r.lostStatus()
+			r.end(c, Lost, st)
 			return st.Err()
 		case <-r.closing:
 			r.end(c, Abandoned, status.Convert(errAbandoned))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -507,4 +508,49 @@ func TestCloseAbandonsPendingCalls(t *testing.T) {
 	if r := wait(t, e.invoke(tuitest.Context(t), vote, nil, `{}`)); r.status.Code() != codes.Unavailable {
 		t.Errorf("call after Close: %v", r.status)
 	}
+}
+
+// TestConnectionLost: pending calls end Lost with the cause, the program
+// is told, and a call whose context ends while the connection is gone is
+// lost too, not cancelled.
+func TestConnectionLost(t *testing.T) {
+	var gone atomic.Bool
+	e := newEnv(t, answer.Options{Gone: gone.Load})
+	done := e.invoke(tuitest.Context(t), vote, nil, `{}`)
+	nextOf[answer.ArrivedMsg](e)
+	e.r.ConnectionLost(errors.New("the server at 127.0.0.1:9000 closed the connection"))
+	var ended answer.EndedMsg
+	var lost bool
+	for ended.ID == 0 || !lost {
+		switch m := e.next().(type) {
+		case answer.EndedMsg:
+			ended = m
+		case answer.LostMsg:
+			lost = true
+		}
+	}
+	if ended.State != answer.Lost || ended.Status.Code() != codes.Unavailable ||
+		ended.Status.Message() != "the server at 127.0.0.1:9000 closed the connection before this call was answered" {
+		t.Errorf("ended %v %v, want lost, UNAVAILABLE with the cause", ended.State, ended.Status)
+	}
+	if r := wait(t, done); r.status.Code() != codes.Unavailable {
+		t.Errorf("client got %v, want UNAVAILABLE", r.status)
+	}
+
+	// The connection is gone when the caller's context ends: lost.
+	e = newEnv(t, answer.Options{Gone: gone.Load})
+	ctx, cancel := context.WithCancel(tuitest.Context(t))
+	done = e.invoke(ctx, vote, nil, `{}`)
+	nextOf[answer.ArrivedMsg](e)
+	gone.Store(true)
+	cancel()
+	for {
+		if ended, ok := e.next().(answer.EndedMsg); ok {
+			if ended.State != answer.Lost {
+				t.Errorf("ended %v, want lost", ended.State)
+			}
+			break
+		}
+	}
+	wait(t, done)
 }

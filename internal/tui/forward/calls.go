@@ -16,6 +16,7 @@ import (
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/history"
 	"github.com/bcctl/bcctl/internal/tui/msgview"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // call is one call made from the pane, in flight or over.
@@ -215,7 +216,7 @@ func (m Model) callEvent(msg tea.Msg) (Model, tea.Cmd, bool) {
 			for _, q := range msg.Requests {
 				c.run.out.Put(q)
 			}
-			m.editor.SetNote(fmt.Sprintf("%d more %s queued on call #%d", len(msg.Requests), plural(len(msg.Requests), "message", "messages"), c.id))
+			m.editor.SetNote(fmt.Sprintf("%d more %s queued on call #%d", len(msg.Requests), words.Plural(len(msg.Requests), "message", "messages"), c.id))
 		}
 		return m, nil, true
 	case StartedMsg:
@@ -313,11 +314,4 @@ func (m Model) sections() []msgview.Section {
 		out = append(out, msgview.Section{Title: "Trailers", Body: msgview.Metadata(c.trailer)})
 	}
 	return out
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

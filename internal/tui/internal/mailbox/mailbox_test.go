@@ -2,53 +2,59 @@ package mailbox
 
 import (
 	"testing"
-	"time"
+	"testing/synctest"
 
 	tea "github.com/charmbracelet/bubbletea"
 )
 
 type closed struct{}
 
-func next(t *testing.T, b *Box) tea.Msg {
-	t.Helper()
+// next runs b.Next in a goroutine, as bubbletea runs a Cmd, and waits for
+// its message.
+func next(b *Box) tea.Msg {
 	ch := make(chan tea.Msg, 1)
 	go func() { ch <- b.Next(closed{})() }()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return")
-		return nil
-	}
+	return <-ch
 }
 
 func TestOrderAndClose(t *testing.T) {
-	b := New()
-	for i := 0; i < 100; i++ {
-		b.Put(i)
-	}
-	for want := 0; want < 100; want++ {
-		if got := next(t, b); got != want {
-			t.Fatalf("got %v, want %d", got, want)
+	synctest.Test(t, func(t *testing.T) {
+		b := New()
+		for i := 0; i < 100; i++ {
+			b.Put(i)
 		}
-	}
-	// A waiting Next is woken by a later Put.
-	go func() { b.Put("late") }()
-	if got := next(t, b); got != "late" {
-		t.Fatalf("got %v, want late", got)
-	}
-	b.Put("before close")
-	b.Close()
-	b.Put("after close")
-	if got := next(t, b); got != "before close" {
-		t.Errorf("got %v, want the message put before Close", got)
-	}
-	if _, ok := next(t, b).(closed); !ok {
-		t.Error("Next after Close and the last message should return closed")
-	}
-	select {
-	case <-b.Closed():
-	default:
-		t.Error("Closed() is not closed")
-	}
+		for want := 0; want < 100; want++ {
+			if got := next(b); got != want {
+				t.Fatalf("got %v, want %d", got, want)
+			}
+		}
+		// A waiting Next is woken by a later Put: synctest.Wait returns
+		// once the Cmd's goroutine is blocked in Next.
+		got := make(chan tea.Msg, 1)
+		go func() { got <- b.Next(closed{})() }()
+		synctest.Wait()
+		select {
+		case m := <-got:
+			t.Fatalf("Next returned %v from an empty Box", m)
+		default:
+		}
+		b.Put("late")
+		if m := <-got; m != "late" {
+			t.Fatalf("got %v, want late", m)
+		}
+		b.Put("before close")
+		b.Close()
+		b.Put("after close")
+		if got := next(b); got != "before close" {
+			t.Errorf("got %v, want the message put before Close", got)
+		}
+		if _, ok := next(b).(closed); !ok {
+			t.Error("Next after Close and the last message should return closed")
+		}
+		select {
+		case <-b.Closed():
+		default:
+			t.Error("Closed() is not closed")
+		}
+	})
 }

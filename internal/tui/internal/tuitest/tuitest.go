@@ -112,6 +112,37 @@ type Upstream struct {
 	Engine *script.Engine
 	// Source is its schema.
 	Source *dynamic.FileSource
+
+	lis *crashListener
+}
+
+// Crash cuts every connection the upstream accepted, as a crash would:
+// no goodbye, no stream reset.
+func (u *Upstream) Crash() { u.lis.crash() }
+
+// crashListener keeps the connections it accepts, for Crash.
+type crashListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *crashListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *crashListener) crash() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
 }
 
 // StartUpstream starts an upstream answered by scriptText (UpstreamScript
@@ -137,6 +168,7 @@ func StartUpstream(t testing.TB, scriptText string, observer calls.Observer) *Up
 		t.Fatal(err)
 	}
 	u.Addr = lis.Addr().String()
+	u.lis = &crashListener{Listener: lis}
 	mux := listenmux.New(insecure.NewCredentials())
 	mux.Register(backchannel.NewServerHandshaker(nil, u.Registry, nil))
 	srv := grpc.NewServer(grpc.Creds(mux))
@@ -147,7 +179,7 @@ func StartUpstream(t testing.TB, scriptText string, observer calls.Observer) *Up
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = srv.Serve(lis)
+		_ = srv.Serve(u.lis)
 	}()
 	t.Cleanup(func() {
 		srv.Stop()
@@ -211,14 +243,36 @@ func HostedServices(t testing.TB) []protoreflect.ServiceDescriptor {
 // test ends.
 func Dial(t testing.TB, addr string, r dynamic.Responder) *grpc.ClientConn {
 	t.Helper()
+	cc, _ := DialWatched(t, addr, r)
+	return cc
+}
+
+// DialWatched is Dial, and also returns a function that reports whether
+// the multiplexed session has ended (what host.Conn's BackchannelClosed
+// reports for bcctl's own connections).
+func DialWatched(t testing.TB, addr string, r dynamic.Responder) (*grpc.ClientConn, func() bool) {
+	t.Helper()
 	services := HostedServices(t)
+	var mu sync.Mutex
+	var session interface{ IsClosed() bool }
 	factory := func() backchannel.Server {
 		s := grpc.NewServer()
 		if err := dynamic.RegisterServices(s, services, r); err != nil {
 			panic(err) // a test set-up bug
 		}
 		dynamic.RegisterReflection(s, services)
-		return s
+		return watchedServer{Server: s, seen: func(lis net.Listener) {
+			if c, ok := lis.(interface{ IsClosed() bool }); ok {
+				mu.Lock()
+				session = c
+				mu.Unlock()
+			}
+		}}
+	}
+	closed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return session != nil && session.IsClosed()
 	}
 	hs := backchannel.NewClientHandshaker(nil, factory, backchannel.DefaultConfiguration())
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(hs.ClientHandshake(insecure.NewCredentials())))
@@ -233,7 +287,18 @@ func Dial(t testing.TB, addr string, r dynamic.Responder) *grpc.ClientConn {
 			t.Fatalf("dial %s: %v", addr, ctx.Err())
 		}
 	}
-	return cc
+	return cc, closed
+}
+
+// watchedServer tells seen which listener (the yamux session) it serves.
+type watchedServer struct {
+	*grpc.Server
+	seen func(net.Listener)
+}
+
+func (w watchedServer) Serve(lis net.Listener) error {
+	w.seen(lis)
+	return w.Server.Serve(lis)
 }
 
 // DownstreamEngine loads scriptText as the script of a client (its

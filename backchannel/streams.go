@@ -1,0 +1,149 @@
+package backchannel
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/bcctl/bcctl/listenmux"
+)
+
+// ClientHandshakerOption configures a ClientHandshaker beyond Gitaly's
+// parameters.
+type ClientHandshakerOption func(*ClientHandshaker)
+
+// WithStreamHandshaker routes the streams the server opens that begin with
+// h.Magic() to h instead of the backchannel server; every other stream,
+// reverse gRPC included, reaches the backchannel server as before, its
+// first bytes replayed. This is how the client side of Gitaly's
+// sidechannel (package sidechannel) takes over its streams.
+//
+// h is called as a listenmux.Mux calls it: after the magic has been read,
+// with a deadline on the stream (StreamHandshakeTimeout) until it returns,
+// which is then cleared. A handshaker that keeps the stream returns
+// credentials.ErrConnDispatched and closes the stream when it is done; any
+// other error closes the stream at once, and a connection it returns is
+// served by the backchannel server.
+//
+// Without this option (Gitaly's behaviour) every server-opened stream goes
+// straight to the backchannel server. With it, each stream is read by a
+// goroutine of its own until its first bytes have arrived, so that a slow
+// stream holds up no other.
+func WithStreamHandshaker(h listenmux.Handshaker) ClientHandshakerOption {
+	return func(ch *ClientHandshaker) {
+		if ch.streams == nil {
+			ch.streams = listenmux.New(insecure.NewCredentials())
+		}
+		ch.streams.Register(h)
+	}
+}
+
+// StreamHandshakeTimeout bounds how long a server-opened stream may take to
+// send its first listenmux.MagicLen bytes, and a stream handshaker to run,
+// when a ClientHandshaker routes streams (WithStreamHandshaker). It is
+// grpc-go's default server connection timeout, the bound a gRPC server
+// would put on the same reads.
+const StreamHandshakeTimeout = 120 * time.Second
+
+// streamRouter is the net.Listener the backchannel server serves on when
+// stream handshakers are registered. It accepts every stream of the
+// session at once (so yamux acknowledges it promptly), routes each in a
+// goroutine of its own, and hands the streams that stay with gRPC to Accept.
+type streamRouter struct {
+	session *yamux.Session
+	mux     *listenmux.Mux
+	logger  *slog.Logger
+
+	conns    chan net.Conn // streams for the backchannel server
+	done     chan struct{} // closed when the router stops accepting
+	doneOnce sync.Once
+	err      error // why the router stopped; written before done is closed
+
+	wg sync.WaitGroup // the accept loop and every routing goroutine
+}
+
+var _ net.Listener = (*streamRouter)(nil)
+
+// newStreamRouter starts routing session's streams through mux.
+func newStreamRouter(session *yamux.Session, mux *listenmux.Mux, logger *slog.Logger) *streamRouter {
+	r := &streamRouter{
+		session: session,
+		mux:     mux,
+		logger:  logger,
+		conns:   make(chan net.Conn),
+		done:    make(chan struct{}),
+	}
+	r.wg.Add(1)
+	go r.acceptLoop()
+	return r
+}
+
+func (r *streamRouter) acceptLoop() {
+	defer r.wg.Done()
+	for {
+		stream, err := r.session.AcceptStream()
+		if err != nil {
+			r.stop(err)
+			return
+		}
+		r.wg.Add(1)
+		go r.route(stream)
+	}
+}
+
+// route hands stream to its handshaker, or to Accept.
+func (r *streamRouter) route(stream *yamux.Stream) {
+	defer r.wg.Done()
+	stream.SetDeadline(time.Now().Add(StreamHandshakeTimeout))
+	conn, _, err := r.mux.ServerHandshake(stream)
+	stream.SetDeadline(time.Time{})
+	switch {
+	case errors.Is(err, credentials.ErrConnDispatched):
+		return
+	case err != nil:
+		// The mux has closed the stream.
+		r.logger.Debug("backchannel: server-opened stream refused", "stream", stream.StreamID(), "error", err)
+		return
+	}
+	select {
+	case r.conns <- conn:
+	case <-r.done:
+		conn.Close()
+	}
+}
+
+// Accept returns the next stream for the backchannel server.
+func (r *streamRouter) Accept() (net.Conn, error) {
+	select {
+	case conn := <-r.conns:
+		return conn, nil
+	case <-r.done:
+		return nil, r.err
+	}
+}
+
+// Close closes the session, which ends every stream on it.
+func (r *streamRouter) Close() error {
+	r.stop(net.ErrClosed)
+	return r.session.Close()
+}
+
+// Addr is the session's address.
+func (r *streamRouter) Addr() net.Addr { return r.session.Addr() }
+
+func (r *streamRouter) stop(err error) {
+	r.doneOnce.Do(func() {
+		r.err = err
+		close(r.done)
+	})
+}
+
+// wait returns when the accept loop and every routing goroutine have
+// ended; the session must be closed.
+func (r *streamRouter) wait() { r.wg.Wait() }
