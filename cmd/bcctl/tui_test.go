@@ -128,7 +128,7 @@ func TestCallTUI(t *testing.T) {
 		t.Errorf("the server saw %v, want the COMMIT vote", log)
 	}
 	out := term.String()
-	i := strings.LastIndex(out, `"name": "feature/tui"`)
+	i := strings.LastIndex(out, `"name": "ZmVhdHVyZS90dWk="`) // feature/tui
 	if i < 0 || i < strings.LastIndex(out, "VoteTransaction") {
 		t.Errorf("the response should be printed after the TUI closed; the terminal got:\n%s", out)
 	}
