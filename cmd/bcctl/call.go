@@ -179,7 +179,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return maxTimePassed(ctx, err, "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -189,7 +189,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)
