@@ -60,8 +60,9 @@ type ServeUI func(ctx context.Context, env ServeUIEnv) error
 
 // ServeUIEnv is what a ServeUI shows.
 type ServeUIEnv struct {
-	Server *serve.Server
-	IO     *IOStreams
+	// Hub is the registry and journal shown: a serve's, or a proxy's.
+	Hub *serve.Hub
+	IO  *IOStreams
 	// Listen are the addresses serve listens on.
 	Listen []string
 	// Notices carries what serve would otherwise print on stderr while

@@ -21,7 +21,7 @@ import (
 // serveInTUI runs the serve program over a running serve until the person
 // quits (nil) or ctx ends.
 func serveInTUI(ctx context.Context, env ServeUIEnv) error {
-	cfg := tui.ServeEngine(env.Server)
+	cfg := tui.ServeEngine(env.Hub)
 	cfg.Theme = tuiTheme(env.IO)
 	cfg.Title = "listening on " + strings.Join(env.Listen, ", ")
 	cfg.Notices = env.Notices
