@@ -65,6 +65,9 @@ type ServeUIEnv struct {
 	IO  *IOStreams
 	// Listen are the addresses serve listens on.
 	Listen []string
+	// Program and Title, when set, name what the UI shows ("bcctl
+	// proxy") and say what it does instead of where it listens.
+	Program, Title string
 	// Notices carries what serve would otherwise print on stderr while
 	// the UI owns the terminal (script reloads, and scripts that changed
 	// but do not load).
