@@ -96,73 +96,121 @@ func hexDigit(c byte) (int, bool) {
 }
 
 // packetWriter frames what is written to it into packets of at most
-// MaxPacketPayload bytes, each sent with one write (header and payload
-// together, so that each becomes one yamux frame). A zero-length write
-// sends nothing.
+// MaxPacketPayload bytes. It joins the packets of one Write, up to
+// maxBatch bytes, into one write to the stream: each stream write waits
+// for yamux's send loop and becomes a yamux frame of its own, so one per
+// packet would cost a hand-off and a frame every 64 KiB. A zero-length
+// write sends nothing.
 type packetWriter struct {
-	w   io.Writer
-	buf []byte // header and payload of one packet; allocated on first use
+	w       io.Writer
+	buf     []byte // packets not yet written; its capacity is kept until flush
+	pending int    // payload bytes in buf
 }
+
+// maxBatch is the most framed bytes one write to the stream carries: 16
+// full packets, just under 1 MiB.
+const maxBatch = 16 * maxPacketLen
 
 func (pw *packetWriter) Write(p []byte) (int, error) {
+	if cap(pw.buf) == 0 {
+		pw.buf = make([]byte, 0, min(maxBatch, framedLen(len(p))))
+	}
 	written := 0
 	for len(p) > 0 {
-		n := min(len(p), MaxPacketPayload)
-		buf := pw.buffer()
-		copy(buf[packetHeaderLen:], p[:n])
-		if err := pw.send(n); err != nil {
-			return written, err
+		if pw.room() == 0 {
+			n, err := pw.send()
+			written += n
+			if err != nil {
+				return written, err
+			}
 		}
-		written += n
+		n := min(len(p), pw.room())
+		pw.buf = appendHeader(pw.buf, n)
+		pw.buf = append(pw.buf, p[:n]...)
+		pw.pending += n
 		p = p[n:]
 	}
-	return written, nil
+	n, err := pw.send()
+	return written + n, err
 }
 
-// ReadFrom frames what r yields, reading straight into the packet buffer.
+// ReadFrom frames what r yields, reading straight into the batch. It
+// writes the batch when it is full, and whenever r returns less than a
+// full packet: a source that has nothing more just now (a pipe, a
+// terminal) is not held back.
 func (pw *packetWriter) ReadFrom(r io.Reader) (int64, error) {
-	buf := pw.buffer()
+	if cap(pw.buf) < maxBatch {
+		pw.buf = make([]byte, 0, maxBatch)
+	}
 	var total int64
 	for {
-		n, err := r.Read(buf[packetHeaderLen:])
-		if n > 0 {
-			if err := pw.send(n); err != nil {
+		room := pw.room()
+		if room == 0 {
+			n, err := pw.send()
+			total += int64(n)
+			if err != nil {
 				return total, err
 			}
-			total += int64(n)
+			room = pw.room()
 		}
-		switch {
-		case errors.Is(err, io.EOF):
-			return total, nil
-		case err != nil:
-			return total, err
+		start := len(pw.buf)
+		n, err := r.Read(pw.buf[start+packetHeaderLen : start+packetHeaderLen+room])
+		if n > 0 {
+			pw.buf = appendHeader(pw.buf, n)[:start+packetHeaderLen+n]
+			pw.pending += n
+		}
+		if n < room || err != nil {
+			sent, sendErr := pw.send()
+			total += int64(sent)
+			switch {
+			case sendErr != nil:
+				return total, sendErr
+			case errors.Is(err, io.EOF):
+				return total, nil
+			case err != nil:
+				return total, err
+			}
 		}
 	}
 }
 
-// send writes the packet whose n payload bytes are in the buffer.
-func (pw *packetWriter) send(n int) error {
-	const digits = "0123456789abcdef"
-	length := n + packetHeaderLen
-	buf := pw.buf
-	buf[0] = digits[length>>12&0xf]
-	buf[1] = digits[length>>8&0xf]
-	buf[2] = digits[length>>4&0xf]
-	buf[3] = digits[length&0xf]
-	_, err := pw.w.Write(buf[:length])
-	return err
+// room is the most payload the next packet of the batch may carry; 0 when
+// the batch is full.
+func (pw *packetWriter) room() int {
+	return max(0, min(MaxPacketPayload, maxBatch-len(pw.buf)-packetHeaderLen))
 }
 
-// flush writes the flush packet and releases the buffer.
+// send writes the batch and returns how much payload it carried.
+func (pw *packetWriter) send() (int, error) {
+	if len(pw.buf) == 0 {
+		return 0, nil
+	}
+	_, err := pw.w.Write(pw.buf)
+	n := pw.pending
+	pw.buf, pw.pending = pw.buf[:0], 0
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// flush writes the flush packet and releases the batch's memory.
 func (pw *packetWriter) flush() error {
 	pw.buf = nil
 	_, err := io.WriteString(pw.w, flushPacket)
 	return err
 }
 
-func (pw *packetWriter) buffer() []byte {
-	if pw.buf == nil {
-		pw.buf = make([]byte, maxPacketLen)
-	}
-	return pw.buf
+// appendHeader appends the length of a packet with n payload bytes as four
+// lower-case hex digits.
+func appendHeader(buf []byte, n int) []byte {
+	const digits = "0123456789abcdef"
+	length := n + packetHeaderLen
+	return append(buf, digits[length>>12&0xf], digits[length>>8&0xf], digits[length>>4&0xf], digits[length&0xf])
+}
+
+// framedLen is the size of n payload bytes once framed.
+func framedLen(n int) int {
+	packets := (n + MaxPacketPayload - 1) / MaxPacketPayload
+	return n + packets*packetHeaderLen
 }

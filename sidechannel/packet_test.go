@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -126,5 +127,52 @@ func TestPacketReaderStopsAtFlush(t *testing.T) {
 	_, second := bad.Read(make([]byte, 8))
 	if !errors.Is(first, ErrInvalidPacket) || first != second { //nolint:errorlint // the very same error
 		t.Errorf("errors %v then %v, want the same ErrInvalidPacket twice", first, second)
+	}
+}
+
+// writeCounter records the size of each write.
+type writeCounter struct{ sizes []int }
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return len(p), nil
+}
+
+// TestPacketWriterBatches checks that packets travel in batches of up to
+// maxBatch bytes, one write each, and that ReadFrom does not hold back
+// what a slow source has given.
+func TestPacketWriterBatches(t *testing.T) {
+	tests := []struct {
+		name      string
+		write     func(w *packetWriter) error
+		wantSizes []int
+	}{
+		{name: "Write of 3 packets", write: func(w *packetWriter) error {
+			_, err := w.Write(make([]byte, 2*MaxPacketPayload+3))
+			return err
+		}, wantSizes: []int{2*maxPacketLen + 7}},
+		{name: "Write of 17 full packets", write: func(w *packetWriter) error {
+			_, err := w.Write(make([]byte, 17*MaxPacketPayload))
+			return err
+		}, wantSizes: []int{maxBatch, maxPacketLen}},
+		{name: "ReadFrom a whole file", write: func(w *packetWriter) error {
+			_, err := w.ReadFrom(bytes.NewReader(make([]byte, 17*MaxPacketPayload)))
+			return err
+		}, wantSizes: []int{maxBatch, maxPacketLen}},
+		{name: "ReadFrom a byte at a time", write: func(w *packetWriter) error {
+			_, err := w.ReadFrom(iotest.OneByteReader(strings.NewReader("abc")))
+			return err
+		}, wantSizes: []int{5, 5, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out writeCounter
+			if err := tt.write(&packetWriter{w: &out}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(out.sizes, tt.wantSizes) {
+				t.Errorf("writes of %v bytes, want %v", out.sizes, tt.wantSizes)
+			}
+		})
 	}
 }

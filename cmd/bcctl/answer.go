@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
-	"github.com/bcctl/bcctl/internal/host"
-	"github.com/bcctl/bcctl/internal/script"
 )
 
 // AnswerFlags are the flags of the backchannel side of call and connect:
@@ -55,37 +52,25 @@ func (a *AnswerFlags) Validate() error {
 	return nil
 }
 
-// ResponderEnv is what a ResponderFactory gets to build the Responder that
-// answers reverse calls.
-type ResponderEnv struct {
-	// Context ends with the command.
-	Context context.Context
-	// Engine runs the --answer script (an empty script without --answer):
-	// its Match and RespondReceived let a script rule answer a call that a
-	// person was shown first.
-	Engine *script.Engine
-	// Report must be told of every call the Responder answers without the
-	// Engine (by is journal.ByTUI, say): it goes to the journal, to the
-	// printed output, and is counted for the script's expectations.
-	Report func(ev *calls.Event, by string)
-	// Hosted is the schema of the hosted services (response templates);
-	// Forward the server's schema and Conn the connection (forward calls
-	// made by hand).
-	Hosted  dynamic.Source
-	Forward dynamic.Source
-	Conn    *host.Conn
-	// IO are the command's streams.
-	IO *IOStreams
-	// Stop ends the command (a person quit).
-	Stop func()
-	// Headers are the request metadata of forward calls (-H, --rpc-header).
-	Headers metadata.MD
+// backchannel is the backchannel side of a client session: the script and
+// the hosted schema of the flags, with the command's Responder (nil: the
+// script engine), its stop function and its forward headers.
+func (a *AnswerFlags) backchannel(responder client.ResponderFactory, stop func(), headers metadata.MD) *client.Backchannel {
+	return &client.Backchannel{
+		Script:    a.Answer,
+		Files:     a.Schema.files(),
+		Responder: responder,
+		Stop:      stop,
+		Headers:   headers,
+	}
 }
 
-// A Responder that is also an io.Closer (the TUI's) is closed with the
-// session, before the connection: its Close must not return before the
-// terminal is restored.
+// AnswerUI answers reverse calls with a person on the command's terminal:
+// Factory.Interactive, for call and connect --tui. While it runs, call and
+// connect print nothing on stdout: the UI owns the terminal.
+type AnswerUI func(env client.ResponderEnv, io *IOStreams) (dynamic.Responder, error)
 
-// ResponderFactory builds the Responder that answers reverse calls. The
-// default is the script Engine itself.
-type ResponderFactory func(env ResponderEnv) (dynamic.Responder, error)
+// on is ui on the terminal of io, as a session's ResponderFactory.
+func (ui AnswerUI) on(io *IOStreams) client.ResponderFactory {
+	return func(env client.ResponderEnv) (dynamic.Responder, error) { return ui(env, io) }
+}

@@ -14,8 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 
-	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/words"
 )
@@ -40,12 +41,12 @@ type CallOptions struct {
 	Output string
 	// TUI answers reverse calls interactively (--tui) with Interactive.
 	TUI bool
-	// Interactive is the interactive Responder of --tui
+	// Interactive answers reverse calls under --tui
 	// (Factory.Interactive); nil refuses --tui.
-	Interactive ResponderFactory
+	Interactive AnswerUI
 	// Responder, when set, builds the Responder of reverse calls instead of
 	// the script engine (tests; --tui uses Interactive instead).
-	Responder ResponderFactory
+	Responder client.ResponderFactory
 }
 
 func newCallCmd(f *Factory, runF func(context.Context, *CallOptions) error) *cobra.Command {
@@ -166,25 +167,27 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	responder := opts.Responder
 	if opts.TUI {
-		responder = opts.Interactive
+		responder = opts.Interactive.on(streams)
 	}
 	start := time.Now()
-	s, err := openSession(ctx, opts.Factory, plan, sessionOptions{
-		Client: &opts.Client, Answer: &opts.Answer, Responder: responder, Tap: tap, Stop: cancel,
-	})
+	cfg := opts.Client.sessionConfig(plan, opts.Factory)
+	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
+	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
+	s, err := client.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	conn := s.Conn()
 	if opts.Verbosity > 1 && opts.Output == "text" {
-		fmt.Fprintf(out, "Connected to %s%s in %s\n", plan.addr, connDetails(s, opts.Client.TLS.Plaintext), s.conn.ConnectTime().Round(time.Microsecond))
+		fmt.Fprintf(out, "Connected to %s%s in %s\n", plan.addr, connDetails(conn, opts.Client.TLS.Plaintext), conn.ConnectTime().Round(time.Microsecond))
 	}
 
-	md, err := dynamic.FindMethod(ctx, s.forward, opts.Method)
+	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
 		return explainSchemaError(err)
 	}
-	types := dynamic.ChainTypes(s.forward.Types(), globalTypes())
+	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)
 	if err != nil {
 		return err
@@ -198,43 +201,22 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if err != nil {
 		return err
 	}
-	rec := &callRecorder{}
-	var handler dynamic.InvocationEventHandler = rec
+	inv := client.Invocation{Method: md, Metadata: plan.rpcMD, Next: parser.Next}
 	var printing *dynamic.PrintingHandler
 	if opts.Output == "text" {
 		printing = &dynamic.PrintingHandler{Out: out, Formatter: formatter, Text: opts.Format.Format == "text", Verbosity: opts.Verbosity}
-		handler = multiHandler{printing, rec}
+		inv.Handler = printing
 	}
-	supplier := func(msg protoMessage) error {
-		err := parser.Next(msg)
-		if err == nil {
-			rec.addRequest(msg)
-		}
-		return err
-	}
-	callStart := time.Now()
-	invokeErr := dynamic.Invoke(ctx, s.conn.ClientConn(), md, plan.rpcMD, handler, supplier)
-	callTime := time.Since(callStart)
-	if !rec.ended {
+	fc, invokeErr := s.Invoke(ctx, inv)
+	if fc == nil {
 		// Only a request that could not be read or sent ends a call
 		// without a status.
-		if invokeErr != nil {
-			return fmt.Errorf("-d: %s", trimPkg(invokeErr))
+		if errors.Is(invokeErr, client.ErrNoStatus) {
+			return invokeErr
 		}
-		return errors.New("the call ended without a status")
+		return fmt.Errorf("-d: %s", trimPkg(invokeErr))
 	}
-	st := rec.status
-	entry, jerr := s.journal.NewCall(journal.Call{
-		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
-		Peer: calls.Peer{Addr: plan.addr.String()}, Method: dynamic.MethodName(md),
-		Metadata: plan.rpcMD, Header: rec.header, Trailer: rec.trailer,
-		Requests: rec.sentRequests(), Responses: rec.responses, Status: st,
-		Start: callStart, Duration: callTime,
-	})
-	if s.engine != nil {
-		rec, _ := entry.Record()
-		s.engine.Count(rec)
-	}
+	st, entry, jerr, callTime := fc.Status, fc.Entry, fc.JournalErr, fc.Duration
 	if invokeErr != nil {
 		// A bad request in a stream: the call was cancelled because of it.
 		return fmt.Errorf("-d: %s", trimPkg(invokeErr))
@@ -253,7 +235,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	report := s.Check()
 	if opts.Verbosity > 1 && opts.Output == "text" {
 		fmt.Fprintf(out, "\nTiming: connect %s, call %s, total %s; %s answered\n",
-			s.conn.ConnectTime().Round(time.Microsecond), callTime.Round(time.Microsecond), time.Since(start).Round(time.Microsecond), words.Count(s.conn.ReverseCalls(), "reverse call"))
+			conn.ConnectTime().Round(time.Microsecond), callTime.Round(time.Microsecond), time.Since(start).Round(time.Microsecond), words.Count(conn.ReverseCalls(), "reverse call"))
 	}
 	if report != nil && opts.Verbosity > 0 && opts.Output == "text" && report.OK() {
 		fmt.Fprintf(out, "\n%s\n", report)
@@ -315,41 +297,28 @@ func openData(data string, streams *IOStreams) (io.Reader, func(), error) {
 }
 
 // waitForReverse keeps the connection for --wait-reverse and --linger.
-func waitForReverse(ctx context.Context, s *session, a *AnswerFlags, c *ClientFlags) error {
+func waitForReverse(ctx context.Context, s *client.Session, a *AnswerFlags, c *ClientFlags) error {
 	if a.WaitReverse == 0 && a.Linger == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	wctx := ctx
 	if a.Linger > 0 {
-		wctx, cancel = context.WithTimeout(wctx, a.Linger)
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, a.Linger)
 		defer cancel()
 	}
-	go func() {
-		select {
-		case <-s.conn.Lost():
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	if a.WaitReverse == 0 {
-		<-wctx.Done()
+	end := s.WaitReverse(wctx, a.WaitReverse)
+	if a.WaitReverse == 0 || end == client.WaitReached {
 		return nil
 	}
-	if err := s.conn.WaitReverseCalls(wctx, a.WaitReverse); err == nil {
-		return nil
-	}
-	got := s.conn.ReverseCalls()
-	if got >= a.WaitReverse {
-		return nil
-	}
+	got := s.Conn().ReverseCalls()
 	var why string
 	switch {
 	case interrupted(ctx):
 		return errInterrupted
 	case ctx.Err() != nil:
 		why = fmt.Sprintf("before --max-time %s passed", c.Conn.MaxTime)
-	case isClosed(s.conn.Lost()):
+	case end == client.WaitLost || isClosed(s.Conn().Lost()):
 		why = "before the server closed the connection"
 	default:
 		why = fmt.Sprintf("within --linger %s", a.Linger)
@@ -367,9 +336,9 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 // connDetails describes the connection for -vv.
-func connDetails(s *session, plaintext bool) string {
+func connDetails(conn *host.Conn, plaintext bool) string {
 	var parts []string
-	if st, ok := s.conn.TLSState(); ok {
+	if st, ok := conn.TLSState(); ok {
 		parts = append(parts, fmt.Sprintf("TLS %s", tlsVersionName(st.Version)))
 		if len(st.PeerCertificates) > 0 {
 			parts = append(parts, "server "+st.PeerCertificates[0].Subject.CommonName)
@@ -377,7 +346,7 @@ func connDetails(s *session, plaintext bool) string {
 	} else if plaintext {
 		parts = append(parts, "plaintext")
 	}
-	if s.conn.Multiplexed() {
+	if conn.Multiplexed() {
 		parts = append(parts, "multiplexed, backchannel open")
 	} else {
 		parts = append(parts, "not multiplexed (--no-mux)")

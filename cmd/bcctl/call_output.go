@@ -7,93 +7,9 @@ import (
 	"io"
 	"sync"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 )
-
-type protoMessage = proto.Message
-
-// callRecorder keeps what happened in a forward call, for the journal and
-// the JSON document.
-type callRecorder struct {
-	// reqMu guards requests: a bidi call's requests are read in a goroutine
-	// that may outlive the call (the server ended it while bcctl waited
-	// for stdin).
-	reqMu     sync.Mutex
-	requests  []proto.Message
-	header    metadata.MD
-	responses []proto.Message
-	trailer   metadata.MD
-	status    *status.Status
-	ended     bool
-}
-
-// addRequest records a request as it is sent.
-func (r *callRecorder) addRequest(m proto.Message) {
-	r.reqMu.Lock()
-	defer r.reqMu.Unlock()
-	r.requests = append(r.requests, m)
-}
-
-// sentRequests returns the requests sent so far.
-func (r *callRecorder) sentRequests() []proto.Message {
-	r.reqMu.Lock()
-	defer r.reqMu.Unlock()
-	return append([]proto.Message(nil), r.requests...)
-}
-
-func (r *callRecorder) OnResolveMethod(protoreflect.MethodDescriptor) {}
-func (r *callRecorder) OnSendHeaders(metadata.MD)                     {}
-func (r *callRecorder) OnReceiveHeaders(md metadata.MD)               { r.header = md }
-func (r *callRecorder) OnReceiveResponse(msg proto.Message) {
-	r.responses = append(r.responses, msg)
-}
-func (r *callRecorder) OnReceiveTrailers(st *status.Status, md metadata.MD) {
-	if st == nil { // status.Convert(nil): the call succeeded
-		st = status.New(codes.OK, "")
-	}
-	r.status, r.trailer, r.ended = st, md, true
-}
-
-// multiHandler hands every event to each handler in turn.
-type multiHandler []dynamic.InvocationEventHandler
-
-func (m multiHandler) OnResolveMethod(md protoreflect.MethodDescriptor) {
-	for _, h := range m {
-		h.OnResolveMethod(md)
-	}
-}
-
-func (m multiHandler) OnSendHeaders(md metadata.MD) {
-	for _, h := range m {
-		h.OnSendHeaders(md)
-	}
-}
-
-func (m multiHandler) OnReceiveHeaders(md metadata.MD) {
-	for _, h := range m {
-		h.OnReceiveHeaders(md)
-	}
-}
-
-func (m multiHandler) OnReceiveResponse(msg proto.Message) {
-	for _, h := range m {
-		h.OnReceiveResponse(msg)
-	}
-}
-
-func (m multiHandler) OnReceiveTrailers(st *status.Status, md metadata.MD) {
-	for _, h := range m {
-		h.OnReceiveTrailers(st, md)
-	}
-}
 
 // callDocument is the output of `call -o json`: the forward call as a
 // journal entry, every other call of the connection (reverse calls and the

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
 )
@@ -74,6 +75,23 @@ func (c *ClientFlags) plan(addrArg string, getenv func(string) string) (*clientP
 	return p, nil
 }
 
+// sessionConfig is the client session of the plan: the connection (when
+// there is an address) and the forward schema. Commands add the
+// backchannel, the journal and the tap.
+func (c *ClientFlags) sessionConfig(p *clientPlan, f *Factory) client.Config {
+	cfg := client.Config{
+		Target: p.addr.String(),
+		Schema: client.Schema{Files: c.Schema.files(), Reflection: c.Schema.Reflection(), ReflectMetadata: p.reflectMD},
+		Logger: f.Logger,
+		Env:    f.Getenv,
+	}
+	if p.hasAddr {
+		dial := c.hostConfig(p, f)
+		cfg.Dial = &dial
+	}
+	return cfg
+}
+
 // hostConfig returns the dial configuration of the plan.
 func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 	return host.Config{
@@ -88,14 +106,6 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 		UserAgent:      c.Conn.UserAgent,
 		Logger:         f.Logger,
 	}
-}
-
-// explainDialError adds what the user can do about a connection error.
-func explainDialError(err error) error {
-	if errors.Is(err, host.ErrNotMultiplexing) {
-		return fmt.Errorf("%w\n(to call a server that does not speak the backchannel protocol, add --no-mux)", err)
-	}
-	return err
 }
 
 // explainSchemaError adds what the user can do about a schema that could

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/words"
 )
@@ -30,12 +31,12 @@ type ConnectOptions struct {
 	// TUI answers reverse calls interactively (--tui) with Interactive;
 	// without --answer it is the default on a terminal.
 	TUI bool
-	// Interactive is the interactive Responder (Factory.Interactive); nil
-	// refuses --tui.
-	Interactive ResponderFactory
+	// Interactive answers reverse calls under --tui
+	// (Factory.Interactive); nil refuses --tui.
+	Interactive AnswerUI
 	// Responder, when set, builds the Responder of reverse calls instead of
 	// the script engine.
-	Responder ResponderFactory
+	Responder client.ResponderFactory
 }
 
 func newConnectCmd(f *Factory, runF func(context.Context, *ConnectOptions) error) *cobra.Command {
@@ -104,7 +105,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	useTUI := opts.Interactive != nil && (opts.TUI ||
 		(opts.Answer.Answer == "" && opts.Output == "auto" && streams.IsStdinTTY() && streams.IsStdoutTTY()))
 	if useTUI {
-		responder = opts.Interactive
+		responder = opts.Interactive.on(streams)
 	}
 
 	ctx, cancel := opts.Client.withMaxTime(ctx)
@@ -120,9 +121,10 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	if !useTUI {
 		tap = printer.print
 	}
-	s, err := openSession(ctx, opts.Factory, plan, sessionOptions{
-		Client: &opts.Client, Answer: &opts.Answer, Responder: responder, Tap: tap, Stop: cancel, LazyForward: true,
-	})
+	cfg := opts.Client.sessionConfig(plan, opts.Factory)
+	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
+	cfg.Journal, cfg.Tap, cfg.LazyForward = opts.Answer.Journal, tap, true
+	s, err := client.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -135,26 +137,8 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		fmt.Fprintf(streams.SyncErrOut(), "Connected to %s (%s). Ctrl-C to stop.\n", plan.addr, with)
 	}
 
-	var lost, waited bool
-	if opts.Answer.WaitReverse > 0 {
-		wctx, wcancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-s.conn.Lost():
-				wcancel()
-			case <-wctx.Done():
-			}
-		}()
-		waited = s.conn.WaitReverseCalls(wctx, opts.Answer.WaitReverse) == nil
-		wcancel()
-		lost = !waited && ctx.Err() == nil
-	} else {
-		select {
-		case <-ctx.Done():
-		case <-s.conn.Lost():
-			lost = ctx.Err() == nil
-		}
-	}
+	end := s.WaitReverse(ctx, opts.Answer.WaitReverse)
+	lost, waited := end == client.WaitLost, end == client.WaitReached
 	if lost && useTUI {
 		// The TUI keeps the queue on the screen, each call saying how the
 		// lost connection ended it, until the person leaves.
@@ -170,7 +154,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		errs = append(errs, fmt.Errorf("the server at %s closed the connection", plan.addr))
 	}
 	if opts.Answer.WaitReverse > 0 && !waited && !lost {
-		got := s.conn.ReverseCalls()
+		got := s.Conn().ReverseCalls()
 		why := "before bcctl was stopped"
 		if !interrupted(ctx) {
 			why = fmt.Sprintf("before --max-time %s passed", opts.Client.Conn.MaxTime)

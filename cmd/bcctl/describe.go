@@ -60,7 +60,7 @@ func describeRun(ctx context.Context, opts *DescribeOptions) error {
 	defer s.Close()
 	var descs []protoreflect.Descriptor
 	if opts.symbol == "" {
-		services, err := dynamic.Services(ctx, s.forward)
+		services, err := dynamic.Services(ctx, s.Forward())
 		if err != nil {
 			return explainSchemaError(err)
 		}
@@ -68,7 +68,7 @@ func describeRun(ctx context.Context, opts *DescribeOptions) error {
 			descs = append(descs, sd)
 		}
 	} else {
-		d, err := findSymbol(ctx, s.forward, opts.symbol)
+		d, err := findSymbol(ctx, s.Forward(), opts.symbol)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,7 @@ type Factory struct {
 	// Interactive answers reverse calls with a person (call and connect
 	// --tui; connect's default on a terminal without --answer). Nil means
 	// this bcctl has no interactive answerer, and --tui is refused.
-	Interactive ResponderFactory
+	Interactive AnswerUI
 	// ServeUI shows a running serve in a terminal UI (serve --tui). Nil
 	// means serve --tui is refused.
 	ServeUI ServeUI

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -112,32 +113,20 @@ func (s *SchemaFlags) FileSource(ctx context.Context) (*dynamic.FileSource, erro
 	return merged, nil
 }
 
-// Source returns the schema: reflection over cc (with md as the reflection
-// headers) and/or the files. cc may be nil when reflection is off.
-func (s *SchemaFlags) Source(ctx context.Context, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
-	files, err := s.FileSource(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.Combine(ctx, files, cc, md)
+// Combine is the schema of the flags from files already loaded (nil when
+// none) and, with reflection, the server at cc (md: the reflection
+// headers).
+func (s *SchemaFlags) Combine(ctx context.Context, files *dynamic.FileSource, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
+	return client.ForwardSource(ctx, files, s.Reflection(), cc, md)
 }
 
-// Combine is Source with the files already loaded (nil when none).
-func (s *SchemaFlags) Combine(ctx context.Context, files *dynamic.FileSource, cc grpc.ClientConnInterface, md metadata.MD) (dynamic.Source, error) {
-	if !s.Reflection() {
-		if files == nil {
-			return nil, usageErrorf("no schema: give --proto or --protoset, or use reflection")
-		}
-		return files, nil
+// files is FileSource as a client session loads it; nil when no files
+// are given.
+func (s *SchemaFlags) files() func(context.Context) (*dynamic.FileSource, error) {
+	if !s.HasFiles() {
+		return nil
 	}
-	if cc == nil {
-		return nil, fmt.Errorf("reflection needs a server address")
-	}
-	refl := dynamic.NewSourceFromReflection(ctx, cc, md)
-	if files == nil {
-		return refl, nil
-	}
-	return dynamic.NewCompositeSource(refl, files), nil
+	return s.FileSource
 }
 
 type protoFile = protoreflect.FileDescriptor

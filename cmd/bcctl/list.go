@@ -60,7 +60,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	var lines []string
 	var described []protoreflect.Descriptor
 	if opts.symbol == "" {
-		names, err := s.forward.ListServices(ctx)
+		names, err := s.Forward().ListServices(ctx)
 		if err != nil {
 			return explainSchemaError(err)
 		}
@@ -68,7 +68,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 			lines = append(lines, string(n))
 		}
 		if opts.ProtosetOut != "" {
-			services, err := dynamic.Services(ctx, s.forward)
+			services, err := dynamic.Services(ctx, s.Forward())
 			if err != nil {
 				return explainSchemaError(err)
 			}
@@ -77,7 +77,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 			}
 		}
 	} else {
-		d, err := findSymbol(ctx, s.forward, opts.symbol)
+		d, err := findSymbol(ctx, s.Forward(), opts.symbol)
 		if err != nil {
 			return err
 		}

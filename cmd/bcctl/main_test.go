@@ -35,14 +35,20 @@ func TestMain(m *testing.M) {
 //	bcserver [-plain] [-tls DIR] [-mtls] [-unix PATH] [-noreflect] NAME
 //	    start a test server (testserver_test.go) and set $NAME to its
 //	    address; stopped when the script ends
-//	bccall-peers NAME METHOD JSON
+//	bccall-peers [-bg] NAME METHOD JSON
 //	    make a reverse call into every peer connected to server NAME
-//	    (waiting up to 10s for one) and print each answer
+//	    (waiting up to 10s for one) and print each answer; with -bg, go on
+//	    at once and make the calls meanwhile (into the client the script
+//	    starts next), printing nothing
 //	bcserver-log NAME [N]
 //	    print what server NAME's own reverse calls got ("vote COMMIT"),
 //	    after waiting (up to 10s) until it has made N of them
 //	bcserver-stop NAME
 //	    stop server NAME now (its peers lose their connection)
+//	bcserver-release NAME
+//	    let server NAME make the reverse call of a DeleteBranch it has
+//	    answered (StopTransaction), once the script has seen the caller
+//	    finish the call (waiting up to 10s for a DeleteBranch)
 //	bclist-peers NAME
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)
@@ -104,16 +110,17 @@ func (s *scriptServers) get(ts *testscript.TestScript, name string) *testServer 
 
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"bcserver":      cmdBCServer,
-		"bccall-peers":  cmdCallPeers,
-		"bcwait-peers":  cmdWaitPeers,
-		"bcserver-log":  cmdServerLog,
-		"gencerts":      cmdGenCerts,
-		"waitfile":      cmdWaitFile,
-		"exitcode":      cmdExitCode,
-		"bcserver-stop": cmdServerStop,
-		"bclist-peers":  cmdListPeers,
-		"bccorpus":      cmdCorpus,
+		"bcserver":         cmdBCServer,
+		"bccall-peers":     cmdCallPeers,
+		"bcwait-peers":     cmdWaitPeers,
+		"bcserver-log":     cmdServerLog,
+		"gencerts":         cmdGenCerts,
+		"waitfile":         cmdWaitFile,
+		"exitcode":         cmdExitCode,
+		"bcserver-stop":    cmdServerStop,
+		"bcserver-release": cmdServerRelease,
+		"bclist-peers":     cmdListPeers,
+		"bccorpus":         cmdCorpus,
 		// serve, peers and demo (serve_script_test.go)
 		"serve-addr":       cmdServeAddr,
 		"serve-peer":       cmdServePeer,
@@ -158,10 +165,25 @@ func cmdBCServer(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdCallPeers(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 3 {
-		ts.Fatalf("usage: bccall-peers NAME METHOD JSON")
+	background := len(args) > 0 && args[0] == "-bg"
+	if background {
+		args = args[1:]
+	}
+	if len(args) != 3 || (background && neg) {
+		ts.Fatalf("usage: bccall-peers [-bg] NAME METHOD JSON")
 	}
 	srv := servers(ts).get(ts, args[0])
+	if background {
+		// The calls wait for the client the script starts next; what they
+		// got is that client's to tell. The script's end waits for them.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = srv.callPeers(context.Background(), args[1], args[2], 10*time.Second)
+		}()
+		ts.Defer(func() { <-done })
+		return
+	}
 	lines, err := srv.callPeers(context.Background(), args[1], args[2], 10*time.Second)
 	if neg {
 		if err == nil {
@@ -261,6 +283,13 @@ func cmdServerStop(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: bcserver-stop NAME")
 	}
 	servers(ts).get(ts, args[0]).Stop()
+}
+
+func cmdServerRelease(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: bcserver-release NAME")
+	}
+	ts.Check(servers(ts).get(ts, args[0]).release(10 * time.Second))
 }
 
 func cmdListPeers(ts *testscript.TestScript, neg bool, args []string) {

@@ -13,8 +13,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 )
@@ -276,14 +278,14 @@ expect:
 `)
 	streams, _, out, errOut := TestIO()
 	f := TestFactory(streams)
-	var gotEnv ResponderEnv
+	var gotEnv client.ResponderEnv
 	opts := &ConnectOptions{IO: streams, Factory: f}
 	cmd := newConnectCmd(f, func(_ context.Context, o *ConnectOptions) error { opts = o; return nil })
 	cmd.SetArgs([]string{"--plaintext", srv.Addr, "--answer", answer, "--output", "json"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	opts.Responder = func(env ResponderEnv) (dynamic.Responder, error) {
+	opts.Responder = func(env client.ResponderEnv) (dynamic.Responder, error) {
 		gotEnv = env
 		return dynamic.ResponderFunc(func(call dynamic.Call) error {
 			if dynamic.MethodName(call.Method()) != "gitaly.RefTransaction/VoteTransaction" {
@@ -300,7 +302,7 @@ expect:
 			}
 			env.Report(&calls.Event{
 				Dir: calls.Reverse, Origin: calls.Answered, Peer: call.Peer(), Method: "gitaly.RefTransaction/VoteTransaction",
-				Metadata: call.Metadata(), Requests: []protoMessage{req}, Responses: []protoMessage{reply},
+				Metadata: call.Metadata(), Requests: []proto.Message{req}, Responses: []proto.Message{reply},
 				Status: status.New(codes.OK, ""), Start: start, Duration: time.Since(start),
 			}, journal.ByTUI)
 			return nil

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
@@ -49,8 +50,8 @@ func (o *SchemaCmdOptions) splitArgs() error {
 	return nil
 }
 
-// open plans and opens the session of a schema command.
-func (o *SchemaCmdOptions) open(ctx context.Context) (*session, error) {
+// open plans and opens the session of a schema command: it hosts nothing.
+func (o *SchemaCmdOptions) open(ctx context.Context) (*client.Session, error) {
 	if err := o.splitArgs(); err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func (o *SchemaCmdOptions) open(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openSession(ctx, o.Factory, plan, sessionOptions{Client: &o.Client})
+	return client.Open(ctx, o.Client.sessionConfig(plan, o.Factory))
 }
 
 // findSymbol looks a symbol up, suggesting services when it is unknown.

@@ -66,6 +66,10 @@ type testServer struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
+	// releases lets the reverse call of a DeleteBranch go (see
+	// deleteBranch): one value per call.
+	releases chan struct{}
+
 	mu      sync.Mutex
 	reverse []string      // results of the reverse calls it made
 	changed chan struct{} // closed and replaced when reverse grows
@@ -83,7 +87,7 @@ func corpusSource() *dynamic.FileSource {
 // startTestServer starts a server; Stop it when done.
 func startTestServer(opts testServerOptions) (*testServer, error) {
 	src := corpusSource()
-	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{}), changed: make(chan struct{})}
+	ts := &testServer{Registry: backchannel.NewRegistry(), src: src, done: make(chan struct{}), changed: make(chan struct{}), releases: make(chan struct{})}
 
 	var creds credentials.TransportCredentials = insecure.NewCredentials()
 	if opts.TLSDir != "" {
@@ -304,9 +308,11 @@ func (ts *testServer) createBranch(call dynamic.Call) error {
 		`{"branch": {"name": %q, "target_commit_id": %q}}`, branch, start)))
 }
 
-// deleteBranch answers at once and then, after the call has returned,
-// tells the caller to stop the transaction through its backchannel: a
-// reverse call that arrives after the forward call is done.
+// deleteBranch answers at once and then, once released (release), tells
+// the caller to stop the transaction through its backchannel: a reverse
+// call that arrives after the forward call is done, when the test
+// releases it after it has seen the caller finish the forward call (its
+// journal entry, say).
 func (ts *testServer) deleteBranch(call dynamic.Call) error {
 	if _, err := call.Recv(); err != nil {
 		return err
@@ -316,7 +322,11 @@ func (ts *testServer) deleteBranch(call dynamic.Call) error {
 		return err
 	}
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ts.releases:
+		case <-ts.done: // stopped before the test released the call
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		req := ts.message("gitaly.StopTransactionRequest", `{"transaction_id": "9"}`)
@@ -324,6 +334,18 @@ func (ts *testServer) deleteBranch(call dynamic.Call) error {
 		ts.record("stop: " + status.Code(err).String())
 	}()
 	return call.Send(ts.message("gitaly.DeleteBranchResponse", ""))
+}
+
+// release lets the reverse call of the DeleteBranch that waits for it go.
+func (ts *testServer) release(timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case ts.releases <- struct{}{}:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("no DeleteBranch waited for its reverse call within %s", timeout)
+	}
 }
 
 func (ts *testServer) callerBackchannel(ctx context.Context) (*grpc.ClientConn, error) {

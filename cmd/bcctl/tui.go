@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
@@ -27,11 +28,12 @@ func serveInTUI(ctx context.Context, env ServeUIEnv) error {
 	return tui.RunServe(ctx, cfg, env.IO.In, env.IO.Out)
 }
 
-// answerInTUI starts the answer program on the command's terminal and
-// returns its Responder. A person quitting ends the command (env.Stop);
-// the command ending closes the program (the Responder's Close), which
-// restores the terminal before the command prints anything more.
-func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
+// answerInTUI is the AnswerUI of a real process: it starts the answer
+// program on the command's terminal and returns its Responder. A person
+// quitting ends the command (env.Stop); the command ending closes the
+// program (the Responder's Close), which restores the terminal before the
+// command prints anything more.
+func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder, error) {
 	byTUI := calls.ObserverFunc(func(ev *calls.Event) { env.Report(ev, journal.ByTUI) })
 	var types dynamic.TypeResolver
 	if env.Hosted != nil {
@@ -55,7 +57,7 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
 	cfg := tui.AnswerConfig{
 		Responder: r, Resolver: types,
-		Theme: tuiTheme(env.IO),
+		Theme: tuiTheme(streams),
 	}
 	if env.Conn != nil {
 		cfg.Title = "connected to " + env.Conn.Address()
@@ -96,7 +98,7 @@ func answerInTUI(env ResponderEnv) (dynamic.Responder, error) {
 	}
 	go func() {
 		defer close(t.done)
-		err := tui.RunAnswer(ctx, cfg, env.IO.In, env.IO.Out)
+		err := tui.RunAnswer(ctx, cfg, streams.In, streams.Out)
 		if ctx.Err() == nil { // the person quit, or the program failed
 			if err != nil {
 				t.setErr(fmt.Errorf("tui: %w", err))

@@ -14,15 +14,20 @@ import (
 const corpusProtoset = "../../internal/corpus/corpus.protoset"
 
 // screen is a terminal that the TUI draws on: safe to read while the
-// program writes.
+// program writes, and it tells waiters of every write.
 type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
 }
+
+func newScreen() *screen { return &screen{changed: make(chan struct{})} }
 
 func (s *screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 	return s.buf.Write(p)
 }
 
@@ -32,12 +37,21 @@ func (s *screen) String() string {
 	return s.buf.String()
 }
 
+// snapshot returns what the screen shows and a channel closed at the next
+// write.
+func (s *screen) snapshot() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String(), s.changed
+}
+
 // waitFor waits until the screen shows every one of texts.
 func (s *screen) waitFor(t *testing.T, texts ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
 	for {
-		out := s.String()
+		out, changed := s.snapshot()
 		missing := ""
 		for _, want := range texts {
 			if !strings.Contains(out, want) {
@@ -48,10 +62,11 @@ func (s *screen) waitFor(t *testing.T, texts ...string) {
 		if missing == "" {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("the screen never showed %q; it shows:\n%s", missing, out)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -64,7 +79,7 @@ func tuiRunBcctl(t *testing.T, args ...string) (keys io.WriteCloser, term *scree
 }) {
 	t.Helper()
 	in, keys := io.Pipe()
-	term = &screen{}
+	term = newScreen()
 	var errOut bytes.Buffer
 	streams := &IOStreams{In: in, Out: term, ErrOut: &errOut}
 	done := make(chan struct {
