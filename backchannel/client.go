@@ -136,11 +136,14 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	var serveErr error // written before served is closed
 	go func() {
 		defer close(served)
-		if err := server.Serve(lis); err != nil && !isClosedSession(err) {
+		// A server's Accept fails when the session ends, whoever ended it
+		// and however (the peer's hang-up reads as EOF): that is the
+		// connection's end, not the server's failure.
+		if err := server.Serve(lis); err != nil && !session.IsClosed() && !isClosedSession(err) {
+			serveErr = fmt.Errorf("backchannel: backchannel server: %w", err)
 			// gRPC ignores what a transport's Close returns, so the log
 			// is where a failing server shows when gRPC closes it.
 			ch.logger.Warn("backchannel server stopped", "error", err)
-			serveErr = fmt.Errorf("backchannel: backchannel server: %w", err)
 		}
 	}()
 

@@ -49,11 +49,8 @@ func TestPingFloodServerSide(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		var opening []byte
-		opening = append(opening, "backchannel"...)
-		opening = appendFrame(opening, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
-		opening = appendFrame(opening, yamuxFrame{typ: frameData, stream: 1, length: uint32(len(http2Preface))})
-		opening = append(opening, http2Preface...)
+		opening := appendFrame([]byte("backchannel"), yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
+		opening = appendData(opening, 1, []byte(http2Preface))
 		if _, err := conn.Write(opening); err != nil {
 			t.Fatalf("write handshake: %v", err)
 		}

@@ -19,7 +19,8 @@ type PeerInfo struct {
 	// RemoteAddr is the address of the peer's connection; nil when the
 	// backchannel was registered without one (RegisterBackchannel).
 	RemoteAddr net.Addr
-	// ConnectedAt is when the peer completed the handshake.
+	// ConnectedAt is when the peer joined: when its forward gRPC
+	// transport started (its HTTP/2 preface arrived).
 	ConnectedAt time.Time
 }
 
@@ -27,8 +28,9 @@ type PeerInfo struct {
 type PeerEventKind int
 
 const (
-	// PeerJoined means the peer completed the handshake and its
-	// backchannel is in the registry.
+	// PeerJoined means the peer completed the handshake, its forward gRPC
+	// transport started (its HTTP/2 preface arrived), and its backchannel
+	// is in the registry.
 	PeerJoined PeerEventKind = iota + 1
 	// PeerLeft means the peer's connection closed and its backchannel
 	// left the registry.
@@ -127,18 +129,29 @@ func (r *Registry) Backchannel(id ID) (*grpc.ClientConn, error) {
 // RegisterBackchannel registers conn under a new ID and returns the ID.
 // The registry does not close conn.
 func (r *Registry) RegisterBackchannel(conn *grpc.ClientConn) ID {
-	return r.register(&lazyConn{conn: conn}, nil)
+	id := r.reserve()
+	r.add(id, &lazyConn{conn: conn}, nil)
+	return id
 }
 
-func (r *Registry) register(backchannel *lazyConn, remote net.Addr) ID {
+// reserve returns a new ID without registering a peer under it: the
+// handshake needs the ID before the peer joins.
+func (r *Registry) reserve() ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastID++
+	return r.lastID
+}
+
+// add registers backchannel under id, which reserve returned, and tells
+// the watchers.
+func (r *Registry) add(id ID, backchannel *lazyConn, remote net.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	r.lastID++
-	info := PeerInfo{ID: r.lastID, RemoteAddr: remote, ConnectedAt: time.Now()}
-	r.peers[info.ID] = registered{backchannel: backchannel, info: info}
+	info := PeerInfo{ID: id, RemoteAddr: remote, ConnectedAt: time.Now()}
+	r.peers[id] = registered{backchannel: backchannel, info: info}
 	r.notifyLocked(PeerEvent{Kind: PeerJoined, Peer: info, At: info.ConnectedAt})
-	return info.ID
 }
 
 // RemoveBackchannel removes peer id. Removing an unknown ID does nothing.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -200,6 +201,13 @@ func TestCloseIsIdempotent(t *testing.T) {
 		if server.err != nil {
 			t.Fatalf("server handshake: %v", server.err)
 		}
+		// The peer joins when the server has read its HTTP/2 preface.
+		if _, err := clientConn.Write([]byte(http2Preface)); err != nil {
+			t.Fatalf("write preface: %v", err)
+		}
+		if _, err := io.ReadFull(server.conn, make([]byte, len(http2Preface))); err != nil {
+			t.Fatalf("read preface: %v", err)
+		}
 		waitForEvent(t, ctx, events, backchannel.PeerJoined)
 
 		for _, conn := range []net.Conn{server.conn, clientConn} {
@@ -290,9 +298,9 @@ func (d *deadlineRecorder) SetDeadline(t time.Time) error {
 }
 
 // TestPeerLeavesWhenItHangsUpAfterHandshake covers a client that completes
-// the multiplexing handshake (magic and stream 1) and hangs up before gRPC
-// has started: grpc-go then closes only the raw connection, and the peer
-// must still leave the registry.
+// the multiplexing handshake (magic, stream 1, the HTTP/2 preface) and
+// hangs up before gRPC has started: grpc-go then closes only the raw
+// connection, and the peer must still leave the registry.
 func TestPeerLeavesWhenItHangsUpAfterHandshake(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		srv := startServer(t, tr, newReverseService)
@@ -303,21 +311,89 @@ func TestPeerLeavesWhenItHangsUpAfterHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := conn.Write([]byte("backchannel")); err != nil {
+		opening := appendFrame([]byte("backchannel"), yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
+		opening = appendData(opening, 1, []byte(http2Preface))
+		if _, err := conn.Write(opening); err != nil {
 			t.Fatal(err)
 		}
-		writeFrame(t, conn, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
-		writeFrame(t, conn, yamuxFrame{typ: frameWindowUpdate, flags: flagRST, stream: 1})
 		waitForEvent(t, ctx, events, backchannel.PeerJoined)
+		writeFrame(t, conn, yamuxFrame{typ: frameWindowUpdate, flags: flagRST, stream: 1})
 		waitForEvent(t, ctx, events, backchannel.PeerLeft)
 		conn.Close()
 	})
 }
 
+// TestPeerJoinsAfterItsPreface connects clients that stop at each step of
+// the handshake next to a real client: only the real one, and a client
+// once it sends its HTTP/2 preface, are ever in the registry, and a client
+// that hangs up before its preface never joins or leaves.
+func TestPeerJoinsAfterItsPreface(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		srv := startServer(t, tr, newReverseService)
+		ctx := testContext(t)
+		_, events := srv.registry.Watch(ctx)
+
+		silent := make([]net.Conn, 0, 3)
+		for _, opening := range [][]byte{
+			[]byte("backchannel"),
+			appendFrame([]byte("backchannel"), yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1}),
+			appendData(appendFrame([]byte("backchannel"), yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1}), 1, []byte(http2Preface[:20])),
+		} {
+			conn, err := rawDial(t, tr, srv.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write(opening); err != nil {
+				t.Fatal(err)
+			}
+			silent = append(silent, conn)
+		}
+		// A client that hangs up before its preface: no event at all.
+		quitter, err := rawDial(t, tr, srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quitter.Write(appendFrame([]byte("backchannel"), yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1}))
+		quitter.Close()
+
+		// The real client is the first to join.
+		cc := dialMuxed(t, tr, srv.addr, &namedService{name: "real"})
+		if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, payloadRequest("x")); err != nil {
+			t.Fatalf("real client: %v", err)
+		}
+		real := waitForEvent(t, ctx, events, backchannel.PeerJoined)
+		if n := srv.registry.Len(); n != 1 {
+			t.Errorf("registry holds %d peers with one real client and %d silent ones, want 1", n, len(silent))
+		}
+
+		// The client that stopped within its preface finishes it: it joins.
+		last := silent[len(silent)-1]
+		if _, err := last.Write(appendData(nil, 1, []byte(http2Preface[20:]))); err != nil {
+			t.Fatal(err)
+		}
+		late := waitForEvent(t, ctx, events, backchannel.PeerJoined)
+		if late.Peer.ID == real.Peer.ID || late.Peer.RemoteAddr.String() != last.LocalAddr().String() {
+			t.Errorf("joined: peer %d from %v, want the late client from %v", late.Peer.ID, late.Peer.RemoteAddr, last.LocalAddr())
+		}
+		last.Close()
+		if left := waitForEvent(t, ctx, events, backchannel.PeerLeft); left.Peer.ID != late.Peer.ID {
+			t.Errorf("left: peer %d, want %d", left.Peer.ID, late.Peer.ID)
+		}
+	})
+}
+
+// appendData appends a yamux data frame with body on stream to b.
+func appendData(b []byte, stream uint32, body []byte) []byte {
+	b = appendFrame(b, yamuxFrame{typ: frameData, stream: stream, length: uint32(len(body))})
+	return append(b, body...)
+}
+
 // TestPeerLeavesWhenSessionEnds hands the connection from a successful
-// handshake to nobody: when the peer hangs up, the session ends and the peer
-// must leave the registry even though no one called Close (grpc-go closes
-// only the raw connection when its transport fails to start).
+// handshake to nobody but a reader of the preface: when the peer hangs up,
+// the session ends and the peer must leave the registry even though no one
+// called Close (grpc-go closes only the raw connection when its transport
+// fails to start).
 func TestPeerLeavesWhenSessionEnds(t *testing.T) {
 	registry := backchannel.NewRegistry()
 	handshaker := backchannel.NewServerHandshaker(nil, registry, nil)
@@ -330,9 +406,14 @@ func TestPeerLeavesWhenSessionEnds(t *testing.T) {
 		defer close(acked)
 		writeFrame(t, client, yamuxFrame{typ: frameWindowUpdate, flags: flagSYN, stream: 1})
 		readFrame(t, client)
+		client.Write(appendData(nil, 1, []byte(http2Preface)))
 	}()
-	if _, _, err := handshaker.Handshake(server, nil); err != nil {
+	conn, _, err := handshaker.Handshake(server, nil)
+	if err != nil {
 		t.Fatalf("handshake: %v", err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, len(http2Preface))); err != nil {
+		t.Fatalf("read preface: %v", err)
 	}
 	<-acked
 	waitForEvent(t, ctx, events, backchannel.PeerJoined)
@@ -350,7 +431,7 @@ func (failingServer) Serve(net.Listener) error { return errServeFailed }
 func (failingServer) Stop()                    {}
 
 // TestCloseReturnsServeError checks that the client connection's Close
-// returns the error the backchannel server's Serve ended with, as Gitaly's
+// returns the error the backchannel server's Serve failed with, as Gitaly's
 // does, and that every later Close returns the same; a server that ends
 // because the connection closed makes Close return nil.
 func TestCloseReturnsServeError(t *testing.T) {
@@ -367,10 +448,16 @@ func TestCloseReturnsServeError(t *testing.T) {
 			client, server := net.Pipe()
 			defer server.Close()
 			go io.Copy(io.Discard, server)
-			creds := backchannel.NewClientHandshaker(nil, tt.factory, backchannel.DefaultConfiguration()).ClientHandshake(insecureCreds())
+			// The failure is logged when Serve returns: wait for it, so
+			// that Close does not race the failure it should report.
+			logged := &signalHandler{msg: "backchannel server stopped", seen: make(chan struct{})}
+			creds := backchannel.NewClientHandshaker(slog.New(logged), tt.factory, backchannel.DefaultConfiguration()).ClientHandshake(insecureCreds())
 			conn, _, err := creds.ClientHandshake(testContext(t), "127.0.0.1", client)
 			if err != nil {
 				t.Fatalf("handshake: %v", err)
+			}
+			if tt.want != nil {
+				<-logged.seen
 			}
 			for i := range 3 {
 				err := conn.Close()
@@ -380,4 +467,22 @@ func TestCloseReturnsServeError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signalHandler is a slog.Handler that closes seen at the first record
+// with message msg.
+type signalHandler struct {
+	msg  string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (h *signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *signalHandler) WithGroup(string) slog.Handler            { return h }
+func (h *signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
 }

@@ -54,10 +54,12 @@ func NewServerHandshaker(logger *slog.Logger, reg *Registry, dialOpts []grpc.Dia
 // Magic returns the bytes that select this handshaker in a listenmux.Mux.
 func (s *ServerHandshaker) Magic() string { return magicBytes }
 
-// Handshake starts the yamux server session on conn, accepts the client's
-// forward stream and registers the peer. Its backchannel connection is
-// created on the first Registry.Backchannel call and connects on the first
-// reverse call, so an idle peer costs neither.
+// Handshake starts the yamux server session on conn and accepts the
+// client's forward stream. The peer joins the registry when its forward
+// gRPC transport starts, once its HTTP/2 preface has arrived: a client that
+// opens a stream and says nothing more is never listed. Its backchannel
+// connection is created on the first Registry.Backchannel call and
+// connects on the first reverse call, so an idle peer costs neither.
 // The returned AuthInfo is an AuthInfo carrying the peer's ID. The returned
 // connection's Close removes the peer from the registry and closes the
 // dial-back, the session and conn.
@@ -86,16 +88,16 @@ func (s *ServerHandshaker) Handshake(conn net.Conn, authInfo credentials.AuthInf
 	backchannel := &lazyConn{create: func() (*grpc.ClientConn, error) {
 		return s.dialBack(session, remote, authInfo)
 	}}
-	id := s.registry.register(backchannel, remote)
+	member := &membership{registry: s.registry, id: s.registry.reserve(), backchannel: backchannel, remote: remote}
 	closer := &closeFuncConn{
-		Conn: stream,
+		Conn: &prefaceConn{Conn: stream, started: member.join},
 		cleanup: func() error {
-			s.registry.RemoveBackchannel(id)
+			member.leave()
 			return errors.Join(backchannel.close(), session.Close())
 		},
 	}
 	ended.set(session, closer)
-	return closer, AuthInfo{Wrapped: authInfo, ID: id, session: session}, nil
+	return closer, AuthInfo{Wrapped: authInfo, ID: member.id, session: session}, nil
 }
 
 // dialBack returns a ClientConn to the client's backchannel server whose

@@ -8,20 +8,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/journal"
 )
 
 // PeersJournalOptions are the options of `bcctl peers journal`.
 type PeersJournalOptions struct {
 	*PeersOptions
-	Query     admin.JournalQuery
+	Query     *adminpb.StreamJournalRequest
 	peer      int64
 	Verbosity int
 }
 
 func newPeersJournalCmd(f *Factory) *cobra.Command {
-	opts := &PeersJournalOptions{PeersOptions: newPeersOptions(f), peer: -1}
+	opts := &PeersJournalOptions{PeersOptions: newPeersOptions(f), Query: &adminpb.StreamJournalRequest{}, peer: -1}
 	cmd := &cobra.Command{
 		Use:   "journal ADMIN [flags]",
 		Short: "Stream the journal of a running bcctl serve",
@@ -38,7 +38,7 @@ of text; otherwise JSON lines in the --journal format (docs/cli.md).`,
 			opts.Admin = args[0]
 			if opts.peer >= 0 {
 				id := uint64(opts.peer)
-				opts.Query.PeerID = &id
+				opts.Query.PeerId = &id
 			}
 			return peersJournalRun(cmd.Context(), opts)
 		},
@@ -50,7 +50,7 @@ of text; otherwise JSON lines in the --journal format (docs/cli.md).`,
 	fs.StringVar(&opts.Query.Dir, "dir", "", "only `forward` or `reverse` calls")
 	fs.Int64Var(&opts.peer, "peer", -1, "only calls from or into this peer `id` (0: plain clients)")
 	fs.StringVar(&opts.Query.Code, "code", "", "only calls that ended with this status `code` (OK, UNAVAILABLE, ...)")
-	fs.Uint64Var(&opts.Query.AfterID, "after", 0, "only entries with an ID greater than `id`")
+	fs.Uint64Var(&opts.Query.AfterId, "after", 0, "only entries with an ID greater than `id`")
 	opts.addOutputFlag(cmd, "text")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "in text, also print messages (-vv: and metadata)")
 	return cmd
@@ -70,14 +70,14 @@ func peersJournalRun(ctx context.Context, opts *PeersJournalOptions) error {
 	}
 	defer c.Close()
 	pr := &servePrinter{w: opts.IO.Out, verbosity: opts.Verbosity, cs: opts.IO.ColorScheme()}
-	err = c.Journal(ctx, opts.Query, func(l admin.JournalLine) error {
+	err = c.Journal(ctx, opts.Query, func(l *adminpb.StreamJournalResponse) error {
 		if jsonOut {
 			_, err := io.WriteString(opts.IO.Out, l.Line+"\n")
 			return err
 		}
 		var e journal.Entry
 		if err := json.Unmarshal([]byte(l.Line), &e); err != nil {
-			return fmt.Errorf("journal entry %d: %w", l.ID, err)
+			return fmt.Errorf("journal entry %d: %w", l.Id, err)
 		}
 		_, err := io.WriteString(opts.IO.Out, pr.text(e))
 		return err

@@ -116,6 +116,15 @@ func (p *proxyPrinter) callText(e journal.Entry) string {
 		notes = append(notes, fmt.Sprintf("%s %s, proxy +%s", callee, serveMS(e.Relay.CalleeMS), serveMS(e.Relay.AddedMS)))
 	}
 	switch {
+	case e.Rule != nil && e.Origin == journal.OriginAnswered:
+		notes = append(notes, fmt.Sprintf("answered by rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	case e.Rule != nil && e.Relay.Changed:
+		notes = append(notes, fmt.Sprintf("changed by rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	case e.Rule != nil:
+		notes = append(notes, fmt.Sprintf("rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	}
+	switch {
+	case e.Rule != nil && e.Relay.EndedBy == "proxy":
 	case e.Relay.EndedBy != "" && e.Relay.Gone:
 		notes = append(notes, "the "+e.Relay.EndedBy+" went away")
 	case e.Relay.EndedBy == "proxy":

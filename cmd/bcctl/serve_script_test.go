@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -79,7 +80,7 @@ func cmdServeWaitPeers(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	var got int
-	err = waitAdminPeers(args[0], 20*time.Second, func(peers map[uint64]admin.Peer) bool {
+	err = waitAdminPeers(args[0], 20*time.Second, func(peers map[uint64]*adminpb.Peer) bool {
 		got = len(peers)
 		return len(peers) == n && noneDiscovering(peers)
 	})
@@ -92,7 +93,7 @@ var errSettled = errors.New("settled")
 
 // waitAdminPeers follows the peers of the serve whose admin API is at addr
 // until done says they are as wanted, for up to timeout.
-func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]admin.Peer) bool) error {
+func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]*adminpb.Peer) bool) error {
 	c, err := admin.NewClient(addr)
 	if err != nil {
 		return err
@@ -100,23 +101,23 @@ func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]adm
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	peers := map[uint64]admin.Peer{}
+	peers := map[uint64]*adminpb.Peer{}
 	check := func() error {
 		if done(peers) {
 			return errSettled
 		}
 		return nil
 	}
-	err = c.WatchPeers(ctx, func(ps []admin.Peer) error {
+	err = c.WatchPeers(ctx, func(ps []*adminpb.Peer) error {
 		for _, p := range ps {
-			peers[p.ID] = p
+			peers[p.Id] = p
 		}
 		return check()
-	}, func(ch admin.PeerChange) error {
+	}, func(ch *adminpb.PeerChange) error {
 		if ch.Kind == "left" {
-			delete(peers, ch.Peer.ID)
+			delete(peers, ch.Peer.Id)
 		} else {
-			peers[ch.Peer.ID] = *ch.Peer
+			peers[ch.Peer.Id] = ch.Peer
 		}
 		return check()
 	})
@@ -131,7 +132,7 @@ func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]adm
 
 // noneDiscovering reports whether serve has listed the services of every
 // peer.
-func noneDiscovering(peers map[uint64]admin.Peer) bool {
+func noneDiscovering(peers map[uint64]*adminpb.Peer) bool {
 	for _, p := range peers {
 		if p.Discovery == "pending" {
 			return false

@@ -26,7 +26,7 @@ package corpus
 
 import "embed"
 
-//go:generate go run ../dynamic/internal/protosetgen -root . -o corpus.protoset
+//go:generate go run ../cmd/protogen -I . -protoset corpus.protoset
 
 // FS holds the corpus .proto files at their import paths (for example
 // "gitaly/ref.proto").

@@ -121,6 +121,9 @@ type Relay struct {
 	EndedBy string `json:"ended_by,omitempty"`
 	// Gone is set when EndedBy's connection went away mid-call.
 	Gone bool `json:"gone,omitempty"`
+	// Changed is set when the callee answered but a rule (bcctl proxy
+	// --script) changed what the caller got.
+	Changed bool `json:"changed,omitempty"`
 	// RequestCount and ResponseCount count the messages each way, and
 	// RequestBytes and ResponseBytes their bytes; Requests and Responses
 	// hold as many of them as the proxy keeps.

@@ -3,7 +3,12 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
@@ -34,18 +39,15 @@ func (s *Server) peerJoined(p *peerState) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		select {
-		case s.discSem <- struct{}{}:
-		case <-s.ctx.Done():
-			return
-		}
-		defer func() { <-s.discSem }()
 		s.discover(id)
 	}()
 }
 
 // discover lists the services peer id offers by reflection over its
-// backchannel.
+// backchannel, within Config.DiscoveryTimeout. Reflection requests in
+// flight are bounded (discoveryConcurrency), but a peer takes one of those
+// slots only once its backchannel has answered the HTTP/2 handshake: peers
+// that never answer wait outside the pool and cannot hold up the others.
 func (s *Server) discover(id backchannel.ID) {
 	conn, err := s.reg.Backchannel(id)
 	if err != nil {
@@ -53,9 +55,11 @@ func (s *Server) discover(id backchannel.ID) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DiscoveryTimeout)
 	defer cancel()
-	src := dynamic.NewSourceFromReflection(ctx, conn, nil)
-	names, err := src.ListServices(ctx)
-	src.Close()
+	var names []protoreflect.FullName
+	err = waitReady(ctx, conn)
+	if err == nil {
+		names, err = s.listServices(ctx, conn)
+	}
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -76,4 +80,36 @@ func (s *Server) discover(id backchannel.ID) {
 			p.disc, p.discErr = DiscoveryFailed, err.Error()
 		}
 	})
+}
+
+// listServices asks conn's reflection service for its services, in one of
+// the discovery slots.
+func (s *Server) listServices(ctx context.Context, conn *grpc.ClientConn) ([]protoreflect.FullName, error) {
+	select {
+	case s.discSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a discovery slot: %w", context.Cause(ctx))
+	}
+	defer func() { <-s.discSem }()
+	src := dynamic.NewSourceFromReflection(ctx, conn, nil)
+	defer src.Close()
+	return src.ListServices(ctx)
+}
+
+// waitReady connects conn and waits until it is ready: the peer has
+// answered the HTTP/2 handshake of its backchannel.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		state := conn.GetState()
+		switch state {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return fmt.Errorf("the backchannel connection failed (%s)", state)
+		}
+		if !conn.WaitForStateChange(ctx, state) {
+			return fmt.Errorf("the backchannel did not answer its HTTP/2 handshake: %w", context.Cause(ctx))
+		}
+	}
 }
