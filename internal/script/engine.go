@@ -337,6 +337,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		err = toStatus(err)
 		ev.Status = statusOf(err)
 		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.in, rec.out, rec.header, rec.trailer
+		ev.Sidechannel = rec.sidechannel
 		ev.Duration = time.Since(start)
 		e.tally.add(ev.Record())
 		if e.opts.Observer != nil {
@@ -458,6 +459,9 @@ type recorder struct {
 	in, out []proto.Message
 	header  metadata.MD
 	trailer metadata.MD
+	// sidechannel is what a sidechannel step saw of the call's
+	// sidechannel; nil when no step opened it.
+	sidechannel *calls.Sidechannel
 }
 
 func (r *recorder) unread(m proto.Message) {

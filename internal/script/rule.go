@@ -244,7 +244,7 @@ func (l *loader) body(ps []pair, md protoreflect.MethodDescriptor, r *Rule, at s
 	clientStreams := md.IsStreamingClient()
 	env := &tenv{input: md.Input(), call: true, peer: true, vars: l.vars}
 	b.headers = l.metadata(get("headers"), env, at+".headers")
-	sc := &stepCtx{l: l, where: at + ".do", method: md, peers: calls, anyTo: anyTo, types: types, env: env}
+	sc := &stepCtx{l: l, where: at + ".do", method: md, peers: calls, anyTo: anyTo, types: types, env: env, sidechannels: r.Section == SectionRules}
 	b.do = sc.steps(get("do"))
 	if clientStreams {
 		sc.env = sc.env.streaming()

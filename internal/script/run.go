@@ -135,6 +135,8 @@ func (r *run) step(s *step) error {
 		return r.fail(s.fail)
 	case stepSleep:
 		return sleep(r.ctx, s.sleep)
+	case stepSidechannel:
+		return r.sidechannel(s.side)
 	case stepCall:
 		x := &caller{e: r.e, ctx: r.ctx, sc: r.sc, peer: r.call.Peer(), cause: r.id, rule: r.rule.Ref()}
 		failure, err := x.call(s.call)
