@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/words"
 )
 
@@ -100,25 +102,46 @@ expectations now (verify).`,
 
 // peerJSON is a peer as `bcctl peers` prints it in JSON lines.
 type peerJSON struct {
-	ID             uint64          `json:"id"`
-	RemoteAddr     string          `json:"remote_addr,omitempty"`
-	ConnectedAt    *time.Time      `json:"connected_at,omitempty"`
-	ForwardCalls   uint64          `json:"forward_calls"`
-	ReverseCalls   uint64          `json:"reverse_calls"`
-	LastCall       *admin.LastCall `json:"last_call,omitempty"`
-	Services       []string        `json:"services,omitempty"`
-	Discovery      string          `json:"discovery,omitempty"`
-	DiscoveryError string          `json:"discovery_error,omitempty"`
-	OnConnectError string          `json:"on_connect_error,omitempty"`
+	ID             uint64        `json:"id"`
+	RemoteAddr     string        `json:"remote_addr,omitempty"`
+	ConnectedAt    *time.Time    `json:"connected_at,omitempty"`
+	ForwardCalls   uint64        `json:"forward_calls"`
+	ReverseCalls   uint64        `json:"reverse_calls"`
+	LastCall       *lastCallJSON `json:"last_call,omitempty"`
+	Services       []string      `json:"services,omitempty"`
+	Discovery      string        `json:"discovery,omitempty"`
+	DiscoveryError string        `json:"discovery_error,omitempty"`
+	OnConnectError string        `json:"on_connect_error,omitempty"`
 }
 
-func peerJSONOf(p admin.Peer) peerJSON {
-	return peerJSON{
-		ID: p.ID, RemoteAddr: p.RemoteAddr, ConnectedAt: p.ConnectedAt,
-		ForwardCalls: p.ForwardCalls, ReverseCalls: p.ReverseCalls, LastCall: p.LastCall,
-		Services: p.Services, Discovery: p.Discovery, DiscoveryError: p.DiscoveryError,
-		OnConnectError: p.OnConnectError,
+// lastCallJSON is a peer's last call in peerJSON.
+type lastCallJSON struct {
+	At     *time.Time `json:"at,omitempty"`
+	Dir    string     `json:"dir,omitempty"`
+	Method string     `json:"method,omitempty"`
+	Code   string     `json:"code,omitempty"`
+}
+
+func peerJSONOf(p *adminpb.Peer) peerJSON {
+	out := peerJSON{
+		ID: p.GetId(), RemoteAddr: p.GetRemoteAddr(), ConnectedAt: timeOf(p.GetConnectedAt()),
+		ForwardCalls: p.GetForwardCalls(), ReverseCalls: p.GetReverseCalls(),
+		Services: p.GetServices(), Discovery: p.GetDiscovery(), DiscoveryError: p.GetDiscoveryError(),
+		OnConnectError: p.GetOnConnectError(),
 	}
+	if l := p.GetLastCall(); l != nil {
+		out.LastCall = &lastCallJSON{At: timeOf(l.GetAt()), Dir: l.GetDir(), Method: l.GetMethod(), Code: l.GetCode()}
+	}
+	return out
+}
+
+// timeOf is ts as a time, nil when ts is.
+func timeOf(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
 }
 
 func peersListRun(ctx context.Context, opts *PeersOptions) error {
@@ -169,28 +192,28 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 }
 
 // peersTable prints peers as an aligned table.
-func peersTable(w io.Writer, peers []admin.Peer, now time.Time, cs ColorScheme) error {
+func peersTable(w io.Writer, peers []*adminpb.Peer, now time.Time, cs ColorScheme) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, cs.Bold("ID\tADDRESS\tCONNECTED\tFWD\tREV\tLAST CALL\tSERVICES"))
 	for _, p := range peers {
 		connected := "-"
 		if p.ConnectedAt != nil {
-			connected = peersAgo(now, *p.ConnectedAt)
+			connected = peersAgo(now, p.ConnectedAt.AsTime())
 		}
 		last := "-"
 		if l := p.LastCall; l != nil {
 			last = fmt.Sprintf("%s %s %s", l.Dir, l.Method, l.Code)
 			if l.At != nil {
-				last += " " + peersAgo(now, *l.At)
+				last += " " + peersAgo(now, l.At.AsTime())
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.ID, p.RemoteAddr, connected, p.ForwardCalls, p.ReverseCalls, last, peersServices(p))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Id, p.RemoteAddr, connected, p.ForwardCalls, p.ReverseCalls, last, peersServices(p))
 	}
 	return tw.Flush()
 }
 
 // peersServices says what a peer offers, or why it is not known.
-func peersServices(p admin.Peer) string {
+func peersServices(p *adminpb.Peer) string {
 	switch p.Discovery {
 	case "done":
 		if len(p.Services) == 0 {

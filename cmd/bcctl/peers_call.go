@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
 
-	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
@@ -47,7 +47,7 @@ method or a request that does not fit the method exit 1 without calling.`,
 		Example: `  bcctl peers call 127.0.0.1:9001 1 gitaly.RefTransaction/VoteTransaction -d '{"transaction_id": 7}'
   bcctl peers call unix:/tmp/admin.sock 2 gitaly.RefTransaction/StopTransaction -H 'x-reason: test'
   echo '{"transaction_id": 8}' | bcctl peers call 127.0.0.1:9001 1 gitaly.RefTransaction/VoteTransaction -d @-`,
-		Args: exactArgs("the admin address (ADMIN)", "the peer's ID (PEER)", "the method (METHOD)"),
+		Args: peersCallArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Admin, opts.Method = args[0], args[2]
 			id, err := strconv.ParseUint(args[1], 10, 64)
@@ -80,10 +80,10 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 	if err != nil {
 		return err
 	}
-	req := admin.CallPeerRequest{PeerID: opts.Peer, Method: opts.Method, RequestJSON: data, TimeoutMS: uint32(opts.CallTimeout / time.Millisecond)}
+	req := &adminpb.CallPeerRequest{PeerId: opts.Peer, Method: opts.Method, RequestJson: data, TimeoutMs: uint32(opts.CallTimeout / time.Millisecond)}
 	for _, k := range sortedKeys(md) {
 		for _, v := range md[k] {
-			req.Metadata = append(req.Metadata, admin.Metadata{Key: k, Value: v})
+			req.Metadata = append(req.Metadata, &adminpb.Metadata{Key: k, Value: v})
 		}
 	}
 	c, err := opts.client()
@@ -99,7 +99,7 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 	defer cancel()
 	resp, err := c.CallPeer(ctx, req)
 	if err != nil {
-		return peersCallError(err)
+		return peersAPIError("peers call", err)
 	}
 	code, err := calls.ParseCode(resp.Code)
 	if err != nil {
@@ -108,12 +108,12 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 	if jsonOut {
 		doc := peersCallJSON{
 			Peer: opts.Peer, Method: resp.Method, Code: resp.Code, Message: resp.Message,
-			Header: resp.Header, Trailer: resp.Trailer, DurationMS: resp.DurationMS, JournalID: resp.JournalID,
+			Header: metadataJSONOf(resp.Header), Trailer: metadataJSONOf(resp.Trailer), DurationMS: resp.DurationMs, JournalID: resp.JournalId,
 		}
-		for _, r := range resp.ResponsesJSON {
+		for _, r := range resp.ResponsesJson {
 			doc.Responses = append(doc.Responses, json.RawMessage(r))
 		}
-		for _, d := range resp.DetailsJSON {
+		for _, d := range resp.DetailsJson {
 			doc.Details = append(doc.Details, json.RawMessage(d))
 		}
 		line, err := json.Marshal(doc)
@@ -123,10 +123,10 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 		fmt.Fprintf(opts.IO.Out, "%s\n", line)
 	} else {
 		if opts.Verbosity > 0 {
-			fmt.Fprintf(opts.IO.ErrOut, "Calling %s on peer %d (journal entry #%d, %s)\n", resp.Method, opts.Peer, resp.JournalID, serveMS(resp.DurationMS))
+			fmt.Fprintf(opts.IO.ErrOut, "Calling %s on peer %d (journal entry #%d, %s)\n", resp.Method, opts.Peer, resp.JournalId, serveMS(resp.DurationMs))
 			peersPrintMetadata(opts.IO.ErrOut, "Response headers", resp.Header)
 		}
-		for _, r := range resp.ResponsesJSON {
+		for _, r := range resp.ResponsesJson {
 			fmt.Fprintln(opts.IO.Out, peersIndent(r))
 		}
 		if opts.Verbosity > 0 {
@@ -134,10 +134,11 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 		}
 		if resp.Code != "OK" {
 			var b strings.Builder
-			fmt.Fprintf(&b, "ERROR:\n  Code: %s\n  Message: %s\n", resp.Code, resp.Message)
-			if len(resp.DetailsJSON) > 0 {
+			// The status reads as bcctl call's (and grpcurl's) does.
+			fmt.Fprintf(&b, "ERROR:\n  Code: %s\n  Message: %s\n", code, resp.Message)
+			if len(resp.DetailsJson) > 0 {
 				b.WriteString("  Details:\n")
-				for i, d := range resp.DetailsJSON {
+				for i, d := range resp.DetailsJson {
 					fmt.Fprintf(&b, "  %d)\t%s\n", i+1, d)
 				}
 			}
@@ -158,16 +159,30 @@ type peersCallJSON struct {
 	Message    string            `json:"message,omitempty"`
 	Details    []json.RawMessage `json:"details,omitempty"`
 	Responses  []json.RawMessage `json:"responses,omitempty"`
-	Header     []admin.Metadata  `json:"header,omitempty"`
-	Trailer    []admin.Metadata  `json:"trailer,omitempty"`
+	Header     []metadataJSON    `json:"header,omitempty"`
+	Trailer    []metadataJSON    `json:"trailer,omitempty"`
 	DurationMS float64           `json:"duration_ms"`
 	JournalID  uint64            `json:"journal_id"`
 }
 
-// peersCallError explains why the admin API could not make the call.
-func peersCallError(err error) error {
+// metadataJSON is one metadata entry in peersCallJSON.
+type metadataJSON struct {
+	Key   string `json:"key,omitempty"`
+	Value string `json:"value,omitempty"`
+}
+
+func metadataJSONOf(md []*adminpb.Metadata) []metadataJSON {
+	var out []metadataJSON
+	for _, m := range md {
+		out = append(out, metadataJSON{Key: m.GetKey(), Value: m.GetValue()})
+	}
+	return out
+}
+
+// peersAPIError explains why the admin API did not do what command asked.
+func peersAPIError(command string, err error) error {
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("peers call: %s: %s", calls.CodeName(st.Code()), st.Message())
+		return fmt.Errorf("%s: %s: %s", command, calls.CodeName(st.Code()), st.Message())
 	}
 	return err
 }
@@ -180,7 +195,7 @@ func peersIndent(js string) string {
 	return b.String()
 }
 
-func peersPrintMetadata(w interface{ Write([]byte) (int, error) }, title string, md []admin.Metadata) {
+func peersPrintMetadata(w interface{ Write([]byte) (int, error) }, title string, md []*adminpb.Metadata) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s:\n", title)
 	if len(md) == 0 {
@@ -190,4 +205,13 @@ func peersPrintMetadata(w interface{ Write([]byte) (int, error) }, title string,
 		fmt.Fprintf(&b, "%s: %s\n", m.Key, m.Value)
 	}
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// peersCallArgs wants ADMIN PEER METHOD. With two, it names the one left
+// out: a method in the second place means the peer's ID is missing.
+func peersCallArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 2 && strings.ContainsAny(args[1], "./") {
+		return usageErrorf("%s: missing the peer's ID (PEER) before the method %s (bcctl peers lists the peers)", commandName(cmd), args[1])
+	}
+	return exactArgs("the admin address (ADMIN)", "the peer's ID (PEER)", "the method (METHOD)")(cmd, args)
 }

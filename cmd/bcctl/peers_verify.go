@@ -51,7 +51,7 @@ func peersVerifyRun(ctx context.Context, opts *PeersOptions) error {
 		fmt.Fprintln(opts.IO.Out, "expectations: the script has none")
 		return nil
 	}
-	if !exp.OK {
+	if !exp.Ok {
 		return &peersExpectationsError{report: exp.Report}
 	}
 	fmt.Fprintln(opts.IO.Out, exp.Report)

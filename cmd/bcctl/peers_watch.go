@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 )
 
 func newPeersWatchCmd(f *Factory) *cobra.Command {
@@ -52,7 +52,7 @@ func peersWatchRun(ctx context.Context, opts *PeersOptions) error {
 	defer c.Close()
 	out := opts.IO.Out
 	cs := opts.IO.ColorScheme()
-	emit := func(kind string, p admin.Peer, at *time.Time) error {
+	emit := func(kind string, p *adminpb.Peer, at *time.Time) error {
 		if jsonOut {
 			line, err := json.Marshal(peersChangeJSON{Kind: kind, Peer: peerJSONOf(p), At: at})
 			if err != nil {
@@ -68,21 +68,21 @@ func peersWatchRun(ctx context.Context, opts *PeersOptions) error {
 		var what string
 		switch kind {
 		case "snapshot":
-			what = fmt.Sprintf("peer %d connected from %s (%d forward, %d reverse calls)", p.ID, p.RemoteAddr, p.ForwardCalls, p.ReverseCalls)
+			what = fmt.Sprintf("peer %d connected from %s (%d forward, %d reverse calls)", p.Id, p.RemoteAddr, p.ForwardCalls, p.ReverseCalls)
 		case "joined":
-			what = fmt.Sprintf("peer %d joined from %s", p.ID, p.RemoteAddr)
+			what = fmt.Sprintf("peer %d joined from %s", p.Id, p.RemoteAddr)
 		case "left":
-			what = fmt.Sprintf("peer %d left (%d forward, %d reverse calls)", p.ID, p.ForwardCalls, p.ReverseCalls)
+			what = fmt.Sprintf("peer %d left (%d forward, %d reverse calls)", p.Id, p.ForwardCalls, p.ReverseCalls)
 		default:
-			what = fmt.Sprintf("peer %d: services %s", p.ID, peersServices(p))
+			what = fmt.Sprintf("peer %d: services %s", p.Id, peersServices(p))
 			if p.OnConnectError != "" {
-				what = fmt.Sprintf("peer %d: on_connect failed: %s", p.ID, p.OnConnectError)
+				what = fmt.Sprintf("peer %d: on_connect failed: %s", p.Id, p.OnConnectError)
 			}
 		}
 		_, err := fmt.Fprintf(out, "%s%s\n", when, what)
 		return err
 	}
-	err = c.WatchPeers(ctx, func(peers []admin.Peer) error {
+	err = c.WatchPeers(ctx, func(peers []*adminpb.Peer) error {
 		if !jsonOut && len(peers) == 0 {
 			fmt.Fprintln(out, cs.Dim("no peer is connected; waiting for changes"))
 		}
@@ -92,11 +92,11 @@ func peersWatchRun(ctx context.Context, opts *PeersOptions) error {
 			}
 		}
 		return nil
-	}, func(ch admin.PeerChange) error {
+	}, func(ch *adminpb.PeerChange) error {
 		if ch.Peer == nil {
 			return nil
 		}
-		return emit(ch.Kind, *ch.Peer, ch.At)
+		return emit(ch.Kind, ch.Peer, timeOf(ch.At))
 	})
 	if err != nil && ctx.Err() != nil {
 		return nil // interrupted: the watch is over

@@ -27,6 +27,11 @@ type ProxyOptions struct {
 	PeerSchema SchemaFlags
 	// Journal is the journal file.
 	Journal string
+	// Script tampers with the calls: its rules decide, per call and per
+	// direction, whether the proxy relays it (the default), answers it,
+	// delays it or relays it and changes the answer; its expectations
+	// decide the exit code.
+	Script string
 	// Record, when set, is where the proxy writes, when it stops, a
 	// script that replays the session (docs/proxy.md).
 	Record string
@@ -73,12 +78,16 @@ as serve does; the upstream side uses TLS unless --plaintext, as call does,
 with --upstream-cacert, --upstream-cert and --upstream-key for its files.
 
 proxy runs until interrupted (Ctrl-C, SIGTERM) or --max-time passes; calls in
-flight get --grace to finish (docs/proxy.md).`,
+flight get --grace to finish. With --script, the script's expect entries then
+decide the exit code (0 met, 3 not), as in serve (docs/proxy.md).`,
 		Example: `  # Watch Praefect and Gitaly talk, both directions
   bcctl proxy --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --plaintext
 
   # Decode with the schema's files, and keep a journal
   bcctl proxy --upstream unix:/run/gitaly.sock --plaintext --protoset gitaly.protoset --journal calls.jsonl
+
+  # Make the third vote come back ABORTED, and check that it did
+  bcctl proxy --upstream 127.0.0.1:9000 --plaintext --protoset corpus.protoset --script tamper.yaml
 
   # TLS on both sides: the proxy's own certificate, and the upstream's CA
   bcctl proxy --listen :9001 --cert proxy.pem --key proxy.key --upstream gitaly:9000 --upstream-cacert ca.pem`,
@@ -97,6 +106,7 @@ flight get --grace to finish (docs/proxy.md).`,
 	opts.Schema.AddFlags(fs)
 	opts.PeerSchema.AddBackchannelFlags(fs)
 	fs.StringVar(&opts.Journal, "journal", "", "write one JSON line per relayed call and side stream to `file`")
+	fs.StringVarP(&opts.Script, "script", "s", "", "script `file` whose rules (forward calls) and backchannel rules (reverse calls) relay, answer, delay or change the calls (docs/proxy.md); its expectations decide the exit code")
 	fs.StringVar(&opts.Record, "record", "", "when the proxy stops, write to `file` a script that replays the session: serve --script plays the upstream, call/connect --answer the client")
 	fs.Var(secondsValue{&opts.MaxTime}, "max-time", "stop after this long (`seconds` or a duration)")
 	opts.Grace = serveDefaultGrace

@@ -84,7 +84,7 @@ func (p *proxyPrinter) entry(e journal.Entry) {
 // callText renders a call for people:
 //
 //	15:04:05.001   #2 reverse gitaly.RefTransaction/VoteTransaction to client 1: OK 0.9ms (client 0.7ms, proxy +0.2ms, for #1)
-//	15:04:05.002 #1 forward gitaly.RefService/CreateBranch from client 1: OK 2.1ms (upstream 1.6ms, proxy +0.5ms)
+//	15:04:05.002 #1 forward gitaly.OperationService/UserCreateBranch from client 1: OK 2.1ms (upstream 1.6ms, proxy +0.5ms)
 func (p *proxyPrinter) callText(e journal.Entry) string {
 	var b strings.Builder
 	b.WriteString(p.cs.Dim(e.Time.Local().Format(proxyTimeFormat)))
@@ -116,6 +116,15 @@ func (p *proxyPrinter) callText(e journal.Entry) string {
 		notes = append(notes, fmt.Sprintf("%s %s, proxy +%s", callee, serveMS(e.Relay.CalleeMS), serveMS(e.Relay.AddedMS)))
 	}
 	switch {
+	case e.Rule != nil && e.Origin == journal.OriginAnswered:
+		notes = append(notes, fmt.Sprintf("answered by rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	case e.Rule != nil && e.Relay.Changed:
+		notes = append(notes, fmt.Sprintf("changed by rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	case e.Rule != nil:
+		notes = append(notes, fmt.Sprintf("rule %q at %s", e.Rule.Name, e.Rule.Pos))
+	}
+	switch {
+	case e.Rule != nil && e.Relay.EndedBy == "proxy":
 	case e.Relay.EndedBy != "" && e.Relay.Gone:
 		notes = append(notes, "the "+e.Relay.EndedBy+" went away")
 	case e.Relay.EndedBy == "proxy":

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/script"
 )
 
 // proxyKeepMessages is how many bytes of each call's messages, each way,
@@ -28,7 +30,9 @@ type proxyPlan struct {
 	reflection *grpc.ClientConn
 	jsonOut    bool
 	textOut    bool
-	cfg        proxy.Config
+	// script is --script, loaded; nil without one.
+	script *script.Script
+	cfg    proxy.Config
 }
 
 // proxyPlanOf checks the flags and loads the schema files.
@@ -71,6 +75,12 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 	if err := p.loadSchemas(ctx, opts); err != nil {
 		p.close()
 		return nil, err
+	}
+	if opts.Script != "" {
+		if err := p.loadScript(ctx, opts); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
 	p.cfg = proxy.Config{
 		UpstreamNetwork: p.upstream.Network, UpstreamAddress: p.upstream.Addr,
@@ -125,6 +135,28 @@ func (p *proxyPlan) loadSchemas(ctx context.Context, opts *ProxyOptions) error {
 	if peers != nil {
 		p.decoder.Reverse = peers
 	}
+	return nil
+}
+
+// loadScript loads --script against the schema, as a proxy's script: its
+// rules may relay.
+func (p *proxyPlan) loadScript(ctx context.Context, opts *ProxyOptions) error {
+	if p.decoder.Forward == nil {
+		return usageErrorf("--script needs the schema of the calls it matches: give --proto or --protoset, or leave reflection on")
+	}
+	data, err := os.ReadFile(opts.Script)
+	if err != nil {
+		return fmt.Errorf("--script: %w", err)
+	}
+	cfg := script.Config{Upstream: p.decoder.Forward, Relay: true}
+	if p.decoder.Reverse != nil {
+		cfg.Backchannel = p.decoder.Reverse
+	}
+	sc, err := script.Parse(ctx, opts.Script, data, cfg)
+	if err != nil {
+		return fmt.Errorf("--script %s does not load:\n%w", opts.Script, err)
+	}
+	p.script = sc
 	return nil
 }
 

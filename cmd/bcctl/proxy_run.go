@@ -10,7 +10,9 @@ import (
 
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/script"
 	"github.com/bcctl/bcctl/internal/serve"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // proxyRun runs `bcctl proxy`: the flags resolved into a plan, the
@@ -37,6 +39,10 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	if opts.Record != "" {
 		w.record = &proxyRecorder{path: opts.Record, decoder: plan.decoder}
+	}
+	if plan.script != nil {
+		w.tamper = newProxyTamper(plan.script, plan.decoder, script.Options{Logger: opts.Factory.Logger, Env: opts.Factory.Getenv})
+		plan.cfg.Tamper = w.tamper
 	}
 	plan.cfg.Observer = w
 	p, err := proxy.New(plan.cfg)
@@ -78,7 +84,23 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 			fmt.Fprintf(stderr, "bcctl proxy: recorded the session in %s\n", opts.Record)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if w.tamper == nil {
+		return nil
+	}
+	report := w.tamper.forward.Check()
+	if len(report.Results) == 0 {
+		return nil
+	}
+	if err := report.Err(); err != nil {
+		return err
+	}
+	if opts.Verbosity > 0 {
+		fmt.Fprintln(stderr, report.String())
+	}
+	return nil
 }
 
 // proxyStopText says why the proxy stopped, for the last line it prints.
@@ -102,6 +124,10 @@ func proxyAnnounce(opts *ProxyOptions, plan *proxyPlan, l serve.Listening, stder
 	var b strings.Builder
 	fmt.Fprintf(&b, "bcctl proxy: listening on %s (gRPC and backchannel clients on one port)\n", strings.Join(l.Listen, ", "))
 	fmt.Fprintf(&b, "bcctl proxy: relaying to %s (%s), each client over its own connection\n", plan.upstream, security)
+	if sc := plan.script; sc != nil {
+		fmt.Fprintf(&b, "bcctl proxy: script %s: %s, %s, %s\n", sc.Name, words.Count(len(sc.Rules), "rule"),
+			words.Count(len(sc.Backchannel), "backchannel rule"), words.Count(len(sc.Expectations), "expectation"))
+	}
 	_, _ = io.WriteString(stderr, b.String())
 	if opts.AddrFile != "" {
 		if err := serveWriteAddrFile(opts.AddrFile, l); err != nil {

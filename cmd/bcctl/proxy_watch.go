@@ -23,6 +23,7 @@ type proxyWatch struct {
 	journal *journal.Writer // nil without --journal
 	printer *proxyPrinter   // nil with -o none
 	record  *proxyRecorder  // nil without --record
+	tamper  *proxyTamper    // nil without --script
 	started time.Time
 
 	conns, forward, reverse, streams atomic.Uint64
@@ -57,6 +58,9 @@ func (w *proxyWatch) CallEnded(c *proxy.Call) {
 	}
 	if w.record != nil {
 		w.record.add(c)
+	}
+	if w.tamper != nil && !c.Tampered {
+		w.tamper.count(c)
 	}
 	if w.journal == nil && w.printer == nil {
 		return

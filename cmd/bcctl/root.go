@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,9 +25,11 @@ backchannel server that calls back into its peers.`,
 		Example: `  # Call a method, resolving the schema by server reflection
   bcctl call --plaintext localhost:9000 acme.Users/Get -d '{"id": "42"}'
 
-  # Call a Gitaly-style server and answer its vote request from a script
-  bcctl call --plaintext localhost:9000 gitaly.RefService/CreateBranch \
-      -H 'x-transaction: 7' -d '{"branch_name": "feature/x"}' --answer vote.yaml
+  # Call Gitaly as Praefect does (transaction 7 of node gitaly-1, branch feature/x)
+  # and answer its votes from a script
+  bcctl call --plaintext localhost:9000 gitaly.OperationService/UserCreateBranch \
+      -H 'gitaly-reference-transaction: eyJpZCI6Nywibm9kZSI6ImdpdGFseS0xIiwicHJpbWFyeSI6dHJ1ZX0=' \
+      -d '{"branch_name": "ZmVhdHVyZS94"}' --answer vote.yaml
 
   # List and describe services
   bcctl list --plaintext localhost:9000
@@ -158,12 +161,17 @@ func rangeArgs(min, max int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) < min:
-			return usageErrorf("%s: missing %s", cmd.Name(), joinNames(names[len(args):min]))
+			return usageErrorf("%s: missing %s", commandName(cmd), joinNames(names[len(args):min]))
 		case len(args) > max:
-			return usageErrorf("%s: too many arguments: want at most %d (%s), got %d: %q", cmd.Name(), max, joinNames(names), len(args), args[max:])
+			return usageErrorf("%s: too many arguments: want at most %d (%s), got %d: %q", commandName(cmd), max, joinNames(names), len(args), args[max:])
 		}
 		return nil
 	}
+}
+
+// commandName is cmd's path without "bcctl": "call", "peers call".
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func joinNames(names []string) string {

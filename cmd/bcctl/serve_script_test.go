@@ -13,15 +13,14 @@ package main
 //	    gitaly.RefTransaction (votes COMMIT, except transaction 13: ABORT)
 //	    and reflection on its backchannel, and waits until serve lists it
 //	serve-call [-H 'name: value'] NAME METHOD JSON
-//	    make a forward call on peer NAME and print "OK {response}" or
+//	    make a forward call on peer NAME and print "OK {response}" (bytes
+//	    fields as text, as --bytes text shows them) or
 //	    "CODE: message" (a non-OK status is not a failure of the command)
 //	serve-peer-close NAME
 //	    close peer NAME's connection
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +42,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -79,7 +79,7 @@ func cmdServeWaitPeers(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	var got int
-	err = waitAdminPeers(args[0], 20*time.Second, func(peers map[uint64]admin.Peer) bool {
+	err = waitAdminPeers(args[0], 20*time.Second, func(peers map[uint64]*adminpb.Peer) bool {
 		got = len(peers)
 		return len(peers) == n && noneDiscovering(peers)
 	})
@@ -92,7 +92,7 @@ var errSettled = errors.New("settled")
 
 // waitAdminPeers follows the peers of the serve whose admin API is at addr
 // until done says they are as wanted, for up to timeout.
-func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]admin.Peer) bool) error {
+func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]*adminpb.Peer) bool) error {
 	c, err := admin.NewClient(addr)
 	if err != nil {
 		return err
@@ -100,23 +100,23 @@ func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]adm
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	peers := map[uint64]admin.Peer{}
+	peers := map[uint64]*adminpb.Peer{}
 	check := func() error {
 		if done(peers) {
 			return errSettled
 		}
 		return nil
 	}
-	err = c.WatchPeers(ctx, func(ps []admin.Peer) error {
+	err = c.WatchPeers(ctx, func(ps []*adminpb.Peer) error {
 		for _, p := range ps {
-			peers[p.ID] = p
+			peers[p.Id] = p
 		}
 		return check()
-	}, func(ch admin.PeerChange) error {
+	}, func(ch *adminpb.PeerChange) error {
 		if ch.Kind == "left" {
-			delete(peers, ch.Peer.ID)
+			delete(peers, ch.Peer.Id)
 		} else {
-			peers[ch.Peer.ID] = *ch.Peer
+			peers[ch.Peer.Id] = ch.Peer
 		}
 		return check()
 	})
@@ -131,7 +131,7 @@ func waitAdminPeers(addr string, timeout time.Duration, done func(map[uint64]adm
 
 // noneDiscovering reports whether serve has listed the services of every
 // peer.
-func noneDiscovering(peers map[uint64]admin.Peer) bool {
+func noneDiscovering(peers map[uint64]*adminpb.Peer) bool {
 	for _, p := range peers {
 		if p.Discovery == "pending" {
 			return false
@@ -270,9 +270,8 @@ func cmdServeCall(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(out)
 	ts.Check(err)
-	var out2 bytes.Buffer
-	ts.Check(json.Compact(&out2, b))
-	fmt.Fprintf(ts.Stdout(), "OK %s\n", out2.String())
+	// Bytes as text, as --bytes text prints them: Gitaly's names read as such.
+	fmt.Fprintf(ts.Stdout(), "OK %s\n", dynamic.BytesAsText(b, md.Output(), nil))
 }
 
 func cmdServePeerClose(ts *testscript.TestScript, neg bool, args []string) {

@@ -15,9 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -47,7 +49,7 @@ func corpusSchema(t testing.TB) *dynamic.FileSource {
 const serveScript = `
 rules:
   - name: vote
-    match: {method: gitaly.RefService/CreateBranch}
+    match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - call: {method: gitaly.RefTransaction/VoteTransaction, with: {transaction_id: 1}, expect: {code: OK}}
       - reply: {}
@@ -143,11 +145,11 @@ func (e *env) peer(t *testing.T) *host.Conn {
 
 // waitPeers waits until the admin API lists n peers with their services
 // discovered.
-func (e *env) waitPeers(t *testing.T, ctx context.Context, n int) []Peer {
+func (e *env) waitPeers(t *testing.T, ctx context.Context, n int) []*adminpb.Peer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	peers := map[uint64]Peer{}
+	peers := map[uint64]*adminpb.Peer{}
 	done := errors.New("done")
 	settled := func() bool {
 		if len(peers) != n {
@@ -160,19 +162,19 @@ func (e *env) waitPeers(t *testing.T, ctx context.Context, n int) []Peer {
 		}
 		return true
 	}
-	err := e.client.WatchPeers(ctx, func(ps []Peer) error {
+	err := e.client.WatchPeers(ctx, func(ps []*adminpb.Peer) error {
 		for _, p := range ps {
-			peers[p.ID] = p
+			peers[p.Id] = p
 		}
 		if settled() {
 			return done
 		}
 		return nil
-	}, func(c PeerChange) error {
+	}, func(c *adminpb.PeerChange) error {
 		if c.Kind == "left" {
-			delete(peers, c.Peer.ID)
+			delete(peers, c.Peer.Id)
 		} else {
-			peers[c.Peer.ID] = *c.Peer
+			peers[c.Peer.Id] = c.Peer
 		}
 		if settled() {
 			return done
@@ -196,13 +198,13 @@ func TestAdminAPI(t *testing.T) {
 
 	// A forward call that makes the script vote (ABORT is still OK for
 	// the script's expect: code OK).
-	if err := conn.ClientConn().Invoke(ctx, "/gitaly.RefService/CreateBranch", emptyMsg(t, "gitaly.CreateBranchRequest"), emptyMsg(t, "gitaly.CreateBranchResponse")); err != nil {
-		t.Fatalf("CreateBranch: %v", err)
+	if err := conn.ClientConn().Invoke(ctx, "/gitaly.OperationService/UserCreateBranch", emptyMsg(t, "gitaly.UserCreateBranchRequest"), emptyMsg(t, "gitaly.UserCreateBranchResponse")); err != nil {
+		t.Fatalf("UserCreateBranch: %v", err)
 	}
 
 	peers := e.waitPeers(t, ctx, 1)
 	p := peers[0]
-	if p.ID != 1 || p.ForwardCalls != 1 || p.ReverseCalls != 1 || !slices.Equal(p.Services, []string{"gitaly.RefTransaction", "grpc.health.v1.Health"}) ||
+	if p.Id != 1 || p.ForwardCalls != 1 || p.ReverseCalls != 1 || !slices.Equal(p.Services, []string{"gitaly.RefTransaction", "grpc.health.v1.Health"}) ||
 		p.Discovery != "done" || p.LastCall == nil || p.LastCall.Dir != "forward" || p.ConnectedAt == nil || !strings.HasPrefix(p.RemoteAddr, "127.0.0.1:") {
 		t.Errorf("peer: %+v", p)
 	}
@@ -212,43 +214,45 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exp.OK || len(exp.Results) != 1 || exp.Results[0].Count != 1 || exp.Results[0].Name != "votes" || exp.Results[0].Pos != "serve.yaml:9:5" ||
+	if exp.Ok || len(exp.Results) != 1 || exp.Results[0].Count != 1 || exp.Results[0].Name != "votes" || exp.Results[0].Pos != "serve.yaml:9:5" ||
 		!strings.Contains(exp.Report, "FAIL votes (serve.yaml:9): want at least 2 reverse calls to gitaly.RefTransaction/VoteTransaction, got 1") {
 		t.Errorf("expectations: %+v", exp)
 	}
 
 	// A reverse call from the admin API.
-	resp, err := e.client.CallPeer(ctx, CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction/VoteTransaction", RequestJSON: `{"transaction_id": 7}`})
+	resp, err := e.client.CallPeer(ctx, &adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction/VoteTransaction", RequestJson: `{"transaction_id": 7}`})
 	if err != nil {
 		t.Fatalf("CallPeer: %v", err)
 	}
-	if resp.Code != "OK" || !slices.Equal(resp.ResponsesJSON, []string{`{"state":"ABORT"}`}) || resp.JournalID != 3 ||
-		!slices.Contains(resp.Header, Metadata{Key: "x-voter", Value: "peer"}) || resp.Method != "gitaly.RefTransaction/VoteTransaction" {
+	if resp.Code != "OK" || !slices.Equal(resp.ResponsesJson, []string{`{"state":"ABORT"}`}) || resp.JournalId != 3 ||
+		!slices.ContainsFunc(resp.Header, func(m *adminpb.Metadata) bool {
+			return proto.Equal(m, &adminpb.Metadata{Key: "x-voter", Value: "peer"})
+		}) || resp.Method != "gitaly.RefTransaction/VoteTransaction" {
 		t.Errorf("CallPeer: %+v", resp)
 	}
 	// ... whose own status is an error, with details.
-	resp, err = e.client.CallPeer(ctx, CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction.VoteTransaction", RequestJSON: `{"transaction_id": 13}`})
+	resp, err = e.client.CallPeer(ctx, &adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction.VoteTransaction", RequestJson: `{"transaction_id": 13}`})
 	if err != nil {
 		t.Fatalf("CallPeer: %v", err)
 	}
-	if resp.Code != "FAILED_PRECONDITION" || resp.Message != "unlucky" || len(resp.DetailsJSON) != 1 || !strings.Contains(resp.DetailsJSON[0], `"reason":"UNLUCKY"`) {
+	if resp.Code != "FAILED_PRECONDITION" || resp.Message != "unlucky" || len(resp.DetailsJson) != 1 || !strings.Contains(resp.DetailsJson[0], `"reason":"UNLUCKY"`) {
 		t.Errorf("CallPeer failing: %+v", resp)
 	}
 	exp, err = e.client.CheckExpectations(ctx)
-	if err != nil || !exp.OK {
+	if err != nil || !exp.GetOk() {
 		t.Errorf("expectations after two admin calls: %+v %v", exp, err)
 	}
 
 	// Calls that cannot be made.
 	for _, tc := range []struct {
-		req  CallPeerRequest
+		req  *adminpb.CallPeerRequest
 		code codes.Code
 		want string
 	}{
-		{CallPeerRequest{PeerID: 9, Method: "gitaly.RefTransaction/VoteTransaction"}, codes.NotFound, "peer 9 is not connected (connected: 1)"},
-		{CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction/Vote"}, codes.NotFound, "VoteTransaction"},
-		{CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction/VoteTransaction", RequestJSON: `{"state": 1}`}, codes.InvalidArgument, `"state"`},
-		{CallPeerRequest{Method: "gitaly.RefTransaction/VoteTransaction"}, codes.InvalidArgument, "peer_id is required"},
+		{&adminpb.CallPeerRequest{PeerId: 9, Method: "gitaly.RefTransaction/VoteTransaction"}, codes.NotFound, "peer 9 is not connected (connected: 1)"},
+		{&adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction/Vote"}, codes.NotFound, "VoteTransaction"},
+		{&adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction/VoteTransaction", RequestJson: `{"state": 1}`}, codes.InvalidArgument, `"state"`},
+		{&adminpb.CallPeerRequest{Method: "gitaly.RefTransaction/VoteTransaction"}, codes.InvalidArgument, "peer_id is required"},
 	} {
 		_, err := e.client.CallPeer(ctx, tc.req)
 		if st := status.Convert(err); st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
@@ -257,8 +261,8 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// The journal: the backlog, filtered.
-	var lines []JournalLine
-	err = e.client.Journal(ctx, JournalQuery{Dir: "reverse"}, func(l JournalLine) error { lines = append(lines, l); return nil })
+	var lines []*adminpb.StreamJournalResponse
+	err = e.client.Journal(ctx, &adminpb.StreamJournalRequest{Dir: "reverse"}, func(l *adminpb.StreamJournalResponse) error { lines = append(lines, l); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +279,8 @@ func TestAdminAPI(t *testing.T) {
 	if first.ID != 2 || first.Cause != 1 || first.Status == nil || first.Status.Code != "OK" || first.By != "script" || admin.By != "admin" || admin.ID != 3 || admin.Peer == nil || admin.Peer.ID != 1 {
 		t.Errorf("journal entries: %+v / %+v", first, admin)
 	}
-	for _, bad := range []JournalQuery{{Dir: "sideways"}, {Code: "NOPE"}, {Method: "[x"}} {
-		err := e.client.Journal(ctx, bad, func(JournalLine) error { return nil })
+	for _, bad := range []*adminpb.StreamJournalRequest{{Dir: "sideways"}, {Code: "NOPE"}, {Method: "[x"}} {
+		err := e.client.Journal(ctx, bad, func(*adminpb.StreamJournalResponse) error { return nil })
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("Journal(%+v): %v, want INVALID_ARGUMENT", bad, err)
 		}
@@ -296,41 +300,41 @@ func TestAdminWatchAndFollow(t *testing.T) {
 	e := start(t, "127.0.0.1:0")
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := make(chan PeerChange, 10)
+	changes := make(chan *adminpb.PeerChange, 10)
 	watching := make(chan error, 1)
-	snap := make(chan []Peer, 1)
+	snap := make(chan []*adminpb.Peer, 1)
 	go func() {
-		watching <- e.client.WatchPeers(wctx, func(p []Peer) error { snap <- p; return nil }, func(c PeerChange) error { changes <- c; return nil })
+		watching <- e.client.WatchPeers(wctx, func(p []*adminpb.Peer) error { snap <- p; return nil }, func(c *adminpb.PeerChange) error { changes <- c; return nil })
 	}()
 	if p := <-snap; len(p) != 0 {
 		t.Fatalf("snapshot: %v", p)
 	}
-	lines := make(chan JournalLine, 10)
+	lines := make(chan *adminpb.StreamJournalResponse, 10)
 	following := make(chan error, 1)
 	go func() {
-		following <- e.client.Journal(wctx, JournalQuery{Follow: true, NoBacklog: true}, func(l JournalLine) error { lines <- l; return nil })
+		following <- e.client.Journal(wctx, &adminpb.StreamJournalRequest{Follow: true, NoBacklog: true}, func(l *adminpb.StreamJournalResponse) error { lines <- l; return nil })
 	}()
 
 	conn := e.peer(t)
-	if c := <-changes; c.Kind != "joined" || c.Peer.ID != 1 {
+	if c := <-changes; c.Kind != "joined" || c.Peer.Id != 1 {
 		t.Errorf("first change: %+v", c)
 	}
 	if c := <-changes; c.Kind != "updated" || c.Peer.Discovery != "done" {
 		t.Errorf("second change: %+v", c)
 	}
-	if _, err := e.client.CallPeer(ctx, CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction/VoteTransaction"}); err != nil {
+	if _, err := e.client.CallPeer(ctx, &adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction/VoteTransaction"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case l := <-lines:
-		if l.ID != 1 || !strings.Contains(l.Line, `"by":"admin"`) {
+		if l.Id != 1 || !strings.Contains(l.Line, `"by":"admin"`) {
 			t.Errorf("followed line: %+v", l)
 		}
 	case <-ctx.Done():
 		t.Fatal("no journal line followed")
 	}
 	conn.Close()
-	if c := <-changes; c.Kind != "left" || c.Peer.ID != 1 || c.Peer.ReverseCalls != 1 {
+	if c := <-changes; c.Kind != "left" || c.Peer.Id != 1 || c.Peer.ReverseCalls != 1 {
 		t.Errorf("third change: %+v", c)
 	}
 	cancel()
@@ -379,7 +383,7 @@ func TestAdminIsNotOnTheMainPort(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is this the admin address of bcctl serve?") {
 		t.Errorf("admin call on the main port: %v, want UNIMPLEMENTED", err)
 	}
-	_, err = c.CallPeer(ctx, CallPeerRequest{PeerID: 1, Method: "gitaly.RefTransaction/VoteTransaction"})
+	_, err = c.CallPeer(ctx, &adminpb.CallPeerRequest{PeerId: 1, Method: "gitaly.RefTransaction/VoteTransaction"})
 	if err == nil {
 		t.Errorf("CallPeer through the main port succeeded")
 	}

@@ -11,10 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/serve"
 )
 
@@ -22,10 +20,11 @@ import (
 // be reached (nothing listens, serve has stopped).
 var ErrUnreachable = errors.New("cannot reach the admin API")
 
-// Client calls the admin API of a running serve with dynamic messages.
+// Client calls the admin API of a running serve.
 type Client struct {
 	addr string
 	conn *grpc.ClientConn
+	api  adminpb.AdminClient
 }
 
 // NewClient returns a client of the admin API at addr ("host:port" or
@@ -42,7 +41,7 @@ func NewClient(addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %s: %w", addr, err)
 	}
-	return &Client{addr: addr, conn: conn}, nil
+	return &Client{addr: addr, conn: conn, api: adminpb.NewAdminClient(conn)}, nil
 }
 
 // Close closes the connection.
@@ -66,54 +65,20 @@ func (c *Client) wrap(name string, err error) error {
 	return err
 }
 
-// unary calls method name with req and decodes the response into resp.
-func (c *Client) unary(ctx context.Context, name string, req, resp any) error {
-	md, err := method(name)
+// receive hands each message of a server stream to next until the stream
+// ends (nil), next fails or the call does.
+func receive[T any](c *Client, name string, s grpc.ServerStreamingClient[T], err error, next func(*T) error) error {
 	if err != nil {
-		return err
-	}
-	in, err := toMessage(md.Input(), req)
-	if err != nil {
-		return err
-	}
-	out := dynamicpb.NewMessage(md.Output())
-	if err := c.conn.Invoke(ctx, dynamic.FullMethod(md), in, out); err != nil {
-		return c.wrap(name, err)
-	}
-	return fromMessage(out, resp)
-}
-
-// stream calls server-streaming method name with req and hands each
-// response to next until the stream ends, next fails or ctx ends.
-func (c *Client) stream(ctx context.Context, name string, req any, next func(proto.Message) error) error {
-	md, err := method(name)
-	if err != nil {
-		return err
-	}
-	in, err := toMessage(md.Input(), req)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, dynamic.FullMethod(md))
-	if err != nil {
-		return c.wrap(name, err)
-	}
-	if err := s.SendMsg(in); err != nil && err != io.EOF {
-		return c.wrap(name, err)
-	}
-	if err := s.CloseSend(); err != nil {
 		return c.wrap(name, err)
 	}
 	for {
-		out := dynamicpb.NewMessage(md.Output())
-		if err := s.RecvMsg(out); err == io.EOF {
+		msg, err := s.Recv()
+		if err == io.EOF {
 			return nil
 		} else if err != nil {
 			return c.wrap(name, err)
 		}
-		if err := next(out); err != nil {
+		if err := next(msg); err != nil {
 			return err
 		}
 	}
@@ -121,17 +86,16 @@ func (c *Client) stream(ctx context.Context, name string, req any, next func(pro
 
 // WatchPeers calls snapshot with the connected peers, then change with
 // every change, until ctx ends, serve stops (nil) or a callback fails.
-func (c *Client) WatchPeers(ctx context.Context, snapshot func([]Peer) error, change func(PeerChange) error) error {
-	return c.stream(ctx, "WatchPeers", empty{}, func(msg proto.Message) error {
-		var r watchPeersResponse
-		if err := fromMessage(msg, &r); err != nil {
-			return err
-		}
-		switch {
-		case r.Snapshot != nil:
-			return snapshot(r.Snapshot.Peers)
-		case r.Change != nil:
-			return change(*r.Change)
+func (c *Client) WatchPeers(ctx context.Context, snapshot func([]*adminpb.Peer) error, change func(*adminpb.PeerChange) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := c.api.WatchPeers(ctx, &adminpb.WatchPeersRequest{})
+	return receive(c, "WatchPeers", s, err, func(r *adminpb.WatchPeersResponse) error {
+		switch ev := r.Event.(type) {
+		case *adminpb.WatchPeersResponse_Snapshot:
+			return snapshot(ev.Snapshot.GetPeers())
+		case *adminpb.WatchPeersResponse_Change:
+			return change(ev.Change)
 		}
 		return nil
 	})
@@ -140,48 +104,36 @@ func (c *Client) WatchPeers(ctx context.Context, snapshot func([]Peer) error, ch
 // Journal calls line with each journal entry q selects, until the stream
 // ends (after the kept entries, or with q.Follow when serve stops), ctx
 // ends or line fails.
-func (c *Client) Journal(ctx context.Context, q JournalQuery, line func(JournalLine) error) error {
-	return c.stream(ctx, "StreamJournal", q, func(msg proto.Message) error {
-		var l JournalLine
-		if err := fromMessage(msg, &l); err != nil {
-			return err
-		}
-		return line(l)
-	})
+func (c *Client) Journal(ctx context.Context, q *adminpb.StreamJournalRequest, line func(*adminpb.StreamJournalResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := c.api.StreamJournal(ctx, q)
+	return receive(c, "StreamJournal", s, err, line)
 }
 
 // Server describes the serve.
-func (c *Client) Server(ctx context.Context) (*ServerInfo, error) {
-	var out ServerInfo
-	if err := c.unary(ctx, "GetServer", empty{}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+func (c *Client) Server(ctx context.Context) (*adminpb.GetServerResponse, error) {
+	out, err := c.api.GetServer(ctx, &adminpb.GetServerRequest{})
+	return out, c.wrap("GetServer", err)
 }
 
 // Peers lists the connected peers.
-func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
-	var out peerList
-	if err := c.unary(ctx, "ListPeers", empty{}, &out); err != nil {
-		return nil, err
+func (c *Client) Peers(ctx context.Context) ([]*adminpb.Peer, error) {
+	out, err := c.api.ListPeers(ctx, &adminpb.ListPeersRequest{})
+	if err != nil {
+		return nil, c.wrap("ListPeers", err)
 	}
-	return out.Peers, nil
+	return out.GetPeers(), nil
 }
 
 // CallPeer makes a reverse call on a peer's backchannel.
-func (c *Client) CallPeer(ctx context.Context, req CallPeerRequest) (*CallPeerResponse, error) {
-	var out CallPeerResponse
-	if err := c.unary(ctx, "CallPeer", req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+func (c *Client) CallPeer(ctx context.Context, req *adminpb.CallPeerRequest) (*adminpb.CallPeerResponse, error) {
+	out, err := c.api.CallPeer(ctx, req)
+	return out, c.wrap("CallPeer", err)
 }
 
 // CheckExpectations checks the script's expectations now.
-func (c *Client) CheckExpectations(ctx context.Context) (*Expectations, error) {
-	var out Expectations
-	if err := c.unary(ctx, "CheckExpectations", empty{}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+func (c *Client) CheckExpectations(ctx context.Context) (*adminpb.CheckExpectationsResponse, error) {
+	out, err := c.api.CheckExpectations(ctx, &adminpb.CheckExpectationsRequest{})
+	return out, c.wrap("CheckExpectations", err)
 }

@@ -1,12 +1,13 @@
-// Package admin is the admin API of `bcctl serve`: a gRPC service,
-// bcctl.admin.v1.Admin, defined in proto/bcctl/admin/v1/admin.proto and
-// embedded in the program.
+// Package admin is the admin API of `bcctl serve`: the gRPC service
+// bcctl.admin.v1.Admin, defined in proto/bcctl/admin/v1/admin.proto.
 //
-// bcctl generates no code. The server side answers the service with
-// internal/dynamic's server from the embedded schema (and serves reflection
-// for it, so grpcurl can list and call it); the client side (bcctl peers)
-// calls it with dynamic messages. Both sides convert between the dynamic
-// messages and the plain Go types of this package through protojson.
+// The Go code for the service is generated into package adminpb
+// (protoc-gen-go and protoc-gen-go-grpc, run by `go generate` without
+// protoc; a test fails when it is stale). NewServer implements
+// adminpb.AdminServer on a *serve.Server and serves reflection and health
+// beside it, so grpcurl and bcctl call can use the API too; Client wraps
+// adminpb.AdminClient for `bcctl peers`, explaining an unreachable or
+// wrong address.
 //
 // The admin listener is separate from serve's main port and accepts only
 // loopback addresses and unix sockets (CheckAddress): reverse calls into

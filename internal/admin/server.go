@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -15,8 +16,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/admin/adminpb"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
@@ -24,12 +27,15 @@ import (
 	"github.com/bcctl/bcctl/internal/serve"
 )
 
+// ServiceName is the full name of the admin service.
+const ServiceName = "bcctl.admin.v1.Admin"
+
 // Options configure NewServer.
 type Options struct {
 	// Listen are serve's listen addresses, as GetServer reports them.
 	Listen []string
-	// Logger receives what the admin server's responders report; nil
-	// discards.
+	// Logger receives what the admin server reports (a handler that
+	// panicked); nil discards.
 	Logger *slog.Logger
 	// ServerOptions are added to the admin gRPC server's options.
 	ServerOptions []grpc.ServerOption
@@ -39,19 +45,19 @@ type Options struct {
 // reflection and health for it. Serve it on a listener that CheckAddress
 // accepted, and stop it after srv's Shutdown (journal streams end then).
 func NewServer(srv *serve.Server, opts Options) (*grpc.Server, error) {
-	sd, err := Service()
-	if err != nil {
-		return nil, err
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := grpc.NewServer(opts.ServerOptions...)
-	h := &handler{srv: srv, listen: opts.Listen}
-	if err := dynamic.RegisterServices(g, []protoreflect.ServiceDescriptor{sd}, dynamic.ResponderFunc(h.respond), dynamic.WithLogger(logger)); err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
+	sd := adminpb.File_bcctl_admin_v1_admin_proto.Services().ByName("Admin")
+	if sd == nil || sd.FullName() != ServiceName {
+		return nil, fmt.Errorf("admin: the generated code has no service %s", ServiceName)
 	}
+	g := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
+		grpc.ChainStreamInterceptor(recoverStream(logger)),
+	}, opts.ServerOptions...)...)
+	adminpb.RegisterAdminServer(g, &handler{srv: srv, listen: opts.Listen})
 	dynamic.RegisterReflection(g, []protoreflect.ServiceDescriptor{sd})
 	dynamic.RegisterHealth(g, []protoreflect.ServiceDescriptor{sd})
 	return g, nil
@@ -59,130 +65,82 @@ func NewServer(srv *serve.Server, opts Options) (*grpc.Server, error) {
 
 // handler answers the admin methods.
 type handler struct {
+	adminpb.UnimplementedAdminServer
+
 	srv    *serve.Server
 	listen []string
 }
 
-func (h *handler) respond(call dynamic.Call) error {
-	switch call.Method().Name() {
-	case "GetServer":
-		return h.getServer(call)
-	case "ListPeers":
-		return h.listPeers(call)
-	case "WatchPeers":
-		return h.watchPeers(call)
-	case "CallPeer":
-		return h.callPeer(call)
-	case "StreamJournal":
-		return h.streamJournal(call)
-	case "CheckExpectations":
-		return h.checkExpectations(call)
-	}
-	return status.Errorf(codes.Unimplemented, "admin: %s is not implemented by this bcctl", dynamic.MethodName(call.Method()))
-}
+var _ adminpb.AdminServer = (*handler)(nil)
 
-// recv reads the call's request into v.
-func recv(call dynamic.Call, v any) error {
-	msg, err := call.Recv()
-	if err != nil {
-		return err
-	}
-	if err := fromMessage(msg, v); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return nil
-}
-
-// send sends v as the call's (next) response.
-func send(call dynamic.Call, v any) error {
-	msg, err := toMessage(call.Method().Output(), v)
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	return call.Send(msg)
-}
-
-func (h *handler) getServer(call dynamic.Call) error {
-	if err := recv(call, &empty{}); err != nil {
-		return err
-	}
+func (h *handler) GetServer(ctx context.Context, _ *adminpb.GetServerRequest) (*adminpb.GetServerResponse, error) {
 	st := h.srv.Stats()
-	names, err := h.srv.Schema().ListServices(call.Context())
+	names, err := h.srv.Schema().ListServices(ctx)
 	if err != nil {
-		return status.Errorf(codes.Internal, "admin: list serve's services: %v", err)
+		return nil, status.Errorf(codes.Internal, "admin: list serve's services: %v", err)
 	}
 	services := make([]string, len(names))
 	for i, n := range names {
 		services[i] = string(n)
 	}
-	started := st.Started.UTC()
 	sc := h.srv.ScriptState()
-	return send(call, ServerInfo{
-		Listen: h.listen, Script: sc.Name, Services: services, Started: &started,
+	return &adminpb.GetServerResponse{
+		Listen: h.listen, Script: sc.Name, Services: services, Started: timestamppb.New(st.Started),
 		Peers: uint32(st.Peers), ForwardCalls: st.ForwardCalls, ReverseCalls: st.ReverseCalls,
 		RejectedConnections: st.RejectedConnections, JournalErrors: st.JournalErrors,
 		ScriptReloads: uint32(sc.Reloads), ScriptError: sc.LastError,
-	})
+	}, nil
 }
 
-func (h *handler) listPeers(call dynamic.Call) error {
-	if err := recv(call, &empty{}); err != nil {
-		return err
-	}
-	return send(call, peerList{Peers: peersOf(h.srv.Peers())})
+func (h *handler) ListPeers(context.Context, *adminpb.ListPeersRequest) (*adminpb.ListPeersResponse, error) {
+	return &adminpb.ListPeersResponse{Peers: peersOf(h.srv.Peers())}, nil
 }
 
-func (h *handler) watchPeers(call dynamic.Call) error {
-	if err := recv(call, &empty{}); err != nil {
-		return err
-	}
-	snapshot, changes := h.srv.WatchPeers(call.Context())
-	if err := send(call, watchPeersResponse{Snapshot: &peerList{Peers: peersOf(snapshot)}}); err != nil {
+func (h *handler) WatchPeers(_ *adminpb.WatchPeersRequest, stream adminpb.Admin_WatchPeersServer) error {
+	ctx := stream.Context()
+	snapshot, changes := h.srv.WatchPeers(ctx)
+	first := &adminpb.WatchPeersResponse{Event: &adminpb.WatchPeersResponse_Snapshot{Snapshot: &adminpb.ListPeersResponse{Peers: peersOf(snapshot)}}}
+	if err := stream.Send(first); err != nil {
 		return err
 	}
 	for c := range changes {
-		p := peerOf(c.Peer)
-		at := c.At.UTC()
-		if err := send(call, watchPeersResponse{Change: &PeerChange{Kind: c.Kind.String(), Peer: &p, At: &at}}); err != nil {
+		change := &adminpb.PeerChange{Kind: c.Kind.String(), Peer: peerOf(c.Peer), At: timestamppb.New(c.At)}
+		if err := stream.Send(&adminpb.WatchPeersResponse{Event: &adminpb.WatchPeersResponse_Change{Change: change}}); err != nil {
 			return err
 		}
 	}
-	return call.Context().Err()
+	return ctx.Err()
 }
 
-func (h *handler) callPeer(call dynamic.Call) error {
-	var req CallPeerRequest
-	if err := recv(call, &req); err != nil {
-		return err
+func (h *handler) CallPeer(ctx context.Context, req *adminpb.CallPeerRequest) (*adminpb.CallPeerResponse, error) {
+	if req.GetPeerId() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "admin: CallPeer: peer_id is required (a peer's backchannel ID, as ListPeers shows)")
 	}
-	if req.PeerID == 0 {
-		return status.Error(codes.InvalidArgument, "admin: CallPeer: peer_id is required (a peer's backchannel ID, as ListPeers shows)")
-	}
-	if req.Method == "" {
-		return status.Error(codes.InvalidArgument, "admin: CallPeer: method is required")
+	if req.GetMethod() == "" {
+		return nil, status.Error(codes.InvalidArgument, "admin: CallPeer: method is required")
 	}
 	md := metadata.MD{}
-	for _, m := range req.Metadata {
-		md.Append(strings.ToLower(m.Key), m.Value)
+	for _, m := range req.GetMetadata() {
+		md.Append(strings.ToLower(m.GetKey()), m.GetValue())
 	}
-	ev, err := h.srv.CallPeer(call.Context(), serve.PeerCall{
-		Peer: backchannel.ID(req.PeerID), Method: req.Method, Request: []byte(req.RequestJSON),
-		Metadata: md, Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, By: serve.ByAdmin,
+	ev, err := h.srv.CallPeer(ctx, serve.PeerCall{
+		Peer: backchannel.ID(req.GetPeerId()), Method: req.GetMethod(), Request: []byte(req.GetRequestJson()),
+		Metadata: md, Timeout: time.Duration(req.GetTimeoutMs()) * time.Millisecond, By: serve.ByAdmin,
 	})
 	if err != nil {
-		return callPeerStatus(err)
+		return nil, callPeerStatus(err)
 	}
 	c := ev.Call
-	resp := CallPeerResponse{
+	resp := &adminpb.CallPeerResponse{
 		Code: calls.CodeName(c.Status.Code()), Message: c.Status.Message(),
-		DetailsJSON: dynamic.StatusDetailsJSON(c.Status, ev.Types, dynamic.FormatOptions{ProtoNames: true, Compact: true}),
+		DetailsJson: dynamic.StatusDetailsJSON(c.Status, ev.Types, dynamic.FormatOptions{ProtoNames: true, Compact: true}),
 		Header:      metadataOf(c.Header), Trailer: metadataOf(c.Trailer),
-		DurationMS: float64(c.Duration.Microseconds()) / 1000, JournalID: ev.ID, Method: c.Method,
+		DurationMs: float64(c.Duration.Microseconds()) / 1000, JournalId: ev.ID, Method: c.Method,
 	}
 	for _, m := range c.Responses {
-		resp.ResponsesJSON = append(resp.ResponsesJSON, string(journal.MessageJSON(m, ev.Types)))
+		resp.ResponsesJson = append(resp.ResponsesJson, string(journal.MessageJSON(m, ev.Types)))
 	}
-	return send(call, resp)
+	return resp, nil
 }
 
 // callPeerStatus maps why CallPeer could not make a call to a status.
@@ -202,51 +160,48 @@ func callPeerStatus(err error) error {
 	return status.Error(codes.InvalidArgument, err.Error())
 }
 
-func (h *handler) streamJournal(call dynamic.Call) error {
-	var q JournalQuery
-	if err := recv(call, &q); err != nil {
-		return err
-	}
-	f, err := q.filter()
+func (h *handler) StreamJournal(req *adminpb.StreamJournalRequest, stream adminpb.Admin_StreamJournalServer) error {
+	ctx := stream.Context()
+	f, err := journalFilter(req)
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	sub := h.srv.Subscribe(call.Context(), serve.SubscribeOptions{Filter: f, Backlog: !q.NoBacklog, Follow: q.Follow})
+	sub := h.srv.Subscribe(ctx, serve.SubscribeOptions{Filter: f, Backlog: !req.GetNoBacklog(), Follow: req.GetFollow()})
 	for ev := range sub.C {
 		line, err := json.Marshal(ev.Entry())
 		if err != nil {
 			return status.Errorf(codes.Internal, "admin: journal entry %d: %v", ev.ID, err)
 		}
-		if err := send(call, JournalLine{ID: ev.ID, Line: string(line)}); err != nil {
+		if err := stream.Send(&adminpb.StreamJournalResponse{Id: ev.ID, Line: string(line)}); err != nil {
 			return err
 		}
 	}
 	if err := sub.Err(); err != nil {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	}
-	return call.Context().Err()
+	return ctx.Err()
 }
 
-// filter turns the query into a journal filter, checking each field.
-func (q JournalQuery) filter() (serve.Filter, error) {
-	f := serve.Filter{Method: q.Method, AfterID: q.AfterID}
+// journalFilter turns a journal request into a filter, checking each field.
+func journalFilter(req *adminpb.StreamJournalRequest) (serve.Filter, error) {
+	f := serve.Filter{Method: req.GetMethod(), AfterID: req.GetAfterId()}
 	if err := f.Validate(); err != nil {
 		return f, err
 	}
-	switch strings.ToLower(q.Dir) {
+	switch strings.ToLower(req.GetDir()) {
 	case "":
 	case journal.DirForward:
 		f.Dir = calls.Forward
 	case journal.DirReverse:
 		f.Dir = calls.Reverse
 	default:
-		return f, fmt.Errorf("dir %q: want forward or reverse", q.Dir)
+		return f, fmt.Errorf("dir %q: want forward or reverse", req.GetDir())
 	}
-	if q.PeerID != nil {
-		f.Peer, f.HasPeer = *q.PeerID, true
+	if req.PeerId != nil {
+		f.Peer, f.HasPeer = req.GetPeerId(), true
 	}
-	if q.Code != "" {
-		c, err := calls.ParseCode(q.Code)
+	if req.GetCode() != "" {
+		c, err := calls.ParseCode(req.GetCode())
 		if err != nil {
 			return f, fmt.Errorf("code: %w", err)
 		}
@@ -255,61 +210,79 @@ func (q JournalQuery) filter() (serve.Filter, error) {
 	return f, nil
 }
 
-func (h *handler) checkExpectations(call dynamic.Call) error {
-	if err := recv(call, &empty{}); err != nil {
-		return err
-	}
-	return send(call, expectationsOf(h.srv.Check()))
+func (h *handler) CheckExpectations(context.Context, *adminpb.CheckExpectationsRequest) (*adminpb.CheckExpectationsResponse, error) {
+	return expectationsOf(h.srv.Check()), nil
 }
 
-func expectationsOf(r *script.Report) Expectations {
-	out := Expectations{OK: r.OK(), Report: r.String()}
+func expectationsOf(r *script.Report) *adminpb.CheckExpectationsResponse {
+	out := &adminpb.CheckExpectationsResponse{Ok: r.OK(), Report: r.String()}
 	for _, res := range r.Results {
-		out.Results = append(out.Results, ExpectationResult{
+		out.Results = append(out.Results, &adminpb.ExpectationResult{
 			Name: res.Expectation.Name, Pos: res.Expectation.Pos.String(),
-			Count: uint64(res.Count), OK: res.OK, Line: res.String(),
+			Count: uint64(res.Count), Ok: res.OK, Line: res.String(),
 		})
 	}
 	return out
 }
 
-func peersOf(views []serve.PeerView) []Peer {
-	out := make([]Peer, len(views))
+func peersOf(views []serve.PeerView) []*adminpb.Peer {
+	out := make([]*adminpb.Peer, len(views))
 	for i, v := range views {
 		out[i] = peerOf(v)
 	}
 	return out
 }
 
-func peerOf(v serve.PeerView) Peer {
-	connected := v.ConnectedAt.UTC()
-	p := Peer{
-		ID: uint64(v.ID), RemoteAddr: v.RemoteAddr, ConnectedAt: &connected,
+func peerOf(v serve.PeerView) *adminpb.Peer {
+	p := &adminpb.Peer{
+		Id: uint64(v.ID), RemoteAddr: v.RemoteAddr, ConnectedAt: timestamppb.New(v.ConnectedAt),
 		ForwardCalls: v.ForwardCalls, ReverseCalls: v.ReverseCalls,
 		Services: v.Services, Discovery: v.Discovery.String(), DiscoveryError: v.DiscoveryError,
 		OnConnectError: v.OnConnectError,
 	}
 	if l := v.LastCall; l != nil {
-		at := l.At.UTC()
-		p.LastCall = &LastCall{At: &at, Dir: l.Dir.String(), Method: l.Method, Code: calls.CodeName(l.Code)}
+		p.LastCall = &adminpb.LastCall{At: timestamppb.New(l.At), Dir: l.Dir.String(), Method: l.Method, Code: calls.CodeName(l.Code)}
 	}
 	return p
 }
 
 // metadataOf lists md sorted by key; values of -bin keys are base64, as in
 // the journal.
-func metadataOf(md metadata.MD) []Metadata {
+func metadataOf(md metadata.MD) []*adminpb.Metadata {
 	m := journal.MetadataJSON(md)
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var out []Metadata
+	var out []*adminpb.Metadata
 	for _, k := range keys {
 		for _, v := range m[k] {
-			out = append(out, Metadata{Key: k, Value: v})
+			out = append(out, &adminpb.Metadata{Key: k, Value: v})
 		}
 	}
 	return out
+}
+
+// recoverUnary and recoverStream turn a handler's panic into INTERNAL for
+// that call alone, and log it.
+func recoverUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
+		defer recovered(logger, info.FullMethod, &err)
+		return next(ctx, req)
+	}
+}
+
+func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) (err error) {
+		defer recovered(logger, info.FullMethod, &err)
+		return next(srv, ss)
+	}
+}
+
+func recovered(logger *slog.Logger, method string, err *error) {
+	if p := recover(); p != nil {
+		logger.Error("admin: handler panicked", "method", method, "panic", p, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "admin: %s panicked: %v", method, p)
+	}
 }

@@ -46,6 +46,9 @@ type Event struct {
 	// Step is where the `call` step that made the call is written (made
 	// calls only).
 	Step Pos
+	// Sidechannel is what went through the call's sidechannel; nil when
+	// it had none.
+	Sidechannel *Sidechannel
 }
 
 // Record returns what expectations count of the event. Rule is set only

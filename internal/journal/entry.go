@@ -96,6 +96,40 @@ type Entry struct {
 	// Stream describes a side stream bcctl proxy piped (an entry with a
 	// Stream has no Method and is no call).
 	Stream *Stream `json:"stream,omitempty"`
+	// Sidechannel describes what went through the call's sidechannel.
+	Sidechannel *Sidechannel `json:"sidechannel,omitempty"`
+}
+
+// Sidechannel is what went through the sidechannel of a call (Gitaly's
+// raw stream beside the call): the body the client sent and the response
+// the server sent back, whichever side bcctl played.
+type Sidechannel struct {
+	// ID is the sidechannel ID the call carried.
+	ID int64 `json:"id"`
+	// BodyBytes and BodySHA256 (hex) describe the client's body.
+	BodyBytes  int64  `json:"body_bytes"`
+	BodySHA256 string `json:"body_sha256,omitempty"`
+	// ResponseBytes and ResponseSHA256 describe the server's response.
+	ResponseBytes  int64  `json:"response_bytes"`
+	ResponseSHA256 string `json:"response_sha256,omitempty"`
+	// DurationMS is how long the sidechannel was open, in milliseconds.
+	DurationMS float64 `json:"duration_ms"`
+	// Fault is the failure a script injected on purpose.
+	Fault string `json:"fault,omitempty"`
+	// Error says how the sidechannel failed.
+	Error string `json:"error,omitempty"`
+}
+
+// SidechannelOf returns the journal form of s; nil for nil.
+func SidechannelOf(s *calls.Sidechannel) *Sidechannel {
+	if s == nil {
+		return nil
+	}
+	return &Sidechannel{
+		ID: s.ID, BodyBytes: s.BodyBytes, BodySHA256: s.BodySHA256,
+		ResponseBytes: s.ResponseBytes, ResponseSHA256: s.ResponseSHA256,
+		DurationMS: durationMS(s.Duration), Fault: s.Fault, Error: s.Err,
+	}
 }
 
 // ErrNotACall is returned by Entry.Record for an entry that records no
@@ -121,6 +155,9 @@ type Relay struct {
 	EndedBy string `json:"ended_by,omitempty"`
 	// Gone is set when EndedBy's connection went away mid-call.
 	Gone bool `json:"gone,omitempty"`
+	// Changed is set when the callee answered but a rule (bcctl proxy
+	// --script) changed what the caller got.
+	Changed bool `json:"changed,omitempty"`
 	// RequestCount and ResponseCount count the messages each way, and
 	// RequestBytes and ResponseBytes their bytes; Requests and Responses
 	// hold as many of them as the proxy keeps.
@@ -228,25 +265,28 @@ type Call struct {
 	Status          *status.Status
 	Start           time.Time
 	Duration        time.Duration
+	// Sidechannel is what went through the call's sidechannel, if any.
+	Sidechannel *calls.Sidechannel
 }
 
 // NewEntry builds the entry of c (without an ID) with resolver for Any
 // values (nil means the program's registry).
 func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 	return Entry{
-		Time:       c.Start.UTC(),
-		Dir:        c.Dir,
-		Origin:     c.Origin,
-		By:         c.By,
-		Peer:       peerOf(c.Peer),
-		Method:     c.Method,
-		Metadata:   MetadataJSON(c.Metadata),
-		Requests:   messagesJSON(c.Requests, resolver),
-		Header:     MetadataJSON(c.Header),
-		Responses:  messagesJSON(c.Responses, resolver),
-		Trailer:    MetadataJSON(c.Trailer),
-		Status:     StatusOf(c.Status, resolver),
-		DurationMS: durationMS(c.Duration),
+		Time:        c.Start.UTC(),
+		Dir:         c.Dir,
+		Origin:      c.Origin,
+		By:          c.By,
+		Peer:        peerOf(c.Peer),
+		Method:      c.Method,
+		Metadata:    MetadataJSON(c.Metadata),
+		Requests:    messagesJSON(c.Requests, resolver),
+		Header:      MetadataJSON(c.Header),
+		Responses:   messagesJSON(c.Responses, resolver),
+		Trailer:     MetadataJSON(c.Trailer),
+		Status:      StatusOf(c.Status, resolver),
+		DurationMS:  durationMS(c.Duration),
+		Sidechannel: SidechannelOf(c.Sidechannel),
 	}
 }
 
@@ -257,7 +297,7 @@ func FromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver) Entry 
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
 		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
-		Start: ev.Start, Duration: ev.Duration,
+		Start: ev.Start, Duration: ev.Duration, Sidechannel: ev.Sidechannel,
 	}, resolver)
 	e.ID, e.Cause = ev.ID, ev.Cause
 	if !ev.Rule.IsZero() {

@@ -111,8 +111,8 @@ type Call struct {
 	RequestCount, ResponseCount int
 	RequestBytes, ResponseBytes int64
 
-	// Header and Trailer are the response metadata as the callee sent
-	// them; Header is nil when the callee sent none.
+	// Header and Trailer are the response metadata as the caller got them;
+	// Header is nil when none was sent.
 	Header, Trailer metadata.MD
 	// Status is how the call ended for the caller.
 	Status *status.Status
@@ -124,6 +124,14 @@ type Call struct {
 	// Gone is set when EndedBy's connection went away mid-call (rather
 	// than the side cancelling the call).
 	Gone bool
+	// Rule is the script rule that answered, or changed, the call (bcctl
+	// proxy --script); zero when none did. Changed is set when the callee
+	// answered but the caller got another status.
+	Rule    calls.RuleRef
+	Changed bool
+	// Tampered is set when Config.Tamper handled the call (answered it, or
+	// passed it on itself).
+	Tampered bool
 
 	// Start is when the call reached the proxy; End when its status went
 	// back to the caller.

@@ -33,6 +33,9 @@ type Config struct {
 	// Observer is told of connections, calls and side streams; nil
 	// observes nothing.
 	Observer Observer
+	// Tamper, when set, is offered every call before it is relayed as it
+	// is (bcctl proxy --script).
+	Tamper Tamper
 	// KeepMessages is how many bytes of each call's messages, each way,
 	// are kept for the Observer (Call.Requests, Call.Responses); 0 keeps
 	// none and costs nothing. Messages beyond it are counted, not kept.

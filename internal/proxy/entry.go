@@ -143,12 +143,20 @@ func (d *Decoder) Entry(ctx context.Context, c *Call) journal.Entry {
 		Trailer: journal.MetadataJSON(c.Trailer), Status: journal.StatusOf(c.Status, types),
 		DurationMS: ms(c.Duration().Microseconds()),
 		Relay: &journal.Relay{
-			Conn: c.Conn.ID, AddedMS: ms(c.Added().Microseconds()), EndedBy: c.EndedBy.String(), Gone: c.Gone,
+			Conn: c.Conn.ID, AddedMS: ms(c.Added().Microseconds()), EndedBy: c.EndedBy.String(), Gone: c.Gone, Changed: c.Changed,
 			RequestCount: c.RequestCount, ResponseCount: c.ResponseCount, RequestBytes: c.RequestBytes, ResponseBytes: c.ResponseBytes,
 		},
 	}
 	if !c.OutStart.IsZero() {
 		e.Relay.CalleeMS = ms(c.CalleeDuration().Microseconds())
+	}
+	if !c.Rule.IsZero() {
+		e.Rule = &journal.Rule{Name: c.Rule.Name, Pos: c.Rule.Pos.String()}
+		e.By = journal.ByScript
+	}
+	if c.Tampered && c.OutStart.IsZero() {
+		// A rule answered without the callee.
+		e.Origin = journal.OriginAnswered
 	}
 	var in, out protoreflect.MessageDescriptor
 	if md != nil {

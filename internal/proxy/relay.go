@@ -27,10 +27,13 @@ var relayDesc = grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 // the callee through the context; each side's flow control reaches the
 // other, since the proxy holds at most one message each way.
 type relay struct {
-	p      *Proxy
-	l      *link
-	c      *Call
+	p *Proxy
+	l *link
+	c *Call
+	// in is the caller's call; caller is in as the relay uses it,
+	// recording what the caller sends and is sent.
 	in     grpc.ServerStream
+	caller frameStream
 	target func() (grpc.ClientConnInterface, error)
 
 	// mu guards the message record of c while the request pump may still
@@ -54,6 +57,8 @@ const (
 	// refused: the proxy ended the call itself (a message it could not
 	// relay).
 	refused
+	// tampered: a Tamper answered the call without the callee.
+	tampered
 )
 
 // run relays the call and returns what the handler returns to the
@@ -61,11 +66,14 @@ const (
 func (r *relay) run() error {
 	ctx := r.in.Context()
 	c := r.c
-	md := c.Metadata
+	r.caller = &recordingStream{ServerStream: r.in, r: r}
 	r.p.obs.CallStarted(c)
 	callerLosses, calleeLosses := r.l.lossCount(c.Caller()), r.l.lossCount(c.Callee())
 
-	st, how := r.call(ctx, md)
+	st, how, handled := r.tamper(ctx)
+	if !handled {
+		st, how = r.call(ctx, r.caller)
+	}
 
 	r.mu.Lock()
 	r.sealed = true
@@ -91,7 +99,7 @@ func (r *relay) run() error {
 		}
 	case unreachable:
 		c.EndedBy = c.Callee()
-	case refused:
+	case refused, tampered:
 		c.EndedBy = SideProxy
 	case answered:
 		if st.Code() != codes.OK && calleeLost {
@@ -103,15 +111,56 @@ func (r *relay) run() error {
 	c.Status = st
 	c.End = time.Now()
 	r.p.obs.CallEnded(c)
-	if how == answered && len(c.Trailer) > 0 {
-		r.in.SetTrailer(c.Trailer)
-	}
 	return st.Err()
 }
 
-// call makes the call to the callee and relays it, and says how it ended.
-func (r *relay) call(ctx context.Context, md metadata.MD) (*status.Status, outcome) {
+// tamper lets the Tamper handle the call, if there is one. It answers the
+// call itself, or relays it (possibly changed) with the relay function it
+// is given; handled is false when it leaves the call to the plain relay.
+func (r *relay) tamper(ctx context.Context) (st *status.Status, how outcome, handled bool) {
+	t := r.p.cfg.Tamper
+	if t == nil {
+		return nil, 0, false
+	}
+	relayed := false
+	var relaySt *status.Status
+	var relayHow outcome
+	relayFn := func(s Stream) error {
+		if relayed {
+			return status.Error(codes.Internal, "bcctl proxy: a call can be relayed once")
+		}
+		relayed = true
+		relaySt, relayHow = r.call(ctx, &streamFrames{s: s})
+		if relaySt == nil {
+			return status.FromContextError(context.Cause(ctx)).Err()
+		}
+		return relaySt.Err()
+	}
+	handled, err := t.Tamper(r.c, &frameBytes{fs: r.caller}, relayFn)
+	if !handled {
+		return nil, 0, false
+	}
+	r.c.Tampered = true
+	st = status.Convert(err)
+	switch {
+	case ctx.Err() != nil && (st.Code() == codes.Canceled || st.Code() == codes.DeadlineExceeded):
+		return st, callerEnded, true
+	case relayed && relayHow != answered:
+		return st, relayHow, true
+	case relayed:
+		if st.Code() != relaySt.Code() || st.Message() != relaySt.Message() {
+			r.c.Changed = true
+		}
+		return st, answered, true
+	}
+	return st, tampered, true
+}
+
+// call makes the call to the callee, relays it to and from in, and says
+// how it ended. When the callee answered, its trailer has been set on in.
+func (r *relay) call(ctx context.Context, in frameStream) (*status.Status, outcome) {
 	c := r.c
+	md := c.Metadata
 	target, err := r.target()
 	if err != nil {
 		return status.New(codes.Unavailable, fmt.Sprintf("bcctl proxy: %s: %v", r.p.calleeName(c), err)), unreachable
@@ -135,14 +184,14 @@ func (r *relay) call(ctx context.Context, md metadata.MD) (*status.Status, outco
 
 	requestsDone := make(chan error, 1)
 	go func() {
-		err := r.relayRequests(out)
+		err := r.relayRequests(in, out)
 		requestsDone <- err
 		if err != nil {
 			cancel()
 		}
 	}()
 
-	st, callerErr := r.relayResponses(out)
+	st, callerErr := r.relayResponses(in, out)
 	c.OutEnd = time.Now()
 	switch {
 	case callerErr != nil || ctx.Err() != nil:
@@ -156,7 +205,9 @@ func (r *relay) call(ctx context.Context, md metadata.MD) (*status.Status, outco
 	case pr.Addr == nil:
 		return r.notReached(ctx, st.Err())
 	}
-	c.Trailer = out.Trailer()
+	if tr := out.Trailer(); len(tr) > 0 {
+		in.SetTrailer(tr)
+	}
 	return st, answered
 }
 
@@ -176,16 +227,15 @@ func (r *relay) notReached(ctx context.Context, err error) (*status.Status, outc
 // when the caller's stream failed (the caller went away, or sent a message
 // the proxy refuses) or the callee refused a message; nil when the caller
 // half-closed or the callee ended the call.
-func (r *relay) relayRequests(out grpc.ClientStream) error {
+func (r *relay) relayRequests(in frameStream, out grpc.ClientStream) error {
 	var f frame
 	for {
-		if err := r.in.RecvMsg(&f); err != nil {
+		if err := in.RecvMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
 				return out.CloseSend()
 			}
 			return err
 		}
-		r.record(&f, 0)
 		if err := out.SendMsg(&f); err != nil {
 			f.release()
 			if errors.Is(err, io.EOF) {
@@ -199,12 +249,11 @@ func (r *relay) relayRequests(out grpc.ClientStream) error {
 // relayResponses passes the callee's response header, then its messages,
 // to the caller, until the callee ends the call. It returns the callee's
 // status, or the error of the caller's stream when the caller went away.
-func (r *relay) relayResponses(out grpc.ClientStream) (*status.Status, error) {
+func (r *relay) relayResponses(in frameStream, out grpc.ClientStream) (*status.Status, error) {
 	// Header blocks until the header arrives or the call ends without one
 	// (then it is nil, and the status comes from RecvMsg).
 	if hdr, err := out.Header(); err == nil && hdr != nil {
-		r.c.Header = hdr
-		if err := r.in.SendHeader(hdr); err != nil {
+		if err := in.SendHeader(hdr); err != nil {
 			return nil, err
 		}
 	}
@@ -216,8 +265,7 @@ func (r *relay) relayResponses(out grpc.ClientStream) (*status.Status, error) {
 			}
 			return status.Convert(err), nil
 		}
-		r.record(&f, 1)
-		if err := r.in.SendMsg(&f); err != nil {
+		if err := in.SendMsg(&f); err != nil {
 			f.release()
 			return nil, err
 		}

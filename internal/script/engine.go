@@ -53,6 +53,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Env looks up `${env.NAME}`; nil means os.Getenv.
 	Env func(string) string
+	// Relayer passes calls on to their real callee (bcctl proxy): for the
+	// rules that `relay`, and for the calls no rule matches, which are
+	// then relayed instead of answered UNIMPLEMENTED.
+	Relayer Relayer
 }
 
 // Engine runs a script: it answers calls with the script's rules (it is a
@@ -333,6 +337,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		err = toStatus(err)
 		ev.Status = statusOf(err)
 		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.in, rec.out, rec.header, rec.trailer
+		ev.Sidechannel = rec.sidechannel
 		ev.Duration = time.Since(start)
 		e.tally.add(ev.Record())
 		if e.opts.Observer != nil {
@@ -388,9 +393,15 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		}
 	}
 	if rule == nil {
+		if err, ok := e.relayUnmatched(rec); ok {
+			return err
+		}
 		return status.Error(codes.Unimplemented, rs.explain(name, in))
 	}
 	ev.Rule = rule.Ref()
+	if l, ok := call.(RuleListener); ok {
+		l.RuleChosen(ev.Rule)
+	}
 	r := &run{
 		e: e, call: rec, rule: rule, b: b, id: ev.ID, ctx: call.Context(), types: types,
 		sc: &scope{n: n, md: md, peer: ev.Peer, vars: rs.script.vars, caps: map[string]any{}, env: e.opts.Env},
@@ -448,6 +459,9 @@ type recorder struct {
 	in, out []proto.Message
 	header  metadata.MD
 	trailer metadata.MD
+	// sidechannel is what a sidechannel step saw of the call's
+	// sidechannel; nil when no step opened it.
+	sidechannel *calls.Sidechannel
 }
 
 func (r *recorder) unread(m proto.Message) {

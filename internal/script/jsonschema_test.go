@@ -60,6 +60,8 @@ func TestJSONSchemaMatchesLoader(t *testing.T) {
 	same("fail keys", props(def("fail")), failKeys)
 	same("expect keys", props(def("expectation")), expectKeys)
 	same("raw-bytes forms", props(def("bytes")), bytesFormKeys)
+	same("sidechannel step keys", props(def("sidechannel")), sidechannelKeys)
+	same("sidechannel data fields", props(def("sidechannelExpect")), sidechannelFields)
 
 	var steps []string
 	for _, alt := range def("step")["oneOf"].([]any) {

@@ -25,6 +25,10 @@ type Config struct {
 	// backchannel: the methods of `backchannel` rules, and of `call` steps
 	// inside `rules` and `on_connect`. Nil means Upstream.
 	Backchannel Schema
+	// Relay says the script runs in bcctl proxy: rules may `relay` the
+	// calls they match to their real callee (and change the answer), and a
+	// call no rule matches is relayed as it is.
+	Relay bool
 }
 
 // Section names the part of a script a rule belongs to.
@@ -97,6 +101,7 @@ func Parse(ctx context.Context, name string, src []byte, cfg Config) (*Script, e
 		backchannel: newCatalog(ctx, cfg.Backchannel),
 		upTypes:     withGlobalTypes(cfg.Upstream.Types()),
 		backTypes:   withGlobalTypes(cfg.Backchannel.Types()),
+		relays:      cfg.Relay,
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
@@ -139,6 +144,7 @@ type loader struct {
 	upTypes     dynamic.TypeResolver
 	backTypes   dynamic.TypeResolver
 	vars        map[string]any
+	relays      bool // Config.Relay
 }
 
 func (l *loader) values(env *tenv, types dynamic.TypeResolver) *valueCompiler {

@@ -60,6 +60,7 @@ type body struct {
 	each     []*step
 	end      []*step
 	final    []*step // the reply/stream/fail shorthands
+	relay    *relaySpec
 }
 
 // needsRequest reports whether matching must look at the first message.
@@ -67,7 +68,7 @@ func (b *body) needsRequest() bool { return b.request != nil || b.whereReq }
 
 // Keys of a rule, of its match, in the order the docs present them.
 var (
-	ruleKeys  = []string{"name", "match", "times", "delay", "headers", "trailers", "reply", "stream", "fail", "do", "each", "end"}
+	ruleKeys  = []string{"name", "match", "times", "delay", "headers", "trailers", "reply", "stream", "fail", "relay", "do", "each", "end"}
 	matchKeys = []string{"method", "request", "exact", "metadata", "where"}
 )
 
@@ -243,7 +244,7 @@ func (l *loader) body(ps []pair, md protoreflect.MethodDescriptor, r *Rule, at s
 	clientStreams := md.IsStreamingClient()
 	env := &tenv{input: md.Input(), call: true, peer: true, vars: l.vars}
 	b.headers = l.metadata(get("headers"), env, at+".headers")
-	sc := &stepCtx{l: l, where: at + ".do", method: md, peers: calls, anyTo: anyTo, types: types, env: env}
+	sc := &stepCtx{l: l, where: at + ".do", method: md, peers: calls, anyTo: anyTo, types: types, env: env, sidechannels: r.Section == SectionRules}
 	b.do = sc.steps(get("do"))
 	if clientStreams {
 		sc.env = sc.env.streaming()
@@ -259,13 +260,23 @@ func (l *loader) body(ps []pair, md protoreflect.MethodDescriptor, r *Rule, at s
 		}
 	}
 	shorthands := 0
-	for _, k := range []string{"reply", "stream", "fail"} {
+	for _, k := range []string{"reply", "stream", "fail", "relay"} {
 		if get(k) != nil {
 			shorthands++
 		}
 	}
 	if shorthands > 1 {
-		d.errorf(deref(ps[0].knode), "%s: give one of reply, stream and fail", at)
+		d.errorf(deref(ps[0].knode), "%s: give one of reply, stream, fail and relay", at)
+	}
+	if keyNode("relay") != nil {
+		switch {
+		case !l.relays:
+			d.errorf(keyNode("relay"), "%s.relay: only bcctl proxy relays calls (to its upstream, or into its client's backchannel)", at)
+		case len(b.each) > 0 || len(b.end) > 0:
+			d.errorf(keyNode("relay"), "%s.relay passes the caller's messages on as they come: each and end have none to read", at)
+		default:
+			b.relay = l.relay(get("relay"), md, sc.env, types, at+".relay")
+		}
 	}
 	vc := l.values(sc.env, types)
 	if rn := get("reply"); rn != nil {
@@ -289,7 +300,7 @@ func (l *loader) body(ps []pair, md protoreflect.MethodDescriptor, r *Rule, at s
 		}
 	}
 	b.trailers = l.metadata(get("trailers"), sc.env, at+".trailers")
-	if !md.IsStreamingServer() {
+	if !md.IsStreamingServer() && b.relay == nil {
 		answers := 0
 		for _, list := range [][]*step{b.do, b.each, b.end, b.final} {
 			for _, s := range list {

@@ -34,7 +34,8 @@ func (r *run) scriptError(err error) error {
 }
 
 // execute runs the rule: delay, headers, do, each per inbound message,
-// end, then the reply/stream/fail shorthands; trailers go out at the end.
+// end, then the reply/stream/fail shorthands (or, instead of each, end and
+// those, relay); trailers go out at the end.
 func (r *run) execute() (err error) {
 	b := r.b
 	defer func() {
@@ -58,6 +59,14 @@ func (r *run) execute() (err error) {
 		if err := r.call.SetHeader(md); err != nil {
 			return err
 		}
+	}
+	if b.relay != nil {
+		// The callee gets every message, the one peeked at during
+		// matching included.
+		if err := r.steps(b.do); err != nil || r.done {
+			return err
+		}
+		return r.relay(b.relay)
 	}
 	if b.kind == kindUnary || b.kind == kindServerStream {
 		if _, err := r.call.Recv(); err != nil && err != io.EOF {
@@ -126,6 +135,8 @@ func (r *run) step(s *step) error {
 		return r.fail(s.fail)
 	case stepSleep:
 		return sleep(r.ctx, s.sleep)
+	case stepSidechannel:
+		return r.sidechannel(s.side)
 	case stepCall:
 		x := &caller{e: r.e, ctx: r.ctx, sc: r.sc, peer: r.call.Peer(), cause: r.id, rule: r.rule.Ref()}
 		failure, err := x.call(s.call)

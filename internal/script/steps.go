@@ -31,7 +31,7 @@ const (
 )
 
 // stepKinds lists every step kind the loader accepts.
-var stepKinds = []string{string(stepReply), string(stepSend), string(stepFail), string(stepSleep), string(stepCall)}
+var stepKinds = []string{string(stepReply), string(stepSend), string(stepFail), string(stepSleep), string(stepCall), string(stepSidechannel)}
 
 // step is one compiled entry of do, each, end or on_connect.
 type step struct {
@@ -41,6 +41,7 @@ type step struct {
 	fail  *failSpec
 	sleep time.Duration
 	call  *callSpec
+	side  *sidechannelSpec
 }
 
 // mdValue is one metadata key with templated values.
@@ -133,6 +134,9 @@ type stepCtx struct {
 	anyTo  bool                          // call steps may address other peers
 	types  dynamic.TypeResolver          // resolves Any in the answered method's messages
 	env    *tenv
+	// sidechannels: sidechannel steps may open the caller's sidechannel
+	// (the rules bcctl serve answers forward calls with).
+	sidechannels bool
 }
 
 // steps compiles a list of steps, threading `as` names through env.
@@ -206,6 +210,11 @@ func (c *stepCtx) step(n *yaml.Node, at string) *step {
 		}
 		if st.call.as != "" {
 			c.env = c.env.withCapture(st.call.as, st.call.method.Output())
+		}
+	case stepSidechannel:
+		st.side = c.sidechannelStep(p.val, at)
+		if st.side == nil {
+			return nil
 		}
 	default:
 		d.errorf(p.knode, "%s: unknown step %q%s", at, p.key, words.DidYouMean(p.key, stepKinds))

@@ -143,6 +143,7 @@ type tenv struct {
 	peer     bool                                      // peer.*
 	matching bool                                      // match.where: meta without n
 	captures map[string]protoreflect.MessageDescriptor // results of earlier `call ... as`
+	data     map[string]protoreflect.MessageDescriptor // plain captures (a sidechannel's body)
 	vars     map[string]any
 }
 
@@ -181,6 +182,9 @@ func (e *tenv) roots() []string {
 	out = append(out, "vars", "env", "now", "uuid")
 	var caps []string
 	for k := range e.captures {
+		caps = append(caps, k)
+	}
+	for k := range e.data {
 		caps = append(caps, k)
 	}
 	sort.Strings(caps)
@@ -283,6 +287,9 @@ func (e *tenv) pathType(r *ref) (vtype, error) {
 	}
 	if out, ok := e.captures[r.root]; ok {
 		return checkCapturePath(out, r.steps, r.root)
+	}
+	if md, ok := e.data[r.root]; ok {
+		return fieldPath(md, r.steps, r.root)
 	}
 	return typeAny, fmt.Errorf("unknown name %q%s", r.root, words.DidYouMean(r.root, e.roots()))
 }
