@@ -77,7 +77,7 @@ func startUpstream(t *testing.T) *upstream {
 // every frame the upstream wrote before it.
 func (u *upstream) forward(t *testing.T, c *Conn) {
 	t.Helper()
-	md := method(t, "gitaly.RefService/CreateBranch")
+	md := method(t, "gitaly.RefService/FindDefaultBranchName")
 	if err := c.ClientConn().Invoke(ctxT(t), dynamic.FullMethod(md), dynamicpb.NewMessage(md.Input()), dynamicpb.NewMessage(md.Output())); err != nil {
 		t.Fatalf("forward call: %v", err)
 	}
