@@ -98,6 +98,10 @@ type Entry struct {
 	Stream *Stream `json:"stream,omitempty"`
 	// Sidechannel describes what went through the call's sidechannel.
 	Sidechannel *Sidechannel `json:"sidechannel,omitempty"`
+
+	// messages are the requests and responses themselves when the entry
+	// was built from them (not read back), for WithDefaults and Defaulted.
+	messages *entryMessages
 }
 
 // Sidechannel is what went through the sidechannel of a call (Gitaly's
@@ -273,6 +277,7 @@ type Call struct {
 // values (nil means the program's registry).
 func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 	return Entry{
+		messages:    &entryMessages{requests: c.Requests, responses: c.Responses, resolver: resolver},
 		Time:        c.Start.UTC(),
 		Dir:         c.Dir,
 		Origin:      c.Origin,
