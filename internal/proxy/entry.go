@@ -209,7 +209,7 @@ func messageJSON(b []byte, desc protoreflect.MessageDescriptor, types dynamic.Ty
 		msg := dynamicpb.NewMessage(desc)
 		err := proto.UnmarshalOptions{Resolver: types}.Unmarshal(b, msg)
 		if err == nil {
-			return journal.MessageJSON(msg, types)
+			return journal.MessageJSON(msg, journal.Rendering{Resolver: types})
 		}
 		wire["@type"], wire["@error"] = string(desc.FullName()), err.Error()
 	}

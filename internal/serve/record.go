@@ -37,7 +37,7 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 			types = s.cfg.PeerSchema.Types()
 		}
 	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: s.cfg.Bytes}
 	if ev.Dir == calls.Reverse {
 		s.reverse.Add(1)
 	}
