@@ -42,6 +42,9 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
 		return nil, err
 	}
+	if _, err := opts.Bytes.Mode(); err != nil {
+		return nil, err
+	}
 	if opts.Upstream == "" {
 		return nil, usageErrorf("proxy needs --upstream: the address of the server to relay to")
 	}
@@ -128,6 +131,7 @@ func (p *proxyPlan) loadSchemas(ctx context.Context, opts *ProxyOptions) error {
 		}
 	}
 	p.decoder = &proxy.Decoder{Forward: forward}
+	p.decoder.Bytes, _ = opts.Bytes.Mode() // checked by proxyPlanOf
 	peers, err := opts.PeerSchema.FileSource(ctx)
 	if err != nil {
 		return err

@@ -56,7 +56,7 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 	ctx, cancel := context.WithCancel(env.Context)
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
 	cfg := tui.AnswerConfig{
-		Responder: r, Resolver: types,
+		Responder: r, Resolver: types, Bytes: env.Bytes,
 		Theme: tuiTheme(streams),
 	}
 	if env.Conn != nil {
@@ -74,6 +74,7 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 			Invoker: forward.Observed(forward.ConnInvoker(env.Conn.ClientConn()), byTUI, calls.Forward, calls.Peer{Addr: env.Conn.Address()}),
 			Headers: env.Headers,
 			Target:  env.Conn.Address(),
+			Bytes:   env.Bytes,
 		}
 	}
 	if engine != nil {

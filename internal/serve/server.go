@@ -146,6 +146,9 @@ func (s *Server) Schema() dynamic.Source { return s.cfg.Schema }
 // PeerSchema is the schema serve assumes for peers' backchannels.
 func (s *Server) PeerSchema() dynamic.Source { return s.cfg.PeerSchema }
 
+// Bytes is how the journal's entries show bytes fields (Config.Bytes).
+func (s *Server) Bytes() dynamic.BytesMode { return s.cfg.Bytes }
+
 // Reload puts a new script in force for calls that start from now on;
 // calls counted so far still count for the expectations.
 func (s *Server) Reload(sc *script.Script) {

@@ -27,6 +27,7 @@ func ServeEngine(srv *serve.Server) ServeConfig {
 		Journal: serveJournal{srv},
 		Caller:  serveCaller{srv},
 		Schema:  srv.PeerSchema(),
+		Bytes:   srv.Bytes(),
 	}
 }
 
