@@ -107,6 +107,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "show headers, trailers and every reverse call (-vv: also metadata, timing and sizes)")
 	fs.StringVarP(&opts.Output, "output", "o", "text", "output `mode`: text (grpcurl's output) or json (one JSON document with the call, its status and every reverse call)")
 	opts.Client.AddFlags(fs)
+	fs.Lookup("max-time").Usage = "the most the whole command may take (`seconds` or a duration), and the call's deadline; its passing exits 68, DEADLINE_EXCEEDED"
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
@@ -179,7 +180,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return err
+		return maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -189,7 +190,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return explainSchemaError(err)
+		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)

@@ -80,6 +80,7 @@ lost.`,
 	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
 	opts.Client.AddFlags(fs)
+	fs.Lookup("max-time").Usage = "stop after this long (`seconds` or a duration), a normal end: the exit code is the expectations'"
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
 	return cmd
 }
@@ -116,7 +117,14 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		responder = opts.Interactive.on(streams)
 	}
 
-	ctx, cancel := opts.Client.withMaxTime(ctx)
+	// For connect, --max-time is when to stop, not a deadline: it passing
+	// before the connection is made is a connection that could not be.
+	var cancel context.CancelFunc
+	if d := opts.Client.Conn.MaxTime; d > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("--max-time %s passed", d))
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	printer := &entryPrinter{
 		w:         streams.SyncOut(),
