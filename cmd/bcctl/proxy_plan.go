@@ -22,6 +22,7 @@ const proxyKeepMessages = 4 << 20
 // proxyPlan is what proxy's flags resolve to before anything listens.
 type proxyPlan struct {
 	listen   []Address
+	admin    *Address
 	upstream Address
 	upCreds  credentials.TransportCredentials
 	decoder  *proxy.Decoder
@@ -43,6 +44,12 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 		return nil, err
 	}
 	if _, err := opts.Bytes.Mode(); err != nil {
+		return nil, err
+	}
+	if opts.TUI && opts.UI == nil {
+		return nil, errNoTUI
+	}
+	if p.admin, err = adminAddress(ctx, opts.Admin); err != nil {
 		return nil, err
 	}
 	if opts.Upstream == "" {
@@ -91,7 +98,7 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 		ListenCreds: listenCreds, Logger: opts.Factory.Logger,
 		MaxMsgSize: opts.MaxMsgSize, ConnectTimeout: opts.ConnectTimeout,
 	}
-	if p.textOut || p.jsonOut || opts.Journal != "" || opts.Record != "" {
+	if p.textOut || p.jsonOut || opts.Journal != "" || opts.Record != "" || opts.Admin != "" || opts.TUI {
 		p.cfg.KeepMessages = proxyKeepMessages
 	}
 	return p, nil

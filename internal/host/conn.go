@@ -54,8 +54,12 @@ type Config struct {
 	// UserAgent is put in front of grpc-go's user agent.
 	UserAgent string
 	// Backchannel is the yamux configuration of the multiplexed session;
-	// zero means backchannel.DefaultConfiguration().
+	// zero fields mean backchannel.DefaultConfiguration()'s, except the
+	// accept backlog, DefaultAcceptBacklog.
 	Backchannel backchannel.Configuration
+	// Limits bound what the server can make the hosted backchannel server
+	// spend.
+	Limits Limits
 	// Logger receives the multiplexing layer's diagnostics; nil discards.
 	Logger *slog.Logger
 	// DialOptions are added to the forward connection's options.
@@ -102,15 +106,16 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	c := &Conn{
 		cfg: cfg, base: base, dialer: net.Dialer{Timeout: cfg.ConnectTimeout}, diag: diag,
-		bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize), lost: make(chan struct{}),
+		bc:   newBackchannelServer(logger, cfg.MaxRecvMsgSize, cfg.Limits.withDefaults(cfg.ConnectTimeout)),
+		lost: make(chan struct{}),
 	}
 	c.watchCtx, c.stopWatch = context.WithCancel(context.Background())
 
 	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: base, d: diag}
 	if !cfg.NoMux {
 		bcfg := cfg.Backchannel
-		if bcfg == (backchannel.Configuration{}) {
-			bcfg = backchannel.DefaultConfiguration()
+		if bcfg.AcceptBacklog == 0 {
+			bcfg.AcceptBacklog = DefaultAcceptBacklog
 		}
 		creds = &outerCreds{
 			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg).ClientHandshake(creds),
