@@ -180,7 +180,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return maxTimePassed(ctx, err, "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -190,7 +190,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)
