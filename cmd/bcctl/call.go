@@ -180,6 +180,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
+	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
 		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
