@@ -1,20 +1,14 @@
 package journal
 
 import (
-	"encoding/json"
-
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-
-	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
-// entryMessages are the messages an Entry was built from.
+// entryMessages are the messages an Entry was built from, and how.
 type entryMessages struct {
 	requests, responses []proto.Message
-	resolver            dynamic.TypeResolver
+	r                   Rendering
 }
 
 // WithDefaults returns e with its requests and responses rendered with
@@ -26,8 +20,10 @@ func (e Entry) WithDefaults() Entry {
 	if m == nil {
 		return e
 	}
-	e.Requests = messagesWithDefaults(m.requests, m.resolver)
-	e.Responses = messagesWithDefaults(m.responses, m.resolver)
+	r := m.r
+	r.EmitDefaults = true
+	e.Requests = messagesJSON(m.requests, r)
+	e.Responses = messagesJSON(m.responses, r)
 	return e
 }
 
@@ -42,25 +38,6 @@ func (e Entry) Defaulted() (requests, responses [][]string) {
 		return nil, nil
 	}
 	return defaultedFields(e.messages.requests), defaultedFields(e.messages.responses)
-}
-
-func messagesWithDefaults(msgs []proto.Message, resolver dynamic.TypeResolver) []json.RawMessage {
-	if len(msgs) == 0 {
-		return nil
-	}
-	if resolver == nil {
-		resolver = protoregistry.GlobalTypes
-	}
-	out := make([]json.RawMessage, len(msgs))
-	for i, msg := range msgs {
-		data, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Resolver: resolver}.Marshal(msg)
-		if err != nil {
-			out[i] = MessageJSON(msg, resolver) // keeps what cannot be rendered
-			continue
-		}
-		out[i] = compact(data)
-	}
-	return out
 }
 
 func defaultedFields(msgs []proto.Message) [][]string {
