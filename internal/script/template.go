@@ -60,7 +60,6 @@ type pathStep struct {
 // whole reports whether the template is a single reference.
 func (t *template) whole() bool { return len(t.parts) == 1 && t.parts[0].ref != nil }
 
-
 var rootName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // hasTemplate reports whether s contains a reference (not counting `$${`).
