@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -104,6 +105,7 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 		KeepaliveTime:  c.Conn.KeepaliveTime,
 		MaxRecvMsgSize: c.Conn.MaxMsgSize,
 		UserAgent:      c.Conn.UserAgent,
+		Backchannel:    backchannel.Configuration{MaximumStreamWindowSizeBytes: c.Conn.MuxWindow},
 		Logger:         f.Logger,
 	}
 }

@@ -135,6 +135,7 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 		Schema: p.schema, PeerSchema: p.peers, Script: p.script, Creds: creds,
 		Logger: opts.Factory.Logger, MaxCalls: opts.MaxCalls, NoDiscovery: opts.NoDiscovery,
 		Env: opts.Factory.Getenv, ServerOptions: srvOpts, BackchannelDialOptions: dialOpts,
+		MuxWindow: opts.MuxWindow,
 	}
 	return p, nil
 }

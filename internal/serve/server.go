@@ -98,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(cfg.ReadBufferSize),
 	}, cfg.BackchannelDialOptions...)
-	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts))
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
 	opts := []grpc.ServerOption{
 		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
