@@ -26,9 +26,10 @@ type CallOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 
-	Client ClientFlags
-	Answer AnswerFlags
-	Format FormatFlags
+	Client      ClientFlags
+	Answer      AnswerFlags
+	Format      FormatFlags
+	Sidechannel SidechannelFlags
 
 	// Address and Method are the arguments.
 	Address string
@@ -106,12 +107,13 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	opts.Client.AddFlags(fs)
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
+	opts.Sidechannel.AddFlags(fs)
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
 	return cmd
 }
 
 // callRun runs `bcctl call`.
-func callRun(ctx context.Context, opts *CallOptions) error {
+func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output %q: want text or json", opts.Output)
 	}
@@ -137,6 +139,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
 		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
 	}
+	if err := opts.Sidechannel.validate(opts); err != nil {
+		return err
+	}
 	input, closeInput, err := openData(opts.Data, opts.IO)
 	if err != nil {
 		return err
@@ -146,7 +151,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
 	streams := opts.IO
-	out := streams.SyncOut()
+	out, docOut := streams.SyncOut(), streams.Out
+	if opts.Sidechannel.Out == "-" {
+		// stdout carries the sidechannel's bytes.
+		out, docOut = streams.SyncErrOut(), streams.ErrOut
+	}
 	if opts.TUI {
 		// The TUI owns the terminal until the session closes: what the
 		// call prints waits until then.
@@ -202,6 +211,19 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return err
 	}
 	inv := client.Invocation{Method: md, Metadata: plan.rpcMD, Next: parser.Next}
+	answer := s.SidechannelAnswer(dynamic.MethodName(md))
+	if opts.Sidechannel.wants(dynamic.MethodName(md), answer, opts.Client.Conn.NoMux) {
+		side, closeFiles, err := opts.Sidechannel.open(streams, answer)
+		if err != nil {
+			return err
+		}
+		inv.Sidechannel = side
+		defer func() {
+			if err := closeFiles(); err != nil && retErr == nil {
+				retErr = err
+			}
+		}()
+	}
 	var printing *dynamic.PrintingHandler
 	if opts.Output == "text" {
 		printing = &dynamic.PrintingHandler{Out: out, Formatter: formatter, Text: opts.Format.Format == "text", Verbosity: opts.Verbosity}
@@ -223,6 +245,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	if printing != nil && printing.Err != nil {
 		return printing.Err
+	}
+	if opts.Output == "text" {
+		reportSidechannel(out, streams.SyncErrOut(), fc.Sidechannel, &opts.Sidechannel, opts.Verbosity)
 	}
 
 	if interrupted(ctx) { // during the call itself
@@ -250,7 +275,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.Output == "json" {
 		doc.setCall(entry)
 		doc.setReport(report)
-		if err := doc.write(streams.Out); err != nil {
+		if err := doc.write(docOut); err != nil {
 			return err
 		}
 	} else if st.Code() != codes.OK {
@@ -276,6 +301,8 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return &StatusError{Code: st.Code()}
 	case report != nil && !report.OK():
 		return report.Err()
+	case fc.SidechannelErr != nil:
+		return sidechannelError(fc.SidechannelErr)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/listenmux"
 )
 
 // DefaultConnectTimeout is Config.ConnectTimeout when it is zero (grpcurl's
@@ -54,8 +55,12 @@ type Config struct {
 	// UserAgent is put in front of grpc-go's user agent.
 	UserAgent string
 	// Backchannel is the yamux configuration of the multiplexed session;
-	// zero means backchannel.DefaultConfiguration().
+	// zero fields take backchannel.DefaultConfiguration()'s values.
 	Backchannel backchannel.Configuration
+	// StreamHandshakers take the streams the server opens that begin with
+	// their magic (Gitaly's sidechannel) out of the backchannel server
+	// (backchannel.WithStreamHandshaker).
+	StreamHandshakers []listenmux.Handshaker
 	// Logger receives the multiplexing layer's diagnostics; nil discards.
 	Logger *slog.Logger
 	// DialOptions are added to the forward connection's options.
@@ -108,12 +113,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: base, d: diag}
 	if !cfg.NoMux {
-		bcfg := cfg.Backchannel
-		if bcfg == (backchannel.Configuration{}) {
-			bcfg = backchannel.DefaultConfiguration()
+		var opts []backchannel.ClientHandshakerOption
+		for _, h := range cfg.StreamHandshakers {
+			opts = append(opts, backchannel.WithStreamHandshaker(h))
 		}
 		creds = &outerCreds{
-			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg).ClientHandshake(creds),
+			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, cfg.Backchannel, opts...).ClientHandshake(creds),
 			d:                    c.diag,
 		}
 	}

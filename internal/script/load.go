@@ -55,6 +55,7 @@ type Script struct {
 	// Expectations are the `expect` entries.
 	Expectations []*Expectation
 
+	sidechannels []*SidechannelAnswer
 	onConnect    []*step
 	onConnectPos calls.Pos
 	vars         map[string]any
@@ -74,7 +75,7 @@ func (s *Script) section(sec Section) []*Rule {
 }
 
 // Top-level keys of a script.
-var topKeys = []string{"vars", "rules", "backchannel", "on_connect", "expect"}
+var topKeys = []string{"vars", "rules", "backchannel", "sidechannel", "on_connect", "expect"}
 
 // LoadFile reads and validates the script at path.
 func LoadFile(ctx context.Context, path string, cfg Config) (*Script, error) {
@@ -189,6 +190,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	names := map[string]calls.Pos{}
 	s.Rules = l.rules(get("rules"), SectionRules, names)
 	s.Backchannel = l.rules(get("backchannel"), SectionBackchannel, names)
+	s.sidechannels = l.sidechannelAnswers(get("sidechannel"))
 	if on := get("on_connect"); on != nil {
 		s.onConnectPos = l.d.pos(deref(on))
 		sc := &stepCtx{l: l, where: "on_connect", peers: l.backchannel, anyTo: true, types: l.upTypes,
