@@ -35,7 +35,7 @@ func Example() {
 		if err := stream.RecvMsg(new(wrapperspb.StringValue)); err != nil {
 			return err
 		}
-		fmt.Println("gitaly: CreateBranch received")
+		fmt.Println("gitaly: UserCreateBranch received")
 
 		id, err := backchannel.GetPeerID(stream.Context())
 		if errors.Is(err, backchannel.ErrNonMultiplexedConnection) {
@@ -80,8 +80,8 @@ func Example() {
 		}
 		defer cc.Close()
 		reply := new(wrapperspb.StringValue)
-		if err := cc.Invoke(context.Background(), "/gitaly.RefService/CreateBranch", wrapperspb.String("feature"), reply); err != nil {
-			fmt.Println("CreateBranch:", err)
+		if err := cc.Invoke(context.Background(), "/gitaly.OperationService/UserCreateBranch", wrapperspb.String("feature"), reply); err != nil {
+			fmt.Println("UserCreateBranch:", err)
 			return
 		}
 		fmt.Println("client: branch", reply.GetValue())
@@ -94,13 +94,13 @@ func Example() {
 
 	// Output:
 	// -- multiplexed client
-	// gitaly: CreateBranch received
+	// gitaly: UserCreateBranch received
 	// gitaly: asking the caller to vote
 	// praefect: voting on refs/heads/feature
 	// gitaly: vote is COMMIT
 	// client: branch created
 	// -- plain client
-	// gitaly: CreateBranch received
+	// gitaly: UserCreateBranch received
 	// gitaly: caller does not multiplex, no vote
 	// client: branch created
 }

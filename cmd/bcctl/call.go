@@ -76,9 +76,12 @@ NOT_FOUND). See docs/exit-codes.md.`,
 		Example: `  # A unary call, the schema by reflection
   bcctl call --plaintext localhost:9000 acme.Users/Get -d '{"id": "42"}'
 
-  # Gitaly asks the caller to vote before it creates the branch: answer by script
-  bcctl call --plaintext localhost:9000 gitaly.RefService/CreateBranch \
-      -H 'x-transaction: 7' -d '{"branch_name": "feature/x"}' --answer vote.yaml -v
+  # Gitaly asks the caller to vote before it creates the branch: answer by script.
+  # The metadata is Praefect's transaction (base64 of {"id":7,"node":"gitaly-1","primary":true});
+  # -d is protobuf JSON, so branch_name (bytes) is base64: ZmVhdHVyZS94 is feature/x
+  bcctl call --plaintext localhost:9000 gitaly.OperationService/UserCreateBranch \
+      -H 'gitaly-reference-transaction: eyJpZCI6Nywibm9kZSI6ImdpdGFseS0xIiwicHJpbWFyeSI6dHJ1ZX0=' \
+      -d '{"branch_name": "ZmVhdHVyZS94"}' --answer vote.yaml -v
 
   # Requests from a file, schema from a protoset, TLS with a private CA
   bcctl call --cacert ca.pem --protoset api.protoset gitaly.internal:9999 acme.Users/Import -d @users.json
@@ -87,7 +90,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
   bcctl call --plaintext --no-mux localhost:9000 acme.Users/Chat -d @-
 
   # One JSON document with everything that happened, for scripts
-  bcctl call --plaintext localhost:9000 gitaly.RefService/DeleteBranch --answer vote.yaml \
+  bcctl call --plaintext localhost:9000 gitaly.OperationService/UserDeleteBranch --answer vote.yaml \
       --wait-reverse 1 -o json | jq .calls`,
 		Args: exactArgs("the server address (ADDR)", "the method (METHOD)"),
 		RunE: func(cmd *cobra.Command, args []string) error {

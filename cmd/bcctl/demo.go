@@ -21,8 +21,10 @@ func newDemoCmd(f *Factory, runF func(context.Context, *DemoOptions) error) *cob
 		Long: `Start a bcctl serve (the upstream, Gitaly's role) and two clients in this
 process, over real sockets on 127.0.0.1, with an embedded schema and embedded
 scripts, and print what happens: a multiplexed client (Praefect's role) calls
-gitaly.RefService/CreateBranch, serve calls back into the client's backchannel
-to vote (gitaly.RefTransaction/VoteTransaction) and answers once the vote is
+gitaly.OperationService/UserCreateBranch with Praefect's transaction metadata
+(gitaly-reference-transaction), serve calls back into the client's backchannel
+to vote (gitaly.RefTransaction/VoteTransaction, PREPARED then COMMITTED, with
+the transaction's id and node and a SHA-1) and answers once both votes are
 COMMIT; then a plain gRPC client makes the same call and is answered without a
 vote. The journal serve wrote and its expectations end the transcript.
 

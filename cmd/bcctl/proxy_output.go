@@ -84,7 +84,7 @@ func (p *proxyPrinter) entry(e journal.Entry) {
 // callText renders a call for people:
 //
 //	15:04:05.001   #2 reverse gitaly.RefTransaction/VoteTransaction to client 1: OK 0.9ms (client 0.7ms, proxy +0.2ms, for #1)
-//	15:04:05.002 #1 forward gitaly.RefService/CreateBranch from client 1: OK 2.1ms (upstream 1.6ms, proxy +0.5ms)
+//	15:04:05.002 #1 forward gitaly.OperationService/UserCreateBranch from client 1: OK 2.1ms (upstream 1.6ms, proxy +0.5ms)
 func (p *proxyPrinter) callText(e journal.Entry) string {
 	var b strings.Builder
 	b.WriteString(p.cs.Dim(e.Time.Local().Format(proxyTimeFormat)))

@@ -24,9 +24,11 @@ backchannel server that calls back into its peers.`,
 		Example: `  # Call a method, resolving the schema by server reflection
   bcctl call --plaintext localhost:9000 acme.Users/Get -d '{"id": "42"}'
 
-  # Call a Gitaly-style server and answer its vote request from a script
-  bcctl call --plaintext localhost:9000 gitaly.RefService/CreateBranch \
-      -H 'x-transaction: 7' -d '{"branch_name": "feature/x"}' --answer vote.yaml
+  # Call Gitaly as Praefect does (transaction 7 of node gitaly-1, branch feature/x)
+  # and answer its votes from a script
+  bcctl call --plaintext localhost:9000 gitaly.OperationService/UserCreateBranch \
+      -H 'gitaly-reference-transaction: eyJpZCI6Nywibm9kZSI6ImdpdGFseS0xIiwicHJpbWFyeSI6dHJ1ZX0=' \
+      -d '{"branch_name": "ZmVhdHVyZS94"}' --answer vote.yaml
 
   # List and describe services
   bcctl list --plaintext localhost:9000

@@ -89,8 +89,8 @@ expect:
 		},
 		{
 			name:    "vote by script",
-			args:    []string{"call", "--plaintext", srv.Addr, "gitaly.RefService/CreateBranch", "-d", `{"branch_name": "b"}`, "--answer", commit},
-			wantOut: []string{`"name": "b"`},
+			args:    []string{"call", "--plaintext", srv.Addr, "gitaly.OperationService/UserCreateBranch", "-d", `{"branch_name": "Yg=="}`, "--answer", commit},
+			wantOut: []string{`"name": "Yg=="`}, // protobuf JSON: bytes in base64
 		},
 		{
 			name:     "expectations fail",
@@ -145,8 +145,8 @@ backchannel:
 expect:
   - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 1}
 `)
-	code, out, errOut := runBcctl(t, "", "call", "--plaintext", srv.Addr, "gitaly.RefService/CreateBranch",
-		"-H", "x-transaction: 12", "-d", `{"branch_name": "feature/doc"}`, "--answer", answer, "-o", "json")
+	code, out, errOut := runBcctl(t, "", "call", "--plaintext", srv.Addr, "gitaly.OperationService/UserCreateBranch",
+		"-H", "gitaly-reference-transaction: eyJpZCI6MTIsIm5vZGUiOiJnaXRhbHktMSIsInByaW1hcnkiOnRydWV9", "-d", `{"branch_name": "ZmVhdHVyZS9kb2M="}`, "--answer", answer, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -163,10 +163,10 @@ expect:
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not one JSON document: %v\n%s", err, out)
 	}
-	if doc.Method != "gitaly.RefService/CreateBranch" || doc.Status.Code != "OK" || doc.By != journal.ByCLI {
+	if doc.Method != "gitaly.OperationService/UserCreateBranch" || doc.Status.Code != "OK" || doc.By != journal.ByCLI {
 		t.Errorf("forward call = %+v", doc.Entry)
 	}
-	if got := compactJSON(t, doc.Responses[0]); got != `{"branch":{"name":"feature/doc","target_commit_id":"HEAD"}}` {
+	if got := compactJSON(t, doc.Responses[0]); got != `{"branch":{"name":"ZmVhdHVyZS9kb2M=","target_commit":{"id":"HEAD"}}}` {
 		t.Errorf("response = %s", got)
 	}
 	if len(doc.Calls) != 1 {

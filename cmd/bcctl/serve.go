@@ -106,7 +106,7 @@ exits 1; bad flags exit 2.`,
       --admin unix:/tmp/bcctl-admin.sock
 
   # In CI: stop after 10 forward calls or 60s, keep a journal, exit with the expectations
-  bcctl serve --listen 127.0.0.1:9000 --proto gitaly/ref.proto --proto gitaly/transaction.proto \
+  bcctl serve --listen 127.0.0.1:9000 --proto gitaly/operations.proto --proto gitaly/transaction.proto \
       --script vote.yaml --max-calls 10 --max-time 60 --journal calls.jsonl
 
   # Edit the script while serving: a change that does not load keeps the old one

@@ -37,7 +37,7 @@ func (p *servePrinter) event(ev *serve.Event) {
 // text renders a call for people:
 //
 //	15:04:05.000 #2 reverse gitaly.RefTransaction/VoteTransaction to peer 1: OK 0.9ms (made by "vote" at vote.yaml:9:11 for #1)
-//	15:04:05.001 #1 forward gitaly.RefService/CreateBranch from peer 1: OK 1.4ms (rule "vote" at vote.yaml:3:5)
+//	15:04:05.001 #1 forward gitaly.OperationService/UserCreateBranch from peer 1: OK 1.4ms (rule "vote" at vote.yaml:3:5)
 func (p *servePrinter) text(e journal.Entry) string {
 	var b strings.Builder
 	b.WriteString(p.cs.Dim(e.Time.Local().Format("15:04:05.000")))

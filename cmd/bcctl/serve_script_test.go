@@ -13,15 +13,14 @@ package main
 //	    gitaly.RefTransaction (votes COMMIT, except transaction 13: ABORT)
 //	    and reflection on its backchannel, and waits until serve lists it
 //	serve-call [-H 'name: value'] NAME METHOD JSON
-//	    make a forward call on peer NAME and print "OK {response}" or
+//	    make a forward call on peer NAME and print "OK {response}" (bytes
+//	    fields as text, as --bytes text shows them) or
 //	    "CODE: message" (a non-OK status is not a failure of the command)
 //	serve-peer-close NAME
 //	    close peer NAME's connection
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -271,9 +270,8 @@ func cmdServeCall(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(out)
 	ts.Check(err)
-	var out2 bytes.Buffer
-	ts.Check(json.Compact(&out2, b))
-	fmt.Fprintf(ts.Stdout(), "OK %s\n", out2.String())
+	// Bytes as text, as --bytes text prints them: Gitaly's names read as such.
+	fmt.Fprintf(ts.Stdout(), "OK %s\n", dynamic.BytesAsText(b, md.Output(), nil))
 }
 
 func cmdServePeerClose(ts *testscript.TestScript, neg bool, args []string) {

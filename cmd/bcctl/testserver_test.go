@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -110,7 +110,7 @@ func startTestServer(opts testServerOptions) (*testServer, error) {
 
 	ctx := context.Background()
 	var services []protoreflect.ServiceDescriptor
-	for _, name := range []string{"acme.Users", "gitaly.RefService"} {
+	for _, name := range []string{"acme.Users", "gitaly.OperationService", "gitaly.RefService"} {
 		d, err := src.FindSymbol(ctx, name)
 		if err != nil {
 			return nil, err
@@ -249,42 +249,69 @@ func (ts *testServer) respond(call dynamic.Call) error {
 				return err
 			}
 		}
-	case "gitaly.RefService/CreateBranch":
+	case "gitaly.OperationService/UserCreateBranch":
 		return ts.createBranch(call)
-	case "gitaly.RefService/DeleteBranch":
+	case "gitaly.OperationService/UserDeleteBranch":
 		return ts.deleteBranch(call)
 	case "gitaly.RefService/FindAllBranches":
 		if _, err := call.Recv(); err != nil {
 			return err
 		}
-		return call.Send(ts.message("gitaly.FindAllBranchesResponse", `{"branches": [{"name": "main", "target_commit_id": "abc"}]}`))
+		return call.Send(ts.message("gitaly.FindAllBranchesResponse", `{"branches": [{"name": "cmVmcy9oZWFkcy9tYWlu", "target": {"id": "abc"}}]}`))
 	}
 	return status.Errorf(codes.Unimplemented, "test server: %s", dynamic.MethodName(call.Method()))
 }
 
+// transaction is what Praefect sends in the gitaly-reference-transaction
+// request metadata: the standard base64 of this JSON.
+type transaction struct {
+	ID      uint64 `json:"id"`
+	Node    string `json:"node"`
+	Primary bool   `json:"primary"`
+}
+
+// transactionOf decodes a request's transaction; without one it is
+// transaction 1 of node gitaly-1 (so that every call exercises a vote).
+func transactionOf(md metadata.MD) (transaction, error) {
+	txn := transaction{ID: 1, Node: "gitaly-1", Primary: true}
+	v := md.Get("gitaly-reference-transaction")
+	if len(v) == 0 {
+		return txn, nil
+	}
+	js, err := base64.StdEncoding.DecodeString(v[0])
+	if err == nil {
+		err = json.Unmarshal(js, &txn)
+	}
+	if err != nil {
+		return txn, status.Errorf(codes.InvalidArgument, "gitaly-reference-transaction %q: %v", v[0], err)
+	}
+	return txn, nil
+}
+
 // createBranch does what Gitaly does: before it creates the branch it asks
-// the caller to vote through the caller's backchannel, and fails with
-// ABORTED unless the vote is COMMIT.
+// the caller to vote through the caller's backchannel, with the id and node
+// of the request's transaction and the SHA-1 of the branch name, and fails
+// with ABORTED unless the vote is COMMIT. (Gitaly votes again, in
+// COMMITTED_PHASE, once the reference is updated: bcctl demo shows both.)
 func (ts *testServer) createBranch(call dynamic.Call) error {
 	req, err := call.Recv()
 	if err != nil {
 		return err
 	}
-	branch := field(req, "branch_name").String()
+	branch := field(req, "branch_name").Bytes()
 	conn, err := ts.callerBackchannel(call.Context())
 	if err != nil {
 		return err
 	}
-	txn := uint64(1)
-	if v := call.Metadata().Get("x-transaction"); len(v) > 0 {
-		if txn, err = strconv.ParseUint(v[0], 10, 64); err != nil {
-			return status.Errorf(codes.InvalidArgument, "x-transaction %q is not a number", v[0])
-		}
+	tx, err := transactionOf(call.Metadata())
+	if err != nil {
+		return err
 	}
-	hash := sha1.Sum([]byte(branch))
+	txn := tx.ID
+	hash := sha1.Sum(branch)
 	vote := ts.message("gitaly.VoteTransactionRequest", fmt.Sprintf(
-		`{"transaction_id": "%d", "node": "gitaly-1", "phase": "PREPARED_PHASE", "reference_updates_hash": %q}`,
-		txn, base64.StdEncoding.EncodeToString(hash[:])))
+		`{"transaction_id": "%d", "node": %q, "phase": "PREPARED_PHASE", "reference_updates_hash": %q}`,
+		txn, tx.Node, base64.StdEncoding.EncodeToString(hash[:])))
 	reply := ts.message("gitaly.VoteTransactionResponse", "")
 	ctx, cancel := context.WithTimeout(call.Context(), 10*time.Second)
 	defer cancel()
@@ -300,12 +327,12 @@ func (ts *testServer) createBranch(call dynamic.Call) error {
 	if stateName != "COMMIT" {
 		return status.Errorf(codes.Aborted, "transaction %d: vote was %s", txn, stateName)
 	}
-	start := field(req, "start_point").String()
+	start := string(field(req, "start_point").Bytes())
 	if start == "" {
 		start = "HEAD"
 	}
-	return call.Send(ts.message("gitaly.CreateBranchResponse", fmt.Sprintf(
-		`{"branch": {"name": %q, "target_commit_id": %q}}`, branch, start)))
+	return call.Send(ts.message("gitaly.UserCreateBranchResponse", fmt.Sprintf(
+		`{"branch": {"name": %q, "target_commit": {"id": %q}}}`, base64.StdEncoding.EncodeToString(branch), start)))
 }
 
 // deleteBranch answers at once and then, once released (release), tells
@@ -333,7 +360,7 @@ func (ts *testServer) deleteBranch(call dynamic.Call) error {
 		err := conn.Invoke(ctx, "/gitaly.RefTransaction/StopTransaction", req, ts.message("gitaly.StopTransactionResponse", ""))
 		ts.record("stop: " + status.Code(err).String())
 	}()
-	return call.Send(ts.message("gitaly.DeleteBranchResponse", ""))
+	return call.Send(ts.message("gitaly.UserDeleteBranchResponse", ""))
 }
 
 // release lets the reverse call of the DeleteBranch that waits for it go.

@@ -114,8 +114,8 @@ func wait[T any](t *testing.T, ch <-chan T) T {
 // the response is printed after it.
 func TestCallTUI(t *testing.T) {
 	srv := newServer(t, testServerOptions{})
-	keys, term, done := tuiRunBcctl(t, "call", "--plaintext", srv.Addr, "gitaly.RefService/CreateBranch",
-		"-d", `{"branch_name": "feature/tui", "start_point": "abc"}`, "-H", "x-transaction: 9", "--tui", "--protoset", corpusProtoset)
+	keys, term, done := tuiRunBcctl(t, "call", "--plaintext", srv.Addr, "gitaly.OperationService/UserCreateBranch",
+		"-d", `{"branch_name": "ZmVhdHVyZS90dWk=", "start_point": "YWJj"}`, "-H", "gitaly-reference-transaction: eyJpZCI6OSwibm9kZSI6ImdpdGFseS0xIiwicHJpbWFyeSI6dHJ1ZX0=", "--tui", "--protoset", corpusProtoset)
 	term.waitFor(t, "gitaly.RefTransaction/VoteTransaction", "left", `"transaction_id": "9"`)
 	if _, err := keys.Write([]byte("s")); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestCallTUI(t *testing.T) {
 		t.Errorf("the server saw %v, want the COMMIT vote", log)
 	}
 	out := term.String()
-	i := strings.LastIndex(out, `"name": "feature/tui"`)
+	i := strings.LastIndex(out, `"name": "ZmVhdHVyZS90dWk="`) // feature/tui
 	if i < 0 || i < strings.LastIndex(out, "VoteTransaction") {
 		t.Errorf("the response should be printed after the TUI closed; the terminal got:\n%s", out)
 	}

@@ -49,7 +49,7 @@ func corpusSchema(t testing.TB) *dynamic.FileSource {
 const serveScript = `
 rules:
   - name: vote
-    match: {method: gitaly.RefService/CreateBranch}
+    match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - call: {method: gitaly.RefTransaction/VoteTransaction, with: {transaction_id: 1}, expect: {code: OK}}
       - reply: {}
@@ -198,8 +198,8 @@ func TestAdminAPI(t *testing.T) {
 
 	// A forward call that makes the script vote (ABORT is still OK for
 	// the script's expect: code OK).
-	if err := conn.ClientConn().Invoke(ctx, "/gitaly.RefService/CreateBranch", emptyMsg(t, "gitaly.CreateBranchRequest"), emptyMsg(t, "gitaly.CreateBranchResponse")); err != nil {
-		t.Fatalf("CreateBranch: %v", err)
+	if err := conn.ClientConn().Invoke(ctx, "/gitaly.OperationService/UserCreateBranch", emptyMsg(t, "gitaly.UserCreateBranchRequest"), emptyMsg(t, "gitaly.UserCreateBranchResponse")); err != nil {
+		t.Fatalf("UserCreateBranch: %v", err)
 	}
 
 	peers := e.waitPeers(t, ctx, 1)

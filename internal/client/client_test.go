@@ -62,7 +62,7 @@ type upstream struct {
 const upstreamScript = `
 rules:
   - name: vote-first
-    match: {method: gitaly.RefService/CreateBranch}
+    match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
@@ -184,7 +184,7 @@ backchannel:
     reply: {state: COMMIT}
 expect:
   - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 1}
-  - {method: gitaly.RefService/CreateBranch, dir: forward, count: 1}
+  - {method: gitaly.OperationService/UserCreateBranch, dir: forward, count: 1}
 `
 
 // TestInvokeJournalsBothDirections: a forward call whose server votes
@@ -207,7 +207,7 @@ func TestInvokeJournalsBothDirections(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
-	md, err := dynamic.FindMethod(ctx, s.Forward(), "gitaly.RefService/CreateBranch")
+	md, err := dynamic.FindMethod(ctx, s.Forward(), "gitaly.OperationService/UserCreateBranch")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestInvokeJournalsBothDirections(t *testing.T) {
 				return io.EOF
 			}
 			sent = true
-			return protojson.Unmarshal([]byte(`{"branch_name": "feature/x"}`), m)
+			return protojson.Unmarshal([]byte(`{"branch_name": "ZmVhdHVyZS94"}`), m) // feature/x
 		},
 	})
 	if err != nil || fc == nil {
@@ -228,8 +228,8 @@ func TestInvokeJournalsBothDirections(t *testing.T) {
 	if fc.Status.Code() != codes.OK || fc.JournalErr != nil {
 		t.Fatalf("the call ended %v (journal: %v), want OK", fc.Status, fc.JournalErr)
 	}
-	if fc.Entry.Method != "gitaly.RefService/CreateBranch" || fc.Entry.By != journal.ByCLI || fc.Entry.Peer == nil || fc.Entry.Peer.Addr != up.addr {
-		t.Errorf("the forward entry is %+v, want CreateBranch made by the CLI to %s", fc.Entry, up.addr)
+	if fc.Entry.Method != "gitaly.OperationService/UserCreateBranch" || fc.Entry.By != journal.ByCLI || fc.Entry.Peer == nil || fc.Entry.Peer.Addr != up.addr {
+		t.Errorf("the forward entry is %+v, want UserCreateBranch made by the CLI to %s", fc.Entry, up.addr)
 	}
 	all := got.list()
 	if len(all) != 2 || all[0].Dir != journal.DirReverse || all[0].Rule == nil || all[0].Rule.Name != "commit" || all[1].ID != fc.Entry.ID {

@@ -3,9 +3,14 @@
 //
 // The corpus has two parts:
 //
-//   - package gitaly (gitaly/*.proto): a transaction-voting pair modelled on
-//     Gitaly and Praefect. RefService/CreateBranch and DeleteBranch need a
-//     vote; RefTransaction/VoteTransaction answers COMMIT, ABORT or STOP.
+//   - package gitaly (gitaly/*.proto): a subset of Gitaly's real interface,
+//     with Gitaly's service, method, message and field names, numbers,
+//     types and enum values (a test checks them): OperationService
+//     (UserCreateBranch, UserDeleteBranch: the operations Gitaly votes on
+//     through Praefect), RefService (FindDefaultBranchName, FindAllBranches,
+//     DeleteRefs) and RefTransaction (VoteTransaction answers COMMIT, ABORT
+//     or STOP). Requests and scripts written against it work unchanged
+//     against a real Gitaly or Praefect.
 //   - package acme (acme/*.proto): a user directory whose Users service has
 //     every call kind (unary, server, client and bidi streaming), uses the
 //     well-known types, enums, oneofs, maps, repeated and bytes fields,
@@ -45,7 +50,8 @@ var ProtoFiles = []string{
 	"acme/errors.proto",
 	"acme/user.proto",
 	"acme/users.proto",
+	"gitaly/operations.proto",
 	"gitaly/ref.proto",
-	"gitaly/repository.proto",
+	"gitaly/shared.proto",
 	"gitaly/transaction.proto",
 }

@@ -1,18 +1,17 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -51,7 +50,7 @@ func Run(ctx context.Context, w io.Writer, opts Options) error {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 20 * time.Second
 	}
-	d := &demo{w: w}
+	d := &demo{w: w, votes: make(chan *calls.Event, 16)}
 	if err := d.load(ctx); err != nil {
 		return err
 	}
@@ -99,8 +98,8 @@ type demo struct {
 	srv        *serve.Server
 	shown      uint64 // the highest journal ID printed
 
-	mu    sync.Mutex
-	votes []*calls.Event // reverse calls the client answered
+	votes    chan *calls.Event // reverse calls the client answered, in order
+	hashNote bool              // the reference_updates_hash has been explained
 }
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.w, format, args...) }
@@ -152,7 +151,10 @@ func (d *demo) play(ctx context.Context, addr string) error {
 		return err
 	}
 	d.printf("serve    peer %d joined from %s; reflection over its backchannel lists %s\n", peer.ID, peer.RemoteAddr, strings.Join(peer.Services, ", "))
-	if err := d.createBranch(ctx, mux, `{"branch_name": "feature/demo", "start_point": "main"}`, "x-transaction", "42"); err != nil {
+	// Praefect's transaction, as it sends it: base64 of a JSON object.
+	tx := `{"id":42,"node":"gitaly-1","primary":true}`
+	md := metadata.Pairs("gitaly-reference-transaction", base64.StdEncoding.EncodeToString([]byte(tx)))
+	if err := d.createBranch(ctx, mux, branchRequest("feature/demo", "main"), md, tx); err != nil {
 		return err
 	}
 
@@ -164,14 +166,23 @@ func (d *demo) play(ctx context.Context, addr string) error {
 	}
 	defer plain.Close()
 	d.printf("client   connected as plain gRPC (serve cannot call it back)\n")
-	return d.createBranch(ctx, plain, `{"branch_name": "main-copy", "start_point": "main"}`)
+	return d.createBranch(ctx, plain, branchRequest("main-copy", "main"), nil, "")
 }
 
-// observeClient keeps the reverse calls the client answered.
+// branchRequest is the protobuf JSON of a UserCreateBranchRequest (bytes
+// fields are base64 in it).
+func branchRequest(branch, start string) string {
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf(`{"branch_name": %q, "start_point": %q}`, b64([]byte(branch)), b64([]byte(start)))
+}
+
+// observeClient keeps the reverse calls the client answered. The demo
+// makes two, and the buffer holds more: it never blocks the client.
 func (d *demo) observeClient(ev *calls.Event) {
-	d.mu.Lock()
-	d.votes = append(d.votes, ev)
-	d.mu.Unlock()
+	select {
+	case d.votes <- ev:
+	default:
+	}
 }
 
 // waitPeer waits until serve has one peer whose services are listed.
@@ -192,24 +203,25 @@ func (d *demo) waitPeer(ctx context.Context) (serve.PeerView, error) {
 	return serve.PeerView{}, fmt.Errorf("demo: the client never appeared in serve's registry: %w", context.Cause(ctx))
 }
 
-// createBranch makes a forward call and prints what happened on both sides.
-func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv ...string) error {
-	md, err := dynamic.FindMethod(ctx, d.src, "gitaly.RefService/CreateBranch")
+// createBranch makes a forward call with request metadata md (tx is the
+// transaction it carries, as JSON) and prints what happened on both sides.
+func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, md metadata.MD, tx string) error {
+	method, err := dynamic.FindMethod(ctx, d.src, "gitaly.OperationService/UserCreateBranch")
 	if err != nil {
 		return err
 	}
-	in := dynamicpb.NewMessage(md.Input())
+	in := dynamicpb.NewMessage(method.Input())
 	if err := protojson.Unmarshal([]byte(req), in); err != nil {
 		return err
 	}
-	out := dynamicpb.NewMessage(md.Output())
-	head := ""
-	if len(kv) > 0 {
-		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
-		head = fmt.Sprintf("   metadata %s: %s", kv[0], kv[1])
+	out := dynamicpb.NewMessage(method.Output())
+	d.printf("client → gitaly.OperationService/UserCreateBranch %s\n", compact(in, false))
+	for k, v := range md {
+		ctx = metadata.AppendToOutgoingContext(ctx, k, v[0])
+		d.printf("         metadata %s: %s\n", k, v[0])
+		d.printf("         (Praefect's transaction: base64 of %s)\n", tx)
 	}
-	d.printf("client → gitaly.RefService/CreateBranch %s%s\n", compact(in, false), head)
-	callErr := conn.ClientConn().Invoke(ctx, dynamic.FullMethod(md), in, out)
+	callErr := conn.ClientConn().Invoke(ctx, dynamic.FullMethod(method), in, out)
 
 	// What serve journaled during the call: reverse calls first (they end
 	// before the forward call that caused them).
@@ -218,13 +230,22 @@ func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv
 		c := ev.Call
 		switch {
 		case c.Dir == calls.Reverse:
-			d.printf("serve  → gitaly.RefTransaction/VoteTransaction on peer %d's backchannel, while CreateBranch waits: %s\n", c.Peer.BackchannelID, compact(first(c.Requests), false))
-			d.mu.Lock()
-			for _, v := range d.votes {
-				d.printf("client   answers the vote by rule %q: %s\n", v.Rule.Name, compact(first(v.Responses), true))
+			d.printf("serve  → gitaly.RefTransaction/VoteTransaction on peer %d's backchannel, while UserCreateBranch waits:\n", c.Peer.BackchannelID)
+			d.printf("         %s\n", compact(first(c.Requests), false))
+			if !d.hashNote {
+				d.hashNote = true
+				d.printf("         (reference_updates_hash: the SHA-1 of the branch name, base64 as protobuf JSON writes bytes)\n")
 			}
-			d.votes = nil
-			d.mu.Unlock()
+			if c.Status.Code() == codes.OK {
+				// The client answered it; its observer may run a moment
+				// after serve has the answer.
+				select {
+				case v := <-d.votes:
+					d.printf("client   answers the vote by rule %q: %s\n", v.Rule.Name, compact(first(v.Responses), true))
+				case <-ctx.Done():
+					return fmt.Errorf("demo: the client's answer to a vote: %w", context.Cause(ctx))
+				}
+			}
 			d.printf("serve  ← %s %s (expect: state COMMIT)\n", calls.CodeName(c.Status.Code()), compact(first(c.Responses), true))
 		default:
 			who := fmt.Sprintf("peer %d", c.Peer.BackchannelID)
@@ -237,7 +258,7 @@ func (d *demo) createBranch(ctx context.Context, conn *host.Conn, req string, kv
 	if callErr != nil {
 		st := status.Convert(callErr)
 		d.printf("client ← %s: %s\n", calls.CodeName(st.Code()), st.Message())
-		return fmt.Errorf("demo: CreateBranch failed with %s: %s: %w", calls.CodeName(st.Code()), st.Message(), ErrFailed)
+		return fmt.Errorf("demo: UserCreateBranch failed with %s: %s: %w", calls.CodeName(st.Code()), st.Message(), ErrFailed)
 	}
 	d.printf("client ← OK %s\n", compact(out, false))
 	return nil
@@ -285,8 +306,9 @@ func first(msgs []proto.Message) proto.Message {
 	return msgs[0]
 }
 
-// compact renders a message on one line with proto names; defaults shows
-// fields at their default value (COMMIT is the enum's zero).
+// compact renders a message on one line with proto names and bytes fields
+// as text (as --bytes text does: Gitaly's branch names are bytes); defaults
+// shows fields at their default value (COMMIT is the enum's zero).
 func compact(m proto.Message, defaults bool) string {
 	if m == nil {
 		return "{}"
@@ -295,11 +317,7 @@ func compact(m proto.Message, defaults bool) string {
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)
 	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return string(b)
-	}
-	return out.String()
+	return string(dynamic.BytesAsText(b, m.ProtoReflect().Descriptor(), nil))
 }
 
 func serviceNames(ctx context.Context, src dynamic.Source) []string {

@@ -1,6 +1,11 @@
 package dynamic
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -20,8 +25,9 @@ import (
 )
 
 // voteFlow is the Gitaly/Praefect vote played entirely with dynamic
-// messages: the server answers gitaly.RefService/CreateBranch by calling
-// gitaly.RefTransaction/VoteTransaction on the caller's backchannel (with
+// messages: the server answers gitaly.OperationService/UserCreateBranch by
+// calling gitaly.RefTransaction/VoteTransaction on the caller's backchannel,
+// with the transaction of its gitaly-reference-transaction metadata (with
 // Invoke over the backchannel connection) and lists the caller's
 // backchannel services by reflection over that same connection.
 type voteFlow struct {
@@ -34,21 +40,21 @@ type voteFlow struct {
 }
 
 func (v *voteFlow) respond(call Call) error {
-	if MethodName(call.Method()) != "gitaly.RefService/CreateBranch" {
+	if MethodName(call.Method()) != "gitaly.OperationService/UserCreateBranch" {
 		return status.Errorf(codes.Unimplemented, "%s", MethodName(call.Method()))
 	}
 	req, err := call.Recv()
 	if err != nil {
 		return err
 	}
-	branch := getString(req, "branch_name")
+	branch := getBytes(req, "branch_name")
 	p := call.Peer()
 	v.mu.Lock()
 	v.peerIDs = append(v.peerIDs, p.BackchannelID)
 	v.mu.Unlock()
 	out := call.Method().Output()
 	if p.BackchannelID == 0 {
-		return call.Send(mustMsg(out, fmt.Sprintf(`{"branch": {"name": %q, "targetCommitId": "unvoted"}}`, branch)))
+		return call.Send(mustMsg(out, fmt.Sprintf(`{"branch": {"name": %q, "targetCommit": {"id": "unvoted"}}}`, base64.StdEncoding.EncodeToString(branch))))
 	}
 	conn, err := v.registry.Backchannel(backchannel.ID(p.BackchannelID))
 	if err != nil {
@@ -67,17 +73,19 @@ func (v *voteFlow) respond(call Call) error {
 	v.mu.Unlock()
 
 	// The vote: a reverse call, described by the caller's own reflection.
-	tx := call.Metadata().Get("x-transaction")
-	if len(tx) == 0 {
-		return status.Error(codes.InvalidArgument, "no x-transaction metadata")
+	tx, err := transactionOf(call.Metadata())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	rec := &recorder{}
-	vote := fmt.Sprintf(`{"transactionId": %q, "referenceUpdatesHash": "abc", "node": "gitaly-1"}`, tx[0])
-	if strings.HasPrefix(branch, "abort/") {
-		vote = fmt.Sprintf(`{"transactionId": %q}`, tx[0])
+	hash := sha1.Sum(branch)
+	vote := fmt.Sprintf(`{"transactionId": "%d", "referenceUpdatesHash": %q, "node": %q, "phase": "PREPARED_PHASE"}`,
+		tx.ID, base64.StdEncoding.EncodeToString(hash[:]), tx.Node)
+	if bytes.HasPrefix(branch, []byte("abort/")) {
+		vote = fmt.Sprintf(`{"transactionId": "%d"}`, tx.ID)
 	}
 	err = InvokeRPC(call.Context(), peerSrc, conn, "gitaly.RefTransaction/VoteTransaction",
-		metadata.Pairs("x-transaction", tx[0]), rec, NewJSONRequestParser(strings.NewReader(vote), peerSrc.Types()).Next)
+		nil, rec, NewJSONRequestParser(strings.NewReader(vote), peerSrc.Types()).Next)
 	if err != nil {
 		return status.Errorf(codes.Internal, "vote: %v", err)
 	}
@@ -88,7 +96,37 @@ func (v *voteFlow) respond(call Call) error {
 	if state != `{}` { // COMMIT is the zero value, so it is not printed
 		return status.Errorf(codes.Aborted, "vote was %s", state)
 	}
-	return call.Send(mustMsg(out, fmt.Sprintf(`{"branch": {"name": %q, "targetCommitId": "voted"}}`, branch)))
+	return call.Send(mustMsg(out, fmt.Sprintf(`{"branch": {"name": %q, "targetCommit": {"id": "voted"}}}`, base64.StdEncoding.EncodeToString(branch))))
+}
+
+// transaction is what Praefect sends in gitaly-reference-transaction.
+type transaction struct {
+	ID      uint64 `json:"id"`
+	Node    string `json:"node"`
+	Primary bool   `json:"primary"`
+}
+
+// transactionOf decodes the transaction of a request's metadata.
+func transactionOf(md metadata.MD) (transaction, error) {
+	var tx transaction
+	v := md.Get("gitaly-reference-transaction")
+	if len(v) == 0 {
+		return tx, errors.New("no gitaly-reference-transaction metadata")
+	}
+	js, err := base64.StdEncoding.DecodeString(v[0])
+	if err != nil {
+		return tx, fmt.Errorf("gitaly-reference-transaction: %w", err)
+	}
+	if err := json.Unmarshal(js, &tx); err != nil {
+		return tx, fmt.Errorf("gitaly-reference-transaction: %w", err)
+	}
+	return tx, nil
+}
+
+// transactionMD is the metadata Praefect sends for transaction id on node.
+func transactionMD(id uint64, node string) metadata.MD {
+	js, _ := json.Marshal(transaction{ID: id, Node: node, Primary: true})
+	return metadata.Pairs("gitaly-reference-transaction", base64.StdEncoding.EncodeToString(js))
 }
 
 // noT lets responders use toJSON (which wants a testing.TB only to fail).
@@ -172,17 +210,17 @@ func TestRoundTripOverBackchannel(t *testing.T) {
 			wantCode codes.Code
 			wantMsg  string
 		}{
-			{name: "multiplexed, vote COMMIT", cc: muxed, request: `{"branchName": "feature/x"}`,
-				want: `{"branch":{"name":"feature/x","targetCommitId":"voted"}}`},
-			{name: "multiplexed, vote ABORT", cc: muxed, request: `{"branchName": "abort/x"}`,
+			{name: "multiplexed, vote COMMIT", cc: muxed, request: `{"branchName": "ZmVhdHVyZS94"}`, // feature/x
+				want: `{"branch":{"name":"ZmVhdHVyZS94","targetCommit":{"id":"voted"}}}`},
+			{name: "multiplexed, vote ABORT", cc: muxed, request: `{"branchName": "YWJvcnQveA=="}`, // abort/x
 				wantCode: codes.Aborted, wantMsg: `vote was {"state":"ABORT"}`},
-			{name: "plain client, no vote", cc: plain, request: `{"branchName": "feature/y"}`,
-				want: `{"branch":{"name":"feature/y","targetCommitId":"unvoted"}}`},
+			{name: "plain client, no vote", cc: plain, request: `{"branchName": "ZmVhdHVyZS95"}`, // feature/y
+				want: `{"branch":{"name":"ZmVhdHVyZS95","targetCommit":{"id":"unvoted"}}}`},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				rec := &recorder{}
-				err := InvokeRPC(testContext(t), src, tc.cc, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "17"),
+				err := InvokeRPC(testContext(t), src, tc.cc, "gitaly.OperationService/UserCreateBranch", transactionMD(17, "gitaly-1"),
 					rec, supply(src, tc.request))
 				if err != nil {
 					t.Fatal(err)

@@ -120,6 +120,10 @@ func ExampleTemplateJSON() {
 	//   "repository": {
 	//     "storage_name": "",
 	//     "relative_path": "",
+	//     "git_object_directory": "",
+	//     "git_alternate_object_directories": [
+	//       ""
+	//     ],
 	//     "gl_repository": "",
 	//     "gl_project_path": ""
 	//   },

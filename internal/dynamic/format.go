@@ -171,6 +171,10 @@ type FormatOptions struct {
 	Indent string
 	// Compact writes each message on one line.
 	Compact bool
+	// Bytes says how bytes fields are shown (JSON only; "" is BytesBase64,
+	// as protobuf JSON writes them; the text format writes them as quoted
+	// text anyway).
+	Bytes BytesMode
 }
 
 // NewFormatter returns a Formatter for format f. resolver resolves the
@@ -196,6 +200,9 @@ func NewFormatter(f Format, resolver TypeResolver, opts FormatOptions) (Formatte
 			data, err := m.Marshal(msg)
 			if err != nil {
 				return "", err
+			}
+			if opts.Bytes == BytesText {
+				data = BytesAsText(data, msg.ProtoReflect().Descriptor(), m.Resolver)
 			}
 			return stableJSON(data, opts.Compact, indent), nil
 		}, nil

@@ -59,8 +59,8 @@ func TestInvokeEveryCallKind(t *testing.T) {
 			{name: "client streaming without requests", method: "acme.Users/Import", want: []string{`{}`}},
 			{name: "bidi", method: "acme.Users/Chat", requests: []string{`{"text": "one"}`, `{"text": "two"}`},
 				want: []string{`{"from":"server","text":"echo: one"}`, `{"from":"server","text":"echo: two"}`}},
-			{name: "unimplemented", method: "gitaly.RefService/DeleteBranch", wantCode: codes.Unimplemented,
-				wantInErr: "corpusResponder does not answer gitaly.RefService/DeleteBranch"},
+			{name: "unimplemented", method: "gitaly.OperationService/UserDeleteBranch", wantCode: codes.Unimplemented,
+				wantInErr: "corpusResponder does not answer gitaly.OperationService/UserDeleteBranch"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

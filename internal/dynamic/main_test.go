@@ -35,7 +35,7 @@ const corpusDir = "../corpus"
 
 var corpusFiles = []string{
 	"acme/errors.proto", "acme/user.proto", "acme/users.proto",
-	"gitaly/ref.proto", "gitaly/repository.proto", "gitaly/transaction.proto",
+	"gitaly/operations.proto", "gitaly/ref.proto", "gitaly/shared.proto", "gitaly/transaction.proto",
 }
 
 // testContext returns a context that ends with the test or after 30s.
@@ -155,6 +155,11 @@ func toJSON(t testing.TB, m proto.Message) string {
 		t.Fatalf("format %v: %v", m, err)
 	}
 	return s
+}
+
+func getBytes(m proto.Message, field string) []byte {
+	r := m.ProtoReflect()
+	return r.Get(r.Descriptor().Fields().ByName(protoreflect.Name(field))).Bytes()
 }
 
 func getString(m proto.Message, field string) string {

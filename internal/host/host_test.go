@@ -57,7 +57,7 @@ func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 	return md
 }
 
-// server is a RefService whose CreateBranch calls VoteTransaction on the
+// server is an OperationService whose UserCreateBranch calls VoteTransaction on the
 // caller's backchannel and answers with the vote's outcome in the branch
 // name.
 type server struct {
@@ -80,7 +80,7 @@ func startServer(t *testing.T, plain bool) *server {
 		s.srv = grpc.NewServer(grpc.Creds(mux))
 	}
 	vote := method(t, "gitaly.RefTransaction/VoteTransaction")
-	err := dynamic.RegisterServices(s.srv, []protoreflect.ServiceDescriptor{service(t, "gitaly.RefService")}, dynamic.ResponderFunc(func(call dynamic.Call) error {
+	err := dynamic.RegisterServices(s.srv, []protoreflect.ServiceDescriptor{service(t, "gitaly.OperationService")}, dynamic.ResponderFunc(func(call dynamic.Call) error {
 		if _, err := call.Recv(); err != nil {
 			return err
 		}
@@ -99,7 +99,7 @@ func startServer(t *testing.T, plain bool) *server {
 		out := dynamicpb.NewMessage(call.Method().Output())
 		st := reply.ProtoReflect().Get(vote.Output().Fields().ByName("state")).Enum()
 		branch := dynamicpb.NewMessage(call.Method().Output().Fields().ByName("branch").Message())
-		branch.Set(branch.Descriptor().Fields().ByName("name"), protoreflect.ValueOfString(string(vote.Output().Fields().ByName("state").Enum().Values().ByNumber(st).Name())))
+		branch.Set(branch.Descriptor().Fields().ByName("name"), protoreflect.ValueOfBytes([]byte(vote.Output().Fields().ByName("state").Enum().Values().ByNumber(st).Name())))
 		out.Set(out.Descriptor().Fields().ByName("branch"), protoreflect.ValueOfMessage(branch))
 		return call.Send(out)
 	}), dynamic.WithLogger(nil))
@@ -179,13 +179,13 @@ func voteResponder(state string) dynamic.Responder {
 }
 
 func createBranch(ctx context.Context, t *testing.T, c *Conn) (string, error) {
-	md := method(t, "gitaly.RefService/CreateBranch")
+	md := method(t, "gitaly.OperationService/UserCreateBranch")
 	out := dynamicpb.NewMessage(md.Output())
 	if err := c.ClientConn().Invoke(ctx, dynamic.FullMethod(md), dynamicpb.NewMessage(md.Input()), out); err != nil {
 		return "", err
 	}
 	branch := out.Get(md.Output().Fields().ByName("branch")).Message()
-	return branch.Get(branch.Descriptor().Fields().ByName("name")).String(), nil
+	return string(branch.Get(branch.Descriptor().Fields().ByName("name")).Bytes()), nil
 }
 
 func TestHostAnswersReverseCalls(t *testing.T) {

@@ -28,19 +28,19 @@ func ExampleWriter() {
 	})
 	w.ObserveCall(&calls.Event{
 		ID: 1, Dir: calls.Forward, Origin: calls.Answered,
-		Peer: calls.Peer{BackchannelID: 3}, Method: "gitaly.RefService/CreateBranch",
+		Peer: calls.Peer{BackchannelID: 3}, Method: "gitaly.OperationService/UserCreateBranch",
 		Status: status.New(codes.Aborted, "vote was ABORT"), Start: start, Duration: 2 * time.Millisecond,
 	})
 	// Output:
 	// {"id":2,"cause":1,"time":"2026-11-24T02:00:00Z","dir":"reverse","origin":"made","by":"script","peer":{"id":3},"method":"gitaly.RefTransaction/VoteTransaction","metadata":{"x-transaction":["7"]},"status":{"code":"OK"},"duration_ms":1.5,"rule":{"name":"vote-before-branch","pos":"serve.yaml:2:5"}}
-	// {"id":1,"time":"2026-11-24T02:00:00Z","dir":"forward","origin":"answered","by":"script","peer":{"id":3},"method":"gitaly.RefService/CreateBranch","status":{"code":"ABORTED","message":"vote was ABORT"},"duration_ms":2}
+	// {"id":1,"time":"2026-11-24T02:00:00Z","dir":"forward","origin":"answered","by":"script","peer":{"id":3},"method":"gitaly.OperationService/UserCreateBranch","status":{"code":"ABORTED","message":"vote was ABORT"},"duration_ms":2}
 }
 
 // A journal read back gives the records a script's expectations are
 // checked against.
 func ExampleReadAll() {
 	lines := `{"id":1,"time":"2026-11-24T02:00:00Z","dir":"reverse","origin":"answered","method":"gitaly.RefTransaction/VoteTransaction","status":{"code":"OK"},"duration_ms":1,"rule":{"name":"vote"}}
-{"id":2,"time":"2026-11-24T02:00:00Z","dir":"forward","origin":"made","by":"cli","method":"gitaly.RefService/CreateBranch","status":{"code":"NOT_FOUND"},"duration_ms":3}
+{"id":2,"time":"2026-11-24T02:00:00Z","dir":"forward","origin":"made","by":"cli","method":"gitaly.OperationService/UserCreateBranch","status":{"code":"NOT_FOUND"},"duration_ms":3}
 `
 	entries, err := journal.ReadAll(strings.NewReader(lines), "calls.jsonl")
 	if err != nil {
@@ -57,5 +57,5 @@ func ExampleReadAll() {
 	}
 	// Output:
 	// reverse gitaly.RefTransaction/VoteTransaction OK vote
-	// forward gitaly.RefService/CreateBranch NotFound
+	// forward gitaly.OperationService/UserCreateBranch NotFound
 }

@@ -69,7 +69,7 @@ func TestWriterLineFormat(t *testing.T) {
 	answered := &calls.Event{
 		ID: 7, Dir: calls.Forward, Origin: calls.Answered,
 		Peer:   calls.Peer{BackchannelID: 3, Addr: "127.0.0.1:51234"},
-		Method: "gitaly.RefService/CreateBranch", Metadata: metadata.MD{},
+		Method: "gitaly.OperationService/UserCreateBranch", Metadata: metadata.MD{},
 		Status: st, Start: t0, Duration: 5 * time.Millisecond,
 		Rule: calls.RuleRef{Name: "vote-before-branch", Pos: calls.Pos{File: "vote.yaml", Line: 3, Col: 5}},
 	}
@@ -80,7 +80,7 @@ func TestWriterLineFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"id":2,"cause":1,"time":"2026-11-24T02:00:00.123456Z","dir":"reverse","origin":"made","by":"script","peer":{"id":3,"addr":"127.0.0.1:51234"},"method":"gitaly.RefTransaction/VoteTransaction","metadata":{"trace-bin":["AP8="],"x-transaction":["42"]},"requests":[{"transaction_id":"42"}],"responses":[{"state":"ABORT"}],"status":{"code":"OK"},"duration_ms":1.234,"rule":{"name":"vote-before-branch","pos":"vote.yaml:3:5"},"step":"vote.yaml:7:9"}
-{"id":1,"time":"2026-11-24T02:00:00.123456Z","dir":"forward","origin":"answered","by":"script","peer":{"id":3,"addr":"127.0.0.1:51234"},"method":"gitaly.RefService/CreateBranch","status":{"code":"ABORTED","message":"vote was ABORT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VOTE","domain":"gitaly"}]},"duration_ms":5,"rule":{"name":"vote-before-branch","pos":"vote.yaml:3:5"}}
+{"id":1,"time":"2026-11-24T02:00:00.123456Z","dir":"forward","origin":"answered","by":"script","peer":{"id":3,"addr":"127.0.0.1:51234"},"method":"gitaly.OperationService/UserCreateBranch","status":{"code":"ABORTED","message":"vote was ABORT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VOTE","domain":"gitaly"}]},"duration_ms":5,"rule":{"name":"vote-before-branch","pos":"vote.yaml:3:5"}}
 {"id":3,"time":"2026-11-24T02:00:00.123456Z","dir":"forward","origin":"made","by":"cli","method":"acme.Users/Get","status":{"code":"OK"},"duration_ms":0}
 `
 	if got := buf.String(); got != want {
@@ -95,7 +95,7 @@ func TestReaderRoundTripAndRecords(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf, Options{})
 	for _, c := range []Call{
-		{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "gitaly.RefService/CreateBranch", Status: status.New(codes.OK, ""), Start: t0},
+		{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "gitaly.OperationService/UserCreateBranch", Status: status.New(codes.OK, ""), Start: t0},
 		{Dir: DirReverse, Origin: OriginAnswered, By: ByScript, Peer: calls.Peer{Addr: "x"}, Method: "gitaly.RefTransaction/VoteTransaction", Status: status.New(codes.NotFound, "no"), Start: t0},
 	} {
 		if _, err := w.NewCall(c); err != nil {
@@ -114,7 +114,7 @@ func TestReaderRoundTripAndRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []calls.Record{
-		{Dir: calls.Forward, Method: "gitaly.RefService/CreateBranch", Code: codes.OK},
+		{Dir: calls.Forward, Method: "gitaly.OperationService/UserCreateBranch", Code: codes.OK},
 		{Dir: calls.Reverse, Method: "gitaly.RefTransaction/VoteTransaction", Code: codes.NotFound},
 	}
 	for i := range want {

@@ -72,9 +72,9 @@ func TestScript(t *testing.T) {
 
 	// Two branches: the first vote commits, the second aborts, so the
 	// branch name tells the answers apart.
-	b1 := s.call(fwd, 0, "gitaly.RefService/CreateBranch", `{"branch_name":"feature/x"}`, nil, `{"branch":{"name":"feature/x","target_commit_id":"voted"}}`)
+	b1 := s.call(fwd, 0, "gitaly.OperationService/UserCreateBranch", `{"branch_name":"ZmVhdHVyZS94"}`, nil, `{"branch":{"name":"ZmVhdHVyZS94","target_commit":{"id":"voted"}}}`)
 	s.call(rev, b1, "gitaly.RefTransaction/VoteTransaction", `{"transaction_id":"7","reference_updates_hash":"YWJj"}`, nil, `{"state":"COMMIT"}`)
-	b2 := s.call(fwd, 0, "gitaly.RefService/CreateBranch", `{"branch_name":"feature/${y}"}`, status.New(codes.Aborted, "vote was ABORT"))
+	b2 := s.call(fwd, 0, "gitaly.OperationService/UserCreateBranch", `{"branch_name":"ZmVhdHVyZS8ke3l9"}`, status.New(codes.Aborted, "vote was ABORT"))
 	s.call(rev, b2, "gitaly.RefTransaction/VoteTransaction", `{"transaction_id":"13","reference_updates_hash":"AAEC"}`, nil, `{"state":"ABORT"}`)
 	s.calls[len(s.calls)-1].Header = metadata.Pairs("content-type", "application/grpc", "x-voter", "praefect")
 

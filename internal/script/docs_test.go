@@ -84,9 +84,23 @@ func pairEngines(t *testing.T, s *Script, env func(string) string) (up, down *En
 var docExamples = map[string]func(t *testing.T, s *Script) string{
 	"vote": func(t *testing.T, s *Script) string {
 		up, down := pairEngines(t, s, nil)
-		c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "7"), `{"branch_name": "feature/x"}`)
-		if _, st := answer(t, up, c); st.Code() != codes.OK {
-			t.Fatalf("feature branch: got %v", st)
+		var ev events
+		down.opts.Observer = &ev
+		c := newCall(t, "gitaly.OperationService/UserCreateBranch", transaction(`{"id": 7, "node": "gitaly-1", "primary": true}`), `{"branch_name": "ZmVhdHVyZS94", "start_point": "bWFpbg=="}`)
+		got, st := answer(t, up, c)
+		if st.Code() != codes.OK || len(got) != 1 || got[0] != `{"branch":{"name":"ZmVhdHVyZS94","target_commit":{"id":"main"}}}` {
+			t.Fatalf("feature branch: got %v %v", got, st)
+		}
+		var votes []string
+		for _, e := range ev.all() {
+			votes = append(votes, toJSON(t, e.Requests[0]))
+		}
+		const hash = `"reference_updates_hash":"RSOSVKq0gMJxz57CCGNPofflEfA="` // SHA-1 of feature/x
+		if want := []string{
+			`{"node":"gitaly-1","phase":"PREPARED_PHASE",` + hash + `,"transaction_id":"7"}`,
+			`{"node":"gitaly-1","phase":"COMMITTED_PHASE",` + hash + `,"transaction_id":"7"}`,
+		}; strings.Join(votes, "\n") != strings.Join(want, "\n") {
+			t.Errorf("votes:\n%s\nwant:\n%s", strings.Join(votes, "\n"), strings.Join(want, "\n"))
 		}
 		if rep := up.Check(); !rep.OK() {
 			t.Errorf("upstream expectations:\n%s", rep)
@@ -94,8 +108,8 @@ var docExamples = map[string]func(t *testing.T, s *Script) string{
 		if rep := down.Check(); !rep.OK() {
 			t.Errorf("downstream expectations:\n%s", rep)
 		}
-		c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "8"), `{"branch_name": "main"}`)
-		_, st := answer(t, up, c)
+		c = newCall(t, "gitaly.OperationService/UserCreateBranch", transaction(`{"id": 8, "node": "gitaly-1", "primary": true}`), `{"branch_name": "bWFpbg=="}`)
+		_, st = answer(t, up, c)
 		if st.Code() != codes.Unimplemented {
 			t.Fatalf("main: got %v, want UNIMPLEMENTED", st)
 		}

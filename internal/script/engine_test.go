@@ -141,13 +141,13 @@ rules:
     stream: []
   - name: vote-before-branch
     match:
-      method: gitaly.RefService/CreateBranch
+      method: gitaly.OperationService/UserCreateBranch
       request: {branch_name: {re: "^feature/"}}
     reply: {}
   - name: needs-meta
     match:
       method: acme.Users/Get
-      metadata: {x-transaction: {exists: true}}
+      metadata: {gitaly-reference-transaction: {exists: true}}
     reply: {}
   - name: once
     match: {method: gitaly.RefTransaction/StopTransaction}
@@ -159,10 +159,10 @@ rules:
 		method, req string
 		want        string
 	}{
-		{"gitaly.RefService/CreateBranch", `{"branch_name": "main"}`,
-			`no rule matched gitaly.RefService/CreateBranch; closest: "vote-before-branch" (test.yaml:6): request.branch_name "main" does not match re "^feature/"`},
+		{"gitaly.OperationService/UserCreateBranch", `{"branch_name": "bWFpbg=="}`,
+			`no rule matched gitaly.OperationService/UserCreateBranch; closest: "vote-before-branch" (test.yaml:6): request.branch_name "main" does not match re "^feature/"`},
 		{"acme.Users/Get", `{}`,
-			`no rule matched acme.Users/Get; closest: "needs-meta" (test.yaml:11): metadata x-transaction is missing`},
+			`no rule matched acme.Users/Get; closest: "needs-meta" (test.yaml:11): metadata gitaly-reference-transaction is missing`},
 		{"gitaly.RefTransaction/StopTransaction", `{}`, ""},
 		{"gitaly.RefTransaction/StopTransaction", `{}`,
 			`no rule matched gitaly.RefTransaction/StopTransaction; closest: "once" (test.yaml:16): it has retired after answering 1 call (times: 1)`},
@@ -564,13 +564,16 @@ const voteUpstream = `
 rules:
   - name: vote-before-branch
     match:
-      method: gitaly.RefService/CreateBranch
+      method: gitaly.OperationService/UserCreateBranch
       request: {branch_name: {re: "^feature/"}}
-      metadata: {x-transaction: {exists: true}}
+      metadata: {gitaly-reference-transaction: {exists: true}}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
-          with: {transaction_id: "${meta.x-transaction}", reference_updates_hash: "abc", node: "${req.branch_name}"}
+          with:
+            transaction_id: "${meta.gitaly-reference-transaction | b64dec | fromjson.id}"
+            reference_updates_hash: "${req.branch_name | sha1}"
+            node: "${req.branch_name}"
           metadata: {x-voter: praefect}
           expect: {code: OK, reply: {state: COMMIT}}
           as: vote
@@ -592,11 +595,11 @@ backchannel:
 expect:
   - {rule: commit, dir: reverse, count: 1}
 `)
-	c := newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "1"), `{"branch_name": "feature/x"}`)
+	c := newCall(t, "gitaly.OperationService/UserCreateBranch", transaction(`{"id": 1}`), `{"branch_name": "ZmVhdHVyZS94"}`)
 	if _, st := answer(t, up, c); st.Code() != codes.OK {
 		t.Fatalf("commit vote: got %v", st)
 	}
-	c = newCall(t, "gitaly.RefService/CreateBranch", metadata.Pairs("x-transaction", "2"), `{"branch_name": "feature/x"}`)
+	c = newCall(t, "gitaly.OperationService/UserCreateBranch", transaction(`{"id": 2}`), `{"branch_name": "ZmVhdHVyZS94"}`)
 	if _, st := answer(t, up, c); st.Code() != codes.Aborted || st.Message() != "vote was ABORT from peer 7" {
 		t.Fatalf("abort vote: got %v", st)
 	}
@@ -626,7 +629,7 @@ expect:
 	if made[0].Cause != fwd[0].ID || made[0].Dir != calls.Reverse || made[0].Rule.Name != "vote-before-branch" || made[0].Peer.BackchannelID != 7 {
 		t.Errorf("made call event: %+v (forward id %d)", made[0], fwd[0].ID)
 	}
-	if got := toJSON(t, made[0].Requests[0]); got != `{"node":"feature/x","reference_updates_hash":"YWJj","transaction_id":"1"}` {
+	if got := toJSON(t, made[0].Requests[0]); got != `{"node":"feature/x","reference_updates_hash":"RSOSVKq0gMJxz57CCGNPofflEfA=","transaction_id":"1"}` {
 		t.Errorf("vote request: %s", got)
 	}
 	if v := answeredRev[0].Metadata.Get("x-voter"); len(v) != 1 || v[0] != "praefect" {

@@ -102,7 +102,7 @@ expect:`, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sc := loadTestSchema(t)
-	create := sc.method(t, "gitaly.RefService/CreateBranch")
+	create := sc.method(t, "gitaly.OperationService/UserCreateBranch")
 	for _, tc := range []struct {
 		want string
 		code codes.Code
@@ -111,14 +111,14 @@ expect:`, 1)
 		{"COMMIT", codes.OK, ""},
 		{"STOP", codes.Aborted, "vote was STOP from peer 0"},
 	} {
-		octx := metadata.AppendToOutgoingContext(ctx, "x-transaction", "12")
+		octx := metadata.NewOutgoingContext(ctx, transaction(`{"id": 12, "node": "gitaly-1", "primary": true}`))
 		down.Reload(parse(t, `
 backchannel:
   - match: {method: gitaly.RefTransaction/VoteTransaction, request: {transaction_id: 12, node: feature/a}}
     reply: {state: `+tc.want+`}
 `))
 		reply := dynamicpb.NewMessage(create.Output())
-		err := upConn.Invoke(octx, "/gitaly.RefService/CreateBranch", msg(t, create.Input(), `{"branch_name": "feature/a"}`), reply)
+		err := upConn.Invoke(octx, "/gitaly.OperationService/UserCreateBranch", msg(t, create.Input(), `{"branch_name": "ZmVhdHVyZS9h"}`), reply)
 		st := status.Convert(err)
 		if st.Code() != tc.code || st.Message() != tc.msg {
 			t.Errorf("vote %s: got %v, want %v %q", tc.want, st, tc.code, tc.msg)

@@ -11,18 +11,19 @@ import (
 	"github.com/bcctl/bcctl/internal/calls"
 )
 
-// designSketch is the sketch from DESIGN.md, which must load as written.
+// designSketch is the sketch from DESIGN.md, with Gitaly's real method and
+// transaction metadata (DESIGN.md's sketch predates them).
 const designSketch = `
 rules:                       # forward calls that serve answers
   - name: vote-before-branch
     match:
-      method: gitaly.RefService/CreateBranch
+      method: gitaly.OperationService/UserCreateBranch
       request: {branch_name: {re: "^feature/"}}
-      metadata: {x-transaction: {exists: true}}
+      metadata: {gitaly-reference-transaction: {exists: true}}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
-          with: {transaction_id: "${meta.x-transaction}", reference_updates_hash: "abc"}
+          with: {transaction_id: "${meta.gitaly-reference-transaction | b64dec | fromjson.id}", reference_updates_hash: "${req.branch_name | sha1}"}
           expect: {code: OK, reply: {state: COMMIT}}
           as: vote
           else: {code: ABORTED, message: "vote was ${vote.reply.state}"}
@@ -76,9 +77,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown method with close match", `
 rules:
-  - match: {method: gitaly.RefService/CreateBrunch}
+  - match: {method: gitaly.OperationService/UserCreateBrunch}
     reply: {}
-`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.RefService/CreateBrunch"; did you mean "gitaly.RefService/CreateBranch"?`}},
+`, []string{`test.yaml:3:21: rules[0].match.method: unknown method "gitaly.OperationService/UserCreateBrunch"; did you mean "gitaly.OperationService/UserCreateBranch"?`}},
 		{"unknown service", `
 rules:
   - match: {method: acme.Userz/Get}
@@ -96,7 +97,7 @@ rules:
 `, []string{`test.yaml:4:22: rules[0].reply: unknown field "nickame" in acme.User; did you mean "nickname"?`}},
 		{"unknown nested field in with", `
 rules:
-  - match: {method: gitaly.RefService/CreateBranch}
+  - match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
@@ -135,7 +136,7 @@ rules:
 `, []string{`test.yaml:4:19: rules[0].reply.name: ${req.name}: req (acme.GetUserRequest) has no field "name"`}},
 		{"capture used before its call", `
 rules:
-  - match: {method: gitaly.RefService/CreateBranch}
+  - match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - reply: {branch: {name: "${vote.reply.state}"}}
       - call: {method: gitaly.RefTransaction/VoteTransaction, as: vote}

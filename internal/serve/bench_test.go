@@ -394,7 +394,7 @@ func BenchmarkFanOut(b *testing.B) {
 	waitPeers(b, ctx, srv, n)
 	conn := dialPlain(b, addr)
 	fanOut := func() {
-		if _, st := call(b, ctx, conn, "gitaly.RefService/DeleteBranch", `{}`); st.Code() != 0 {
+		if _, st := call(b, ctx, conn, "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != 0 {
 			b.Fatalf("DeleteBranch to all: %v", st)
 		}
 	}

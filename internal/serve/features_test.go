@@ -65,14 +65,14 @@ func TestPlainGRPCClientListsDescribesAndCalls(t *testing.T) {
 	for _, s := range resp.GetListServicesResponse().GetService() {
 		names = append(names, s.GetName())
 	}
-	for _, want := range []string{"gitaly.RefService", "gitaly.RefTransaction", "acme.Users", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+	for _, want := range []string{"gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction", "acme.Users", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("list: %v lacks %s", names, want)
 		}
 	}
 
 	// describe
-	resp = ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "gitaly.RefService"}})
+	resp = ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "gitaly.OperationService"}})
 	files := &protoregistry.Files{}
 	var pending []*descriptorpb.FileDescriptorProto
 	for _, raw := range resp.GetFileDescriptorResponse().GetFileDescriptorProto() {
@@ -100,23 +100,23 @@ func TestPlainGRPCClientListsDescribesAndCalls(t *testing.T) {
 			t.Fatalf("reflection returned files whose imports are missing: %d left", len(pending))
 		}
 	}
-	d, err := files.FindDescriptorByName("gitaly.RefService.CreateBranch")
+	d, err := files.FindDescriptorByName("gitaly.OperationService.UserCreateBranch")
 	if err != nil {
 		t.Fatalf("describe: %v", err)
 	}
 	method := d.(protoreflect.MethodDescriptor)
-	if got := method.Input().FullName(); got != "gitaly.CreateBranchRequest" {
-		t.Errorf("CreateBranch input: %s", got)
+	if got := method.Input().FullName(); got != "gitaly.UserCreateBranchRequest" {
+		t.Errorf("UserCreateBranch input: %s", got)
 	}
 
 	// call
 	req := dynamicpb.NewMessage(method.Input())
-	req.Set(method.Input().Fields().ByName("branch_name"), protoreflect.ValueOfString("main"))
+	req.Set(method.Input().Fields().ByName("branch_name"), protoreflect.ValueOfBytes([]byte("main")))
 	out := dynamicpb.NewMessage(method.Output())
-	if err := conn.Invoke(ctx, "/gitaly.RefService/CreateBranch", req, out); err != nil {
+	if err := conn.Invoke(ctx, "/gitaly.OperationService/UserCreateBranch", req, out); err != nil {
 		t.Fatalf("call: %v", err)
 	}
-	if got := compact(t, out); got != `{"branch":{"name":"main","target_commit_id":"unvoted"}}` {
+	if got := compact(t, out); got != `{"branch":{"name":"main","target_commit":{"id":"unvoted"}}}` {
 		t.Errorf("call: got %s", got)
 	}
 
@@ -131,13 +131,13 @@ func TestMaxCallsRequestsAStop(t *testing.T) {
 	ctx := testContext(t)
 	srv, addr, _ := startServe(t, voteScript, func(c *Config) { c.MaxCalls = 2 })
 	conn := dialPlain(t, addr)
-	call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{}`)
+	call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`)
 	select {
 	case <-srv.StopRequested():
 		t.Fatal("stop requested after 1 call")
 	default:
 	}
-	call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{}`)
+	call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`)
 	select {
 	case <-srv.StopRequested():
 	case <-ctx.Done():
@@ -158,13 +158,13 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 }
 
 // serveCreateBranchWithDelay serves, on 127.0.0.1, a script that answers
-// CreateBranch after delay, journaling to j and reporting each call's
+// UserCreateBranch after delay, journaling to j and reporting each call's
 // arrival on arrived. Serve's result arrives on the returned channel.
 func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
 	t.Helper()
 	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "delay.yaml", `
 rules:
-  - match: {method: gitaly.RefService/CreateBranch}
+  - match: {method: gitaly.OperationService/UserCreateBranch}
     delay: `+delay+`
     reply: {}
 `), Journal: j, ServerOptions: []grpc.ServerOption{arrivals(arrived)}})
@@ -190,7 +190,7 @@ func TestShutdownKeepsEveryEntry(t *testing.T) {
 	results := make(chan codes.Code, n)
 	for range n {
 		go func() {
-			_, st := call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{}`)
+			_, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`)
 			results <- st.Code()
 		}()
 	}
@@ -235,7 +235,7 @@ func TestShutdownCutsShortAtTheDeadline(t *testing.T) {
 	conn := dialPlain(t, addr)
 	done := make(chan codes.Code)
 	go func() {
-		_, st := call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{}`)
+		_, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`)
 		done <- st.Code()
 	}()
 	<-arrived
@@ -258,8 +258,8 @@ func TestSubscribeFilters(t *testing.T) {
 	srv, addr, _ := startServe(t, voteScript)
 	peer := dialPeer(t, addr, peerOptions{})
 	plain := dialPlain(t, addr)
-	call(t, ctx, peer, "gitaly.RefService/CreateBranch", `{}`, "x-transaction", "1")
-	call(t, ctx, plain, "gitaly.RefService/CreateBranch", `{}`)
+	call(t, ctx, peer, "gitaly.OperationService/UserCreateBranch", `{}`, tx(1)...)
+	call(t, ctx, plain, "gitaly.OperationService/UserCreateBranch", `{}`)
 	call(t, ctx, plain, "acme.Users/Get", `{}`)
 
 	collect := func(f Filter) []string {
@@ -274,11 +274,11 @@ func TestSubscribeFilters(t *testing.T) {
 		f    Filter
 		want []string
 	}{
-		{"all", Filter{}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch", "forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
+		{"all", Filter{}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.OperationService/UserCreateBranch", "forward gitaly.OperationService/UserCreateBranch", "forward acme.Users/Get"}},
 		{"reverse", Filter{Dir: calls.Reverse}, []string{"reverse gitaly.RefTransaction/VoteTransaction"}},
 		{"glob", Filter{Method: "acme.*/*"}, []string{"forward acme.Users/Get"}},
-		{"peer 1", Filter{Peer: 1, HasPeer: true}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.RefService/CreateBranch"}},
-		{"plain", Filter{Peer: 0, HasPeer: true, Dir: calls.Forward}, []string{"forward gitaly.RefService/CreateBranch", "forward acme.Users/Get"}},
+		{"peer 1", Filter{Peer: 1, HasPeer: true}, []string{"reverse gitaly.RefTransaction/VoteTransaction", "forward gitaly.OperationService/UserCreateBranch"}},
+		{"plain", Filter{Peer: 0, HasPeer: true, Dir: calls.Forward}, []string{"forward gitaly.OperationService/UserCreateBranch", "forward acme.Users/Get"}},
 		{"code", Filter{Code: codes.Unimplemented, HasCode: true}, []string{"forward acme.Users/Get"}},
 		{"after", Filter{AfterID: 3}, []string{"forward acme.Users/Get"}},
 	}
@@ -297,13 +297,13 @@ func TestSubscribeFilters(t *testing.T) {
 func TestSubscribeFollowsLive(t *testing.T) {
 	ctx := testContext(t)
 	srv, addr, _ := startServe(t, voteScript)
-	sub := srv.Subscribe(ctx, SubscribeOptions{Follow: true, Filter: Filter{Method: "gitaly.RefService/DeleteBranch"}})
+	sub := srv.Subscribe(ctx, SubscribeOptions{Follow: true, Filter: Filter{Method: "gitaly.OperationService/UserDeleteBranch"}})
 	plain := dialPlain(t, addr)
-	call(t, ctx, plain, "gitaly.RefService/CreateBranch", `{}`)
-	call(t, ctx, plain, "gitaly.RefService/DeleteBranch", `{}`)
+	call(t, ctx, plain, "gitaly.OperationService/UserCreateBranch", `{}`)
+	call(t, ctx, plain, "gitaly.OperationService/UserDeleteBranch", `{}`)
 	select {
 	case ev := <-sub.C:
-		if ev.Call.Method != "gitaly.RefService/DeleteBranch" || ev.ID != 2 {
+		if ev.Call.Method != "gitaly.OperationService/UserDeleteBranch" || ev.ID != 2 {
 			t.Errorf("got %d %s", ev.ID, ev.Call.Method)
 		}
 	case <-ctx.Done():
@@ -402,7 +402,7 @@ func TestMutualTLS(t *testing.T) {
 	})
 	clientTLS := credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}, ServerName: "127.0.0.1"})
 	peer := dialPeer(t, addr, peerOptions{creds: clientTLS})
-	if got, st := call(t, ctx, peer, "gitaly.RefService/CreateBranch", `{"branch_name": "tls"}`, "x-transaction", "3"); st.Code() != codes.OK {
+	if got, st := call(t, ctx, peer, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "dGxz"}`, tx(3)...); st.Code() != codes.OK {
 		t.Fatalf("vote flow over mTLS: %s %v", got, st)
 	}
 	if p := waitPeers(t, ctx, srv, 1)[0]; p.ReverseCalls != 1 || p.Discovery != DiscoveryDone {
@@ -412,7 +412,7 @@ func TestMutualTLS(t *testing.T) {
 	// Without a client certificate: refused, and reported.
 	noCert := credentials.NewTLS(&tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"})
 	other := dialPeer(t, addr, peerOptions{creds: noCert})
-	if _, st := call(t, ctx, other, "gitaly.RefService/CreateBranch", `{}`); st.Code() != codes.Unavailable {
+	if _, st := call(t, ctx, other, "gitaly.OperationService/UserCreateBranch", `{}`); st.Code() != codes.Unavailable {
 		t.Errorf("without a client certificate: %v, want UNAVAILABLE", st)
 	}
 	logs.wait(t, ctx, "connection rejected")

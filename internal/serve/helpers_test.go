@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -72,21 +74,25 @@ const voteScript = `
 rules:
   - name: vote-before-branch
     match:
-      method: gitaly.RefService/CreateBranch
-      metadata: {x-transaction: {exists: true}}
+      method: gitaly.OperationService/UserCreateBranch
+      metadata: {gitaly-reference-transaction: {exists: true}}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
-          with: {transaction_id: "${meta.x-transaction}", node: gitaly-1, reference_updates_hash: "abc"}
+          with:
+            transaction_id: "${meta.gitaly-reference-transaction | b64dec | fromjson.id}"
+            node: "${meta.gitaly-reference-transaction | b64dec | fromjson.node}"
+            reference_updates_hash: "${req.branch_name | sha1}"
+            phase: PREPARED_PHASE
           expect: {code: OK, reply: {state: COMMIT}}
           as: vote
           else: {code: ABORTED, message: "vote: ${vote.code} ${vote.message}"}
-      - reply: {branch: {name: "${req.branch_name}", target_commit_id: voted}}
+      - reply: {branch: {name: "${req.branch_name}", target_commit: {id: voted}}}
   - name: no-vote
-    match: {method: gitaly.RefService/CreateBranch}
-    reply: {branch: {name: "${req.branch_name}", target_commit_id: unvoted}}
+    match: {method: gitaly.OperationService/UserCreateBranch}
+    reply: {branch: {name: "${req.branch_name}", target_commit: {id: unvoted}}}
   - name: stop-all
-    match: {method: gitaly.RefService/DeleteBranch}
+    match: {method: gitaly.OperationService/UserDeleteBranch}
     do:
       - call: {method: gitaly.RefTransaction/StopTransaction, to: all, with: {transaction_id: 9}, expect: {code: OK}}
       - reply: {}
@@ -241,14 +247,22 @@ func call(t testing.TB, ctx context.Context, conn grpc.ClientConnInterface, meth
 	return compact(t, out), status.Convert(nil)
 }
 
+// compact renders m on one line with proto names, bytes fields as their
+// text (as --bytes text shows them), so expected replies read as written.
 func compact(t testing.TB, m proto.Message) string {
 	t.Helper()
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// protojson randomizes spaces; normalise.
-	return strings.Join(strings.Fields(string(b)), "")
+	return string(dynamic.BytesAsText(b, m.ProtoReflect().Descriptor(), nil))
+}
+
+// tx is the metadata Praefect sends with a request in transaction id
+// (gitaly-reference-transaction), as key and value for call.
+func tx(id int) []string {
+	js := fmt.Sprintf(`{"id":%d,"node":"gitaly-1","primary":true}`, id)
+	return []string{"gitaly-reference-transaction", base64.StdEncoding.EncodeToString([]byte(js))}
 }
 
 // waitPeers waits until the server has n peers whose discovery is settled.

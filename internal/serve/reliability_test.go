@@ -56,7 +56,7 @@ func TestPeerDisconnectsMidCall(t *testing.T) {
 
 	done := make(chan *status.Status, 1)
 	go func() {
-		_, st := call(t, ctx, leaving, "gitaly.RefService/CreateBranch", `{"branch_name": "a"}`, "x-transaction", "1")
+		_, st := call(t, ctx, leaving, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "YQ=="}`, tx(1)...)
 		done <- st
 	}()
 	select {
@@ -74,7 +74,7 @@ func TestPeerDisconnectsMidCall(t *testing.T) {
 	}
 
 	// Everyone else is still served.
-	if got, st := call(t, ctx, staying, "gitaly.RefService/CreateBranch", `{"branch_name": "b"}`, "x-transaction", "2"); st.Code() != codes.OK {
+	if got, st := call(t, ctx, staying, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "Yg=="}`, tx(2)...); st.Code() != codes.OK {
 		t.Fatalf("the other peer's call: %s %v", got, st)
 	}
 	events := journal.all()
@@ -92,7 +92,7 @@ func TestReverseCallToGonePeer(t *testing.T) {
 	ctx := testContext(t)
 	srv, addr, journal := startServe(t, `
 rules:
-  - match: {method: gitaly.RefService/DeleteBranch}
+  - match: {method: gitaly.OperationService/UserDeleteBranch}
     do:
       - call: {method: gitaly.RefTransaction/StopTransaction, to: "1", as: stop}
       - reply: {}
@@ -108,7 +108,7 @@ rules:
 		t.Errorf("CallPeer to a gone peer: %v", err)
 	}
 	// By the script: the call fails UNAVAILABLE and is journaled.
-	if _, st := call(t, ctx, dialPlain(t, addr), "gitaly.RefService/DeleteBranch", `{}`); st.Code() != codes.OK {
+	if _, st := call(t, ctx, dialPlain(t, addr), "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != codes.OK {
 		t.Fatalf("DeleteBranch: %v", st)
 	}
 	events := journal.all()
@@ -173,7 +173,7 @@ func TestManyPeersWithAReverseCallEach(t *testing.T) {
 		t.Error(err)
 	}
 	// And one from the script, to all of them.
-	if _, st := call(t, ctx, dialPlain(t, addr), "gitaly.RefService/DeleteBranch", `{}`); st.Code() != codes.OK {
+	if _, st := call(t, ctx, dialPlain(t, addr), "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != codes.OK {
 		t.Fatalf("DeleteBranch to all %d peers: %v", n, st)
 	}
 	if got := len(journal.all()); got != 2*n+1 {
@@ -194,7 +194,7 @@ func TestGarbageConnections(t *testing.T) {
 		c.Logger = logs.logger()
 	})
 	good := dialPeer(t, addr, peerOptions{})
-	if _, st := call(t, ctx, good, "gitaly.RefService/CreateBranch", `{"branch_name": "before"}`, "x-transaction", "1"); st.Code() != codes.OK {
+	if _, st := call(t, ctx, good, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "YmVmb3Jl"}`, tx(1)...); st.Code() != codes.OK {
 		t.Fatalf("before: %v", st)
 	}
 	cases := []struct {
@@ -229,7 +229,7 @@ func TestGarbageConnections(t *testing.T) {
 				t.Errorf("rejections: %d, want %d", got, i+1)
 			}
 			// Serve still answers the good peer, vote included.
-			if _, st := call(t, ctx, good, "gitaly.RefService/CreateBranch", `{"branch_name": "after"}`, "x-transaction", "1"); st.Code() != codes.OK {
+			if _, st := call(t, ctx, good, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "YWZ0ZXI="}`, tx(1)...); st.Code() != codes.OK {
 				t.Fatalf("after %s: %v", tc.name, st)
 			}
 		})

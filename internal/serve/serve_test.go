@@ -24,12 +24,12 @@ func TestVoteFlowMultiplexed(t *testing.T) {
 	srv, addr, journal := startServe(t, voteScript)
 	conn := dialPeer(t, addr, peerOptions{})
 
-	got, st := call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{"branch_name": "feature/x"}`, "x-transaction", "42")
+	got, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "ZmVhdHVyZS94"}`, tx(42)...)
 	if st.Code() != codes.OK {
-		t.Fatalf("CreateBranch: %v", st)
+		t.Fatalf("UserCreateBranch: %v", st)
 	}
-	if want := `{"branch":{"name":"feature/x","target_commit_id":"voted"}}`; got != want {
-		t.Errorf("CreateBranch reply: got %s, want %s", got, want)
+	if want := `{"branch":{"name":"feature/x","target_commit":{"id":"voted"}}}`; got != want {
+		t.Errorf("UserCreateBranch reply: got %s, want %s", got, want)
 	}
 
 	events := journal.all()
@@ -40,8 +40,8 @@ func TestVoteFlowMultiplexed(t *testing.T) {
 	if vote.Call.Dir != calls.Reverse || vote.Call.Method != "gitaly.RefTransaction/VoteTransaction" || vote.By != ByScript {
 		t.Errorf("first event: got %s %s by %q, want the reverse vote made by the script", vote.Call.Dir, vote.Call.Method, vote.By)
 	}
-	if fwd.Call.Dir != calls.Forward || fwd.Call.Method != "gitaly.RefService/CreateBranch" || fwd.Call.Rule.Name != "vote-before-branch" {
-		t.Errorf("second event: got %s %s rule %q, want the forward CreateBranch answered by vote-before-branch", fwd.Call.Dir, fwd.Call.Method, fwd.Call.Rule.Name)
+	if fwd.Call.Dir != calls.Forward || fwd.Call.Method != "gitaly.OperationService/UserCreateBranch" || fwd.Call.Rule.Name != "vote-before-branch" {
+		t.Errorf("second event: got %s %s rule %q, want the forward UserCreateBranch answered by vote-before-branch", fwd.Call.Dir, fwd.Call.Method, fwd.Call.Rule.Name)
 	}
 	if vote.Cause != fwd.ID || vote.ID == fwd.ID {
 		t.Errorf("vote: id %d cause %d; forward id %d: the vote must name the forward call as its cause", vote.ID, vote.Cause, fwd.ID)
@@ -58,8 +58,8 @@ func TestVoteFlowMultiplexed(t *testing.T) {
 	if p.ForwardCalls != 1 || p.ReverseCalls != 1 {
 		t.Errorf("peer counters: forward %d reverse %d, want 1 and 1", p.ForwardCalls, p.ReverseCalls)
 	}
-	if p.LastCall == nil || p.LastCall.Method != "gitaly.RefService/CreateBranch" {
-		t.Errorf("last call: got %+v, want CreateBranch", p.LastCall)
+	if p.LastCall == nil || p.LastCall.Method != "gitaly.OperationService/UserCreateBranch" {
+		t.Errorf("last call: got %+v, want UserCreateBranch", p.LastCall)
 	}
 	if p.Discovery != DiscoveryDone || !slices.Equal(p.Services, []string{"gitaly.RefTransaction"}) {
 		t.Errorf("services: %s %v %q, want done [gitaly.RefTransaction]", p.Discovery, p.Services, p.DiscoveryError)
@@ -74,13 +74,13 @@ func TestPlainClientHasNoBackchannel(t *testing.T) {
 	srv, addr, journal := startServe(t, voteScript)
 	conn := dialPlain(t, addr)
 
-	got, st := call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{"branch_name": "main"}`)
-	if st.Code() != codes.OK || got != `{"branch":{"name":"main","target_commit_id":"unvoted"}}` {
-		t.Fatalf("CreateBranch without a transaction: %s %v", got, st)
+	got, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "bWFpbg=="}`)
+	if st.Code() != codes.OK || got != `{"branch":{"name":"main","target_commit":{"id":"unvoted"}}}` {
+		t.Fatalf("UserCreateBranch without a transaction: %s %v", got, st)
 	}
-	_, st = call(t, ctx, conn, "gitaly.RefService/CreateBranch", `{"branch_name": "feature/y"}`, "x-transaction", "1")
+	_, st = call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{"branch_name": "ZmVhdHVyZS95"}`, tx(1)...)
 	if st.Code() != codes.Aborted || !strings.Contains(st.Message(), "UNAVAILABLE") || !strings.Contains(st.Message(), "plain gRPC client") {
-		t.Fatalf("CreateBranch with a transaction from a plain client: got %v, want ABORTED saying the caller has no backchannel", st)
+		t.Fatalf("UserCreateBranch with a transaction from a plain client: got %v, want ABORTED saying the caller has no backchannel", st)
 	}
 	events := journal.all()
 	if len(events) != 3 {
@@ -101,9 +101,9 @@ func TestUnknownMethodIsJournaled(t *testing.T) {
 	ctx := testContext(t)
 	_, addr, journal := startServe(t, voteScript)
 	conn := dialPlain(t, addr)
-	err := conn.Invoke(ctx, "/gitaly.RefService/CreateBrunch", nil, nil)
+	err := conn.Invoke(ctx, "/gitaly.OperationService/UserCreateBrunch", nil, nil)
 	_ = err
-	_, st := call(t, ctx, conn, "gitaly.RefService/DeleteBranch", `{}`)
+	_, st := call(t, ctx, conn, "gitaly.OperationService/UserDeleteBranch", `{}`)
 	if st.Code() != codes.OK {
 		t.Fatalf("DeleteBranch: %v", st)
 	}
@@ -112,7 +112,7 @@ func TestUnknownMethodIsJournaled(t *testing.T) {
 		t.Fatalf("journal has %d events, want 2", len(events))
 	}
 	e := events[0]
-	if e.Call.Method != "gitaly.RefService/CreateBrunch" || e.Call.Status.Code() != codes.Unimplemented || !strings.Contains(e.Call.Status.Message(), "CreateBranch") {
+	if e.Call.Method != "gitaly.OperationService/UserCreateBrunch" || e.Call.Status.Code() != codes.Unimplemented || !strings.Contains(e.Call.Status.Message(), "UserCreateBranch") {
 		t.Errorf("unknown method event: %s %v, want UNIMPLEMENTED suggesting CreateBranch", e.Call.Method, e.Call.Status)
 	}
 }
@@ -173,7 +173,7 @@ func TestCallStepToAllAndByID(t *testing.T) {
 	}
 	waitPeers(t, ctx, srv, n)
 	plain := dialPlain(t, addr)
-	if _, st := call(t, ctx, plain, "gitaly.RefService/DeleteBranch", `{}`); st.Code() != codes.OK {
+	if _, st := call(t, ctx, plain, "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != codes.OK {
 		t.Fatalf("DeleteBranch (stop all): %v", st)
 	}
 	var stops []backchannel.ID
@@ -190,13 +190,13 @@ func TestCallStepToAllAndByID(t *testing.T) {
 	// A script that calls a peer by ID.
 	srv.Reload(parseScript(t, "byid.yaml", `
 rules:
-  - match: {method: gitaly.RefService/DeleteBranch}
+  - match: {method: gitaly.OperationService/UserDeleteBranch}
     do:
       - call: {method: gitaly.RefTransaction/StopTransaction, to: "2", expect: {code: OK}}
       - call: {method: gitaly.RefTransaction/StopTransaction, to: "7", as: gone}
       - reply: {}
 `))
-	if _, st := call(t, ctx, plain, "gitaly.RefService/DeleteBranch", `{}`); st.Code() != codes.OK {
+	if _, st := call(t, ctx, plain, "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != codes.OK {
 		t.Fatalf("DeleteBranch (by ID): %v", st)
 	}
 	events := journal.all()
@@ -248,14 +248,14 @@ func TestPeerIDIsNeverTakenFromMetadata(t *testing.T) {
 	srv, addr, journal := startServe(t, voteScript)
 	victim := dialPeer(t, addr, peerOptions{})
 	waitPeers(t, ctx, srv, 1)
-	spoof := []string{"x-transaction", "1", "x-backchannel-id", "1", "backchannel-id", "1", "peer-id", "1", "x-peer-id", "1"}
-	_, st := call(t, ctx, dialPlain(t, addr), "gitaly.RefService/CreateBranch", `{}`, spoof...)
+	spoof := append(tx(1), "x-backchannel-id", "1", "backchannel-id", "1", "peer-id", "1", "x-peer-id", "1")
+	_, st := call(t, ctx, dialPlain(t, addr), "gitaly.OperationService/UserCreateBranch", `{}`, spoof...)
 	if st.Code() != codes.Aborted {
 		t.Fatalf("a plain client claiming to be peer 1: %v, want ABORTED (no backchannel)", st)
 	}
 	other := dialPeer(t, addr, peerOptions{})
 	waitPeers(t, ctx, srv, 2)
-	if _, st := call(t, ctx, other, "gitaly.RefService/CreateBranch", `{}`, spoof...); st.Code() != codes.OK {
+	if _, st := call(t, ctx, other, "gitaly.OperationService/UserCreateBranch", `{}`, spoof...); st.Code() != codes.OK {
 		t.Fatalf("peer 2 claiming to be peer 1: %v", st)
 	}
 	_ = victim
@@ -319,7 +319,7 @@ backchannel:
 		texts <- text
 		select {
 		case r := <-h.responses:
-			if got := compact(t, r); got != `{"text":"echo`+text+`"}` {
+			if got := compact(t, r); got != `{"text":"echo `+text+`"}` {
 				t.Fatalf("response to %q: %s", text, got)
 			}
 		case <-ctx.Done():

@@ -60,9 +60,9 @@ func goldenCalls(t *testing.T) (events []tea.Msg, vote1 *answer.Call) {
 	transport := func(kv ...string) metadata.MD {
 		return metadata.Pairs(append([]string{":authority", "127.0.0.1:9000", "content-type", "application/grpc", "user-agent", "grpc-go/1.85.0"}, kv...)...)
 	}
-	call1 := &answer.Call{ID: 1, Method: vote, Metadata: transport("x-transaction", "42"), Peer: peer,
+	call1 := &answer.Call{ID: 1, Method: vote, Metadata: transport("x-request-id", "42"), Peer: peer,
 		Arrived: clock.Add(-3 * time.Second), Deadline: clock.Add(57 * time.Second)}
-	call2 := &answer.Call{ID: 2, Method: vote, Metadata: transport("x-transaction", "43"), Peer: peer,
+	call2 := &answer.Call{ID: 2, Method: vote, Metadata: transport("x-request-id", "43"), Peer: peer,
 		Arrived: clock.Add(-1 * time.Second), Deadline: clock.Add(3 * time.Second)}
 	call3 := &answer.Call{ID: 3, Method: chat, Metadata: transport(), Peer: peer, Arrived: clock}
 	return []tea.Msg{

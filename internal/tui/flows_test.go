@@ -2,6 +2,7 @@ package tui
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ import (
 )
 
 // flow is the Gitaly-like set-up of the teatest flows: an upstream on
-// 127.0.0.1 whose CreateBranch asks the caller to vote on its backchannel,
+// 127.0.0.1 whose UserCreateBranch asks the caller to vote on its backchannel,
 // and a client whose backchannel is answered by the TUI.
 type flow struct {
 	t        *testing.T
@@ -97,9 +98,9 @@ func (f *flow) createBranch(branch string) <-chan forwardResult {
 	ch := make(chan forwardResult, 1)
 	go func() {
 		h := &resultHandler{}
-		req := `{"branch_name": "` + branch + `", "start_point": "abc123"}`
-		err := dynamic.InvokeRPC(tuitest.Context(f.t), f.src, f.cc, "gitaly.RefService/CreateBranch",
-			metadata.Pairs("x-transaction", "42"), h, dynamic.NewJSONRequestParser(strings.NewReader(req), f.src.Types()).Next)
+		req := `{"branch_name": "` + base64.StdEncoding.EncodeToString([]byte(branch)) + `", "start_point": "YWJjMTIz"}`
+		err := dynamic.InvokeRPC(tuitest.Context(f.t), f.src, f.cc, "gitaly.OperationService/UserCreateBranch",
+			metadata.Pairs("gitaly-reference-transaction", "eyJpZCI6NDIsIm5vZGUiOiJnaXRhbHktMSIsInByaW1hcnkiOnRydWV9"), h, dynamic.NewJSONRequestParser(strings.NewReader(req), f.src.Types()).Next)
 		if err != nil {
 			h.res.status = status.New(codes.Internal, err.Error())
 		}
@@ -131,13 +132,13 @@ func (h *resultHandler) OnReceiveResponse(m proto.Message) {
 func (h *resultHandler) OnReceiveTrailers(st *status.Status, _ metadata.MD) { h.res.status = st }
 
 // TestFlowAnswerWithReply: the upstream asks for a vote while the client's
-// CreateBranch is running; the person first sends a reply that is not
+// UserCreateBranch is running; the person first sends a reply that is not
 // JSON (the error shows and nothing is sent), then fixes it and sends
 // COMMIT, and the branch is created.
 func TestFlowAnswerWithReply(t *testing.T) {
 	f := startFlow(t)
 	done := f.createBranch("feature/tui")
-	f.waitFor("gitaly.RefTransaction/VoteTransaction", "x-transaction: 42", `"node": "gitaly-1"`, "left")
+	f.waitFor("gitaly.RefTransaction/VoteTransaction", "x-request-id: 42", `"node": "gitaly-1"`, "left")
 
 	f.keys(keyEnter)   // edit the reply (the template says COMMIT)
 	f.keys(runes("x")) // now it is not JSON
@@ -150,8 +151,8 @@ func TestFlowAnswerWithReply(t *testing.T) {
 	f.waitFor("Outcome of call #1", "Reply sent by you", "OK││")
 
 	r := f.result(done)
-	if r.status.Code() != codes.OK || len(r.responses) != 1 || !strings.Contains(r.responses[0], `"name":"feature/tui"`) {
-		t.Fatalf("CreateBranch got %v %v, want OK with the branch", r.status, r.responses)
+	if r.status.Code() != codes.OK || len(r.responses) != 1 || !strings.Contains(r.responses[0], `"name":"ZmVhdHVyZS90dWk="`) {
+		t.Fatalf("UserCreateBranch got %v %v, want OK with the branch", r.status, r.responses)
 	}
 	_ = f.tm.Quit()
 	final := f.tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(AnswerModel)
@@ -180,7 +181,7 @@ func TestFlowAnswerWithError(t *testing.T) {
 
 	r := f.result(done)
 	if r.status.Code() != codes.Aborted || !strings.Contains(r.status.Message(), "no quorum") {
-		t.Fatalf("CreateBranch got %v, want ABORTED naming the vote's message", r.status)
+		t.Fatalf("UserCreateBranch got %v, want ABORTED naming the vote's message", r.status)
 	}
 }
 
@@ -190,7 +191,7 @@ func TestFlowAnswerWithError(t *testing.T) {
 func TestFlowForwardCall(t *testing.T) {
 	f := startFlow(t)
 	f.keys(keyF2)
-	f.waitFor("type to filter methods", "gitaly.RefService/CreateBranch")
+	f.waitFor("type to filter methods", "gitaly.OperationService/UserCreateBranch")
 	for _, r := range "userslist" {
 		f.keys(runes(string(r)))
 	}

@@ -73,7 +73,7 @@ backchannel:
 	f.waitFor("1 peer", "▸ 1 ", "gitaly.RefTransaction")
 
 	if r := f.result(f.createBranch("feature/served")); r.status.Code() != codes.OK {
-		t.Fatalf("CreateBranch: %v", r.status)
+		t.Fatalf("UserCreateBranch: %v", r.status)
 	}
 	f.waitFor("rev→ peer 1", "fwd← peer 1", "vote-before-branch")
 

@@ -13,7 +13,7 @@ import (
 )
 
 // TestFlowServe: the serve program over a real upstream. A peer connects
-// and shows up in the table; its CreateBranch (with the vote it causes)
+// and shows up in the table; its UserCreateBranch (with the vote it causes)
 // shows up in the journal; the person calls VoteTransaction into the
 // peer's backchannel from the reverse-call screen and sees the peer's
 // answer; the peer leaves and its row goes.
@@ -43,7 +43,7 @@ func TestFlowServe(t *testing.T) {
 
 	r := f.result(f.createBranch("feature/watched"))
 	if r.status.Code() != codes.Aborted { // the voter said STOP
-		t.Fatalf("CreateBranch got %v, want ABORTED after the STOP vote", r.status)
+		t.Fatalf("UserCreateBranch got %v, want ABORTED after the STOP vote", r.status)
 	}
 	f.waitFor("rev→ peer 1", "gitaly.RefTransaction/VoteTransaction", "ABORTED")
 
@@ -70,7 +70,7 @@ func TestFlowServe(t *testing.T) {
 	for _, e := range final.journal.Entries() {
 		seen[e.Dir+" "+e.Method] = true
 	}
-	for _, want := range []string{"forward gitaly.RefService/CreateBranch", "reverse gitaly.RefTransaction/VoteTransaction"} {
+	for _, want := range []string{"forward gitaly.OperationService/UserCreateBranch", "reverse gitaly.RefTransaction/VoteTransaction"} {
 		if !seen[want] {
 			t.Errorf("the journal lacks a %s entry (has %v)", want, seen)
 		}

@@ -29,11 +29,11 @@ var (
 	goldenJournal = []journal.Entry{
 		{ID: 1, Time: clock.Add(-12 * time.Second), Dir: journal.DirReverse, Origin: journal.OriginMade, By: journal.ByScript,
 			Peer: &journal.Peer{ID: 1, Addr: "127.0.0.1:51234"}, Method: "gitaly.RefTransaction/VoteTransaction",
-			Metadata: map[string][]string{"x-transaction": {"42"}}, Requests: []json.RawMessage{json.RawMessage(`{"transaction_id":"42","node":"gitaly-1"}`)},
+			Metadata: map[string][]string{"x-request-id": {"42"}}, Requests: []json.RawMessage{json.RawMessage(`{"transaction_id":"42","node":"gitaly-1"}`)},
 			Responses: []json.RawMessage{json.RawMessage(`{"state":"COMMIT"}`)}, Status: &journal.Status{Code: "OK"}, DurationMS: 1.234,
 			Rule: &journal.Rule{Name: "vote-before-branch", Pos: "upstream.yaml:3:5"}, Cause: 2},
 		{ID: 2, Time: clock.Add(-12 * time.Second), Dir: journal.DirForward, Origin: journal.OriginAnswered, By: journal.ByScript,
-			Peer: &journal.Peer{ID: 1, Addr: "127.0.0.1:51234"}, Method: "gitaly.RefService/CreateBranch",
+			Peer: &journal.Peer{ID: 1, Addr: "127.0.0.1:51234"}, Method: "gitaly.OperationService/UserCreateBranch",
 			Status: &journal.Status{Code: "OK"}, DurationMS: 3.5, Rule: &journal.Rule{Name: "vote-before-branch", Pos: "upstream.yaml:3:5"}},
 		{ID: 3, Time: clock.Add(-2 * time.Second), Dir: journal.DirForward, Origin: journal.OriginAnswered, By: journal.ByScript,
 			Peer: &journal.Peer{Addr: "127.0.0.1:51300"}, Method: "acme.Users/Get",

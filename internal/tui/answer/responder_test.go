@@ -168,15 +168,15 @@ func TestReplyAfterAnInvalidOne(t *testing.T) {
 	})})
 	ctx, cancel := context.WithTimeout(tuitest.Context(t), 20*time.Second)
 	defer cancel()
-	done := e.invoke(ctx, vote, metadata.Pairs("x-transaction", "42"), `{"transaction_id": 42, "node": "gitaly-1"}`)
+	done := e.invoke(ctx, vote, metadata.Pairs("x-request-id", "42"), `{"transaction_id": 42, "node": "gitaly-1"}`)
 
 	arrived := nextOf[answer.ArrivedMsg](e)
 	c := arrived.Call
 	if got := dynamic.MethodName(c.Method); got != vote {
 		t.Errorf("method = %s, want %s", got, vote)
 	}
-	if got := c.Metadata.Get("x-transaction"); len(got) != 1 || got[0] != "42" {
-		t.Errorf("metadata x-transaction = %q, want [42]", got)
+	if got := c.Metadata.Get("x-request-id"); len(got) != 1 || got[0] != "42" {
+		t.Errorf("metadata x-request-id = %q, want [42]", got)
 	}
 	if c.Deadline.IsZero() {
 		t.Error("the call's deadline is missing")

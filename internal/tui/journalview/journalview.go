@@ -302,7 +302,7 @@ func Haystack(e journal.Entry, loc *time.Location) string {
 
 // Line renders an entry on one line, its time in loc:
 //
-//	14:02:11.123 fwd← peer 1  gitaly.RefService/CreateBranch  OK  3.1ms  vote-before-branch
+//	14:02:11.123 fwd← peer 1  gitaly.OperationService/UserCreateBranch  OK  3.1ms  vote-before-branch
 func Line(e journal.Entry, loc *time.Location) string {
 	dir, peer, code, rule := parts(e)
 	return fmt.Sprintf("%s %s %-7s %s  %s  %s%s", e.Time.In(loc).Format("15:04:05.000"), dir, peer, e.Method, code, formatMS(e.DurationMS), rule)

@@ -25,7 +25,7 @@ func newView() Model {
 	m.Focus()
 	m.Add(
 		entry(1, journal.DirReverse, journal.OriginMade, "gitaly.RefTransaction/VoteTransaction", "OK", 1),
-		entry(2, journal.DirForward, journal.OriginAnswered, "gitaly.RefService/CreateBranch", "OK", 1),
+		entry(2, journal.DirForward, journal.OriginAnswered, "gitaly.OperationService/UserCreateBranch", "OK", 1),
 		entry(3, journal.DirForward, journal.OriginAnswered, "acme.Users/Get", "NOT_FOUND", 2),
 	)
 	return m

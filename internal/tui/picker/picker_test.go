@@ -31,7 +31,7 @@ func TestFilter(t *testing.T) {
 	}{
 		{"", "acme.Users/Get", 12},
 		{"vote", "gitaly.RefTransaction/VoteTransaction", 1},
-		{"refcreate", "gitaly.RefService/CreateBranch", 1},
+		{"opcreate", "gitaly.OperationService/UserCreateBranch", 1},
 		{"userslist", "acme.Users/List", 1},
 		{"zzz", "", 0},
 	}

@@ -5,7 +5,6 @@
 package registry
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/bcctl/bcctl/internal/tui/theme"
+	"github.com/bcctl/bcctl/internal/words"
 )
 
 // Peer is one connected peer.
@@ -102,19 +102,21 @@ func (m Model) KeyMap() KeyMap { return m.tbl.KeyMap }
 
 // SetPeers replaces every row.
 func (m *Model) SetPeers(peers []Peer) {
+	selected := m.selectedID()
 	m.peers = append([]Peer(nil), peers...)
-	m.sync()
+	m.sync(selected)
 }
 
 // Apply applies a join, leave or update. The selection stays on the same
 // peer while it is connected.
 func (m *Model) Apply(ev Event) {
+	selected := m.selectedID() // before the rows change under the cursor
 	switch ev.Kind {
 	case Joined, Updated:
 		for i := range m.peers {
 			if m.peers[i].ID == ev.Peer.ID {
 				m.peers[i] = ev.Peer
-				m.sync()
+				m.sync(selected)
 				return
 			}
 		}
@@ -127,7 +129,7 @@ func (m *Model) Apply(ev Event) {
 			}
 		}
 	}
-	m.sync()
+	m.sync(selected)
 }
 
 // Peers returns the connected peers, by ID.
@@ -142,15 +144,20 @@ func (m Model) Selected() (Peer, bool) {
 	return m.peers[i], true
 }
 
-// sync rebuilds the rows, keeping the selected peer selected.
-func (m *Model) sync() {
-	var selected uint64
+// selectedID is the ID of the selected peer, 0 when none is.
+func (m Model) selectedID() uint64 {
 	if p, ok := m.Selected(); ok {
-		selected = p.ID
+		return p.ID
 	}
+	return 0
+}
+
+// sync rebuilds the rows, keeping peer selected selected (or the row in
+// its place when it has left).
+func (m *Model) sync(selected uint64) {
+	cursor := max(min(m.tbl.Cursor(), len(m.peers)-1), 0)
 	sort.Slice(m.peers, func(i, j int) bool { return m.peers[i].ID < m.peers[j].ID })
 	rows := make([]table.Row, len(m.peers))
-	cursor := 0
 	for i, p := range m.peers {
 		if p.ID == selected {
 			cursor = i
@@ -194,7 +201,7 @@ func (m *Model) SetSize(width, height int) {
 	m.tbl.SetColumns(cols)
 	m.tbl.SetWidth(width)
 	m.tbl.SetHeight(max(height, 2))
-	m.sync()
+	m.sync(m.selectedID())
 }
 
 // columns fits the table's columns to width: the services column takes
@@ -233,7 +240,7 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	m.tbl, cmd = m.tbl.Update(msg)
-	m.sync() // move the marker
+	m.sync(m.selectedID()) // move the marker
 	return m, cmd
 }
 
@@ -250,9 +257,4 @@ func (m Model) View() string {
 }
 
 // Summary is "3 peers" for titles.
-func Summary(n int) string {
-	if n == 1 {
-		return "1 peer"
-	}
-	return fmt.Sprintf("%d peers", n)
-}
+func Summary(n int) string { return words.Count(n, "peer") }

@@ -55,7 +55,7 @@ func Method(t testing.TB, name string) protoreflect.MethodDescriptor {
 	return md
 }
 
-// UpstreamScript is the Gitaly-like upstream: CreateBranch asks the caller
+// UpstreamScript is the Gitaly-like upstream: UserCreateBranch asks the caller
 // to vote through its backchannel and creates the branch only on COMMIT;
 // acme.Users answers Get, streams List, echoes each Chat message, counts
 // names the first and last user of an Import once the caller has sent them
@@ -64,17 +64,21 @@ func Method(t testing.TB, name string) protoreflect.MethodDescriptor {
 const UpstreamScript = `
 rules:
   - name: vote-before-branch
-    match: {method: gitaly.RefService/CreateBranch}
+    match: {method: gitaly.OperationService/UserCreateBranch}
     do:
       - call:
           method: gitaly.RefTransaction/VoteTransaction
-          with: {transaction_id: 42, node: "gitaly-1", reference_updates_hash: "YWJj", phase: PREPARED_PHASE}
-          metadata: {x-transaction: "42"}
+          with:
+            transaction_id: "${meta.gitaly-reference-transaction | b64dec | fromjson.id}"
+            node: "${meta.gitaly-reference-transaction | b64dec | fromjson.node}"
+            reference_updates_hash: "${req.branch_name | sha1}"
+            phase: PREPARED_PHASE
+          metadata: {x-request-id: "42"}
           timeout: 60s
           expect: {code: OK, reply: {state: COMMIT}}
           as: vote
           else: {code: ABORTED, message: "vote ${vote.code} ${vote.reply.state}: ${vote.message}"}
-      - reply: {branch: {name: "${req.branch_name}", target_commit_id: "${req.start_point}"}}
+      - reply: {branch: {name: "${req.branch_name}", target_commit: {id: "${req.start_point}"}}}
   - name: get-user
     match: {method: acme.Users/Get}
     headers: {x-served-by: upstream}
