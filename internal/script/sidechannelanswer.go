@@ -175,4 +175,3 @@ func (l *loader) sidechannelAnswer(n *yaml.Node, idx int) *SidechannelAnswer {
 	}
 	return a
 }
-
