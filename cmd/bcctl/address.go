@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -52,7 +53,25 @@ func ParseAddress(s string, unix bool) (Address, error) {
 	if strings.Contains(host, ":") && !strings.HasPrefix(s, "[") {
 		return Address{}, fmt.Errorf("address %q: write an IPv6 host in brackets, as [%s]:%s", s, host, port)
 	}
+	if err := checkPort(port); err != nil {
+		return Address{}, fmt.Errorf("address %q: %w", s, err)
+	}
 	return Address{Network: "tcp", Addr: s}, nil
+}
+
+// checkPort accepts a port number (0 to 65535; 0 lets a listener choose)
+// or the name of a TCP service ("https").
+func checkPort(port string) error {
+	if strings.Trim(port, "0123456789") == "" {
+		if n, err := strconv.ParseUint(port, 10, 32); err != nil || n > 65535 {
+			return fmt.Errorf("port %s is out of range: want 0 to 65535", port)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is neither a number nor the name of a TCP service", port)
+	}
+	return nil
 }
 
 func unixAddress(path, orig string) (Address, error) {

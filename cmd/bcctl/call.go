@@ -108,6 +108,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "show headers, trailers and every reverse call (-vv: also metadata, timing and sizes)")
 	fs.StringVarP(&opts.Output, "output", "o", "text", "output `mode`: text (grpcurl's output) or json (one JSON document with the call, its status and every reverse call)")
 	opts.Client.AddFlags(fs)
+	fs.Lookup("max-time").Usage = "the most the whole command may take (`seconds` or a duration), and the call's deadline; its passing exits 68, DEADLINE_EXCEEDED"
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
 	opts.Sidechannel.AddFlags(fs)
@@ -187,7 +188,7 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return err
+		return maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -197,7 +198,7 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return explainSchemaError(err)
+		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)

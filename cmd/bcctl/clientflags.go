@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/client"
@@ -36,9 +41,10 @@ func (c *ClientFlags) AddFlags(fs *pflag.FlagSet) {
 // clientPlan is what the client flags resolve to before anything is
 // dialed: every usage error is found here.
 type clientPlan struct {
-	addr      Address
-	hasAddr   bool
-	creds     credentials.TransportCredentials
+	addr    Address
+	hasAddr bool
+	// tls is the TLS configuration; nil with --plaintext.
+	tls       *tls.Config
 	rpcMD     metadata.MD
 	reflectMD metadata.MD
 }
@@ -59,11 +65,10 @@ func (c *ClientFlags) plan(addrArg string, getenv func(string) string) (*clientP
 	if !p.hasAddr && c.Schema.Reflection() {
 		return nil, usageErrorf("the server address is missing (it may be left out only with --proto or --protoset)")
 	}
-	creds, err := c.TLS.ClientCredentials()
-	if err != nil {
+	var err error
+	if p.tls, err = c.TLS.ClientTLS(); err != nil {
 		return nil, err
 	}
-	p.creds = creds
 	if p.rpcMD, err = c.Headers.RPCMetadata(getenv); err != nil {
 		return nil, err
 	}
@@ -95,10 +100,17 @@ func (c *ClientFlags) sessionConfig(p *clientPlan, f *Factory) client.Config {
 
 // hostConfig returns the dial configuration of the plan.
 func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
+	// Dial is given the TLS configuration itself (not credentials made of
+	// it), so that it can tell a server that wants a client certificate.
+	var creds credentials.TransportCredentials
+	if p.tls == nil {
+		creds = insecure.NewCredentials()
+	}
 	return host.Config{
 		Network:        p.addr.Network,
 		Address:        p.addr.Addr,
-		Creds:          p.creds,
+		Creds:          creds,
+		TLS:            p.tls,
 		Authority:      c.TLS.Authority,
 		NoMux:          c.Conn.NoMux,
 		ConnectTimeout: c.Conn.ConnectTimeout,
@@ -111,20 +123,53 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 }
 
 // explainSchemaError adds what the user can do about a schema that could
-// not be found.
+// not be found. The error keeps err's identity.
 func explainSchemaError(err error) error {
 	if errors.Is(err, dynamic.ErrReflectionNotSupported) {
-		return fmt.Errorf("%s\n(give the schema with --proto or --protoset instead)", trimPkg(err))
+		return &shownError{msg: trimPkg(err) + "\n(give the schema with --proto or --protoset instead)", err: err}
 	}
-	return errors.New(trimPkg(err))
+	return &shownError{msg: trimPkg(err), err: err}
 }
 
-// withMaxTime returns ctx bounded by --max-time, when given.
+// shownError is err with the message the user is shown; errors.Is and As
+// still see err.
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e *shownError) Error() string { return e.msg }
+func (e *shownError) Unwrap() error { return e.err }
+
+// maxTimeError is the cause of a command's context ending when --max-time
+// passes. Wherever it passes (connecting, resolving the schema, during the
+// call) the command exits as a call that ran out of time does.
+type maxTimeError struct{ d time.Duration }
+
+func (e *maxTimeError) Error() string { return fmt.Sprintf("--max-time %s passed", e.d) }
+
+// withMaxTime returns ctx bounded by --max-time, when given; its cause is
+// then a *maxTimeError.
 func (c *ClientFlags) withMaxTime(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.Conn.MaxTime > 0 {
-		return context.WithTimeoutCause(ctx, c.Conn.MaxTime, fmt.Errorf("--max-time %s passed", c.Conn.MaxTime))
+		return context.WithTimeoutCause(ctx, c.Conn.MaxTime, &maxTimeError{d: c.Conn.MaxTime})
 	}
 	return context.WithCancel(ctx)
+}
+
+// maxTimePassed returns err as the --max-time deadline when ctx ended
+// because --max-time passed and err is how that surfaced: a context error,
+// or a reflection stream's DEADLINE_EXCEEDED, neither of which carries the
+// cause. Other errors are returned as they are.
+func maxTimePassed(ctx context.Context, err error, while string) error {
+	var mt *maxTimeError
+	if err == nil || !errors.As(context.Cause(ctx), &mt) || errors.As(err, &mt) {
+		return err
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && status.Code(err) != codes.DeadlineExceeded {
+		return err
+	}
+	return fmt.Errorf("%w while %s", mt, while)
 }
 
 // looksLikeAddress tells an address argument from a symbol when the

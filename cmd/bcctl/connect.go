@@ -76,6 +76,7 @@ lost.`,
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
 	opts.Client.AddFlags(fs)
+	fs.Lookup("max-time").Usage = "stop after this long (`seconds` or a duration), a normal end: the exit code is the expectations'"
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
 	return cmd
 }
@@ -108,7 +109,14 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		responder = opts.Interactive.on(streams)
 	}
 
-	ctx, cancel := opts.Client.withMaxTime(ctx)
+	// For connect, --max-time is when to stop, not a deadline: it passing
+	// before the connection is made is a connection that could not be.
+	var cancel context.CancelFunc
+	if d := opts.Client.Conn.MaxTime; d > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("--max-time %s passed", d))
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	printer := &entryPrinter{
 		w:         streams.SyncOut(),

@@ -50,9 +50,10 @@ ADDR may be left out.`,
 	return cmd
 }
 
-func describeRun(ctx context.Context, opts *DescribeOptions) error {
+func describeRun(ctx context.Context, opts *DescribeOptions) (err error) {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
+	defer func() { err = maxTimePassed(ctx, err, "resolving the schema") }()
 	s, err := opts.open(ctx)
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func exitCodeOf(err error) int {
 	var usage *usageError
 	var st *StatusError
 	var silent *silentError
+	var maxTime *maxTimeError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -89,6 +90,8 @@ func exitCodeOf(err error) int {
 			return ExitOK
 		}
 		return ExitStatusBase + int(st.Code)
+	case errors.As(err, &maxTime):
+		return ExitStatusBase + int(codes.DeadlineExceeded)
 	case errors.Is(err, script.ErrExpectationsFailed):
 		return ExitExpectations
 	case errors.Is(err, errInterrupted):

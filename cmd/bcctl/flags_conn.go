@@ -31,7 +31,7 @@ func (c *ConnFlags) AddFlags(fs *pflag.FlagSet) {
 	c.ConnectTimeout = 10 * time.Second
 	fs.Var(secondsValue{&c.ConnectTimeout}, "connect-timeout", "how long to wait for the connection (`seconds` like grpcurl, or a duration like 500ms)")
 	fs.Var(secondsValue{&c.KeepaliveTime}, "keepalive-time", "send a keepalive ping after this long idle (`seconds` or a duration); the connection fails when it goes unanswered as long")
-	fs.Var(secondsValue{&c.MaxTime}, "max-time", "the most the whole command may take (`seconds` or a duration); the call's deadline")
+	fs.Var(secondsValue{&c.MaxTime}, "max-time", "the most the whole command may take (`seconds` or a duration); its passing exits 68, DEADLINE_EXCEEDED")
 	fs.IntVar(&c.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
 	fs.BoolVar(&c.Unix, "unix", false, "the address is the path of a unix socket")
 	fs.BoolVar(&c.NoMux, "no-mux", false, "connect as a plain gRPC client: no backchannel handshake (for servers that do not speak it)")

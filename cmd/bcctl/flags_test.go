@@ -24,6 +24,12 @@ func TestParseAddress(t *testing.T) {
 		{in: "rel.sock", unix: true, want: Address{"unix", "rel.sock"}},
 		{in: "localhost", wantErr: `address "localhost": want host:port (or unix:PATH, or a socket path with --unix): missing port in address`},
 		{in: "localhost:", wantErr: "the port is missing"},
+		{in: "localhost:65535", want: Address{"tcp", "localhost:65535"}},
+		{in: "127.0.0.1:0", want: Address{"tcp", "127.0.0.1:0"}},
+		{in: "localhost:https", want: Address{"tcp", "localhost:https"}},
+		{in: "127.0.0.1:99999", wantErr: `address "127.0.0.1:99999": port 99999 is out of range: want 0 to 65535`},
+		{in: "127.0.0.1:99999999999999999999", wantErr: "is out of range"},
+		{in: "localhost:nosuchservice", wantErr: `port "nosuchservice" is neither a number nor the name of a TCP service`},
 		{in: "unix:", wantErr: "the socket path is missing"},
 		{in: "", wantErr: "address is empty"},
 	} {

@@ -69,6 +69,19 @@ func (t *TLSFlags) AddServerFlags(fs *pflag.FlagSet) {
 // ClientCredentials returns the transport credentials of a client. Flags
 // that contradict each other are usage errors.
 func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error) {
+	cfg, err := t.ClientTLS()
+	switch {
+	case err != nil:
+		return nil, err
+	case cfg == nil:
+		return insecure.NewCredentials(), nil
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// ClientTLS returns the TLS configuration of a client; nil with
+// --plaintext. Flags that contradict each other are usage errors.
+func (t *TLSFlags) ClientTLS() (*tls.Config, error) {
 	if t.Plaintext {
 		for _, f := range []struct {
 			name string
@@ -78,7 +91,7 @@ func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error)
 				return nil, usageErrorf("%s does not go with --plaintext (plain text has no TLS to configure)", f.name)
 			}
 		}
-		return insecure.NewCredentials(), nil
+		return nil, nil
 	}
 	if (t.Cert == "") != (t.Key == "") {
 		return nil, usageErrorf("%s and %s go together: give both or neither", t.flag("cert"), t.flag("key"))
@@ -107,7 +120,7 @@ func (t *TLSFlags) ClientCredentials() (credentials.TransportCredentials, error)
 	case t.Authority != "":
 		cfg.ServerName = hostOnly(t.Authority)
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // ServerCredentials returns the transport credentials of a server:

@@ -49,9 +49,10 @@ ADDR may be left out.`,
 	return cmd
 }
 
-func listRun(ctx context.Context, opts *ListOptions) error {
+func listRun(ctx context.Context, opts *ListOptions) (err error) {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
+	defer func() { err = maxTimePassed(ctx, err, "resolving the schema") }()
 	s, err := opts.open(ctx)
 	if err != nil {
 		return err

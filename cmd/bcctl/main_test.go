@@ -32,9 +32,11 @@ func TestMain(m *testing.M) {
 // TestScripts runs every testscript in testdata/script. Scripts have these
 // commands besides testscript's own (see scriptCmds):
 //
-//	bcserver [-plain] [-tls DIR] [-mtls] [-unix PATH] [-noreflect] NAME
+//	bcserver [-plain] [-tls DIR] [-mtls] [-unix PATH] [-noreflect|-stallreflect] NAME
 //	    start a test server (testserver_test.go) and set $NAME to its
 //	    address; stopped when the script ends
+//	bcfake http1|silent|hangup NAME
+//	    start a listener that is not a gRPC server (fakeservers_test.go)
 //	bccall-peers [-bg] NAME METHOD JSON
 //	    make a reverse call into every peer connected to server NAME
 //	    (waiting up to 10s for one) and print each answer; with -bg, go on
@@ -121,6 +123,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"bcserver-release": cmdServerRelease,
 		"bclist-peers":     cmdListPeers,
 		"bccorpus":         cmdCorpus,
+		"bcfake":           cmdFakeServer,
 		// serve, peers and demo (serve_script_test.go)
 		"serve-addr":       cmdServeAddr,
 		"serve-peer":       cmdServePeer,
@@ -143,6 +146,7 @@ func cmdBCServer(ts *testscript.TestScript, neg bool, args []string) {
 	fs.BoolVar(&opts.MTLS, "mtls", false, "require client certificates")
 	fs.StringVar(&opts.Unix, "unix", "", "listen on this unix socket")
 	fs.BoolVar(&opts.NoReflection, "noreflect", false, "no reflection service")
+	fs.BoolVar(&opts.StallReflection, "stallreflect", false, "a reflection service that never answers")
 	ts.Check(fs.Parse(args))
 	if fs.NArg() != 1 {
 		ts.Fatalf("usage: bcserver [flags] NAME")

@@ -178,8 +178,19 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 	if info.ScriptReloads > 0 {
 		script += fmt.Sprintf(" (reloaded %s)", words.Count(info.ScriptReloads, "time"))
 	}
+	where := strings.Join(info.Listen, ", ")
+	if info.Kind == "proxy" {
+		where += " → " + info.Upstream
+		if script == "" {
+			script = "none"
+		}
+	}
+	kind := info.Kind
+	if kind == "" {
+		kind = "serve"
+	}
 	fmt.Fprintf(opts.IO.Out, "%s %s · script %s · %s · %d forward, %d reverse calls\n",
-		cs.Bold("bcctl serve"), strings.Join(info.Listen, ", "), script,
+		cs.Bold("bcctl "+kind), where, script,
 		words.Count(len(peers), "peer"), info.ForwardCalls, info.ReverseCalls)
 	if info.ScriptError != "" {
 		fmt.Fprintf(opts.IO.Out, "%s\n%s\n", cs.Red("the last change of the script did not load; the previous script stays in force:"), info.ScriptError)

@@ -47,7 +47,7 @@ method or a request that does not fit the method exit 1 without calling.`,
 		Example: `  bcctl peers call 127.0.0.1:9001 1 gitaly.RefTransaction/VoteTransaction -d '{"transaction_id": 7}'
   bcctl peers call unix:/tmp/admin.sock 2 gitaly.RefTransaction/StopTransaction -H 'x-reason: test'
   echo '{"transaction_id": 8}' | bcctl peers call 127.0.0.1:9001 1 gitaly.RefTransaction/VoteTransaction -d @-`,
-		Args: exactArgs("the admin address (ADMIN)", "the peer's ID (PEER)", "the method (METHOD)"),
+		Args: peersCallArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Admin, opts.Method = args[0], args[2]
 			id, err := strconv.ParseUint(args[1], 10, 64)
@@ -99,7 +99,7 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 	defer cancel()
 	resp, err := c.CallPeer(ctx, req)
 	if err != nil {
-		return peersCallError(err)
+		return peersAPIError("peers call", err)
 	}
 	code, err := calls.ParseCode(resp.Code)
 	if err != nil {
@@ -134,7 +134,8 @@ func peersCallRun(ctx context.Context, opts *PeersCallOptions) error {
 		}
 		if resp.Code != "OK" {
 			var b strings.Builder
-			fmt.Fprintf(&b, "ERROR:\n  Code: %s\n  Message: %s\n", resp.Code, resp.Message)
+			// The status reads as bcctl call's (and grpcurl's) does.
+			fmt.Fprintf(&b, "ERROR:\n  Code: %s\n  Message: %s\n", code, resp.Message)
 			if len(resp.DetailsJson) > 0 {
 				b.WriteString("  Details:\n")
 				for i, d := range resp.DetailsJson {
@@ -178,10 +179,10 @@ func metadataJSONOf(md []*adminpb.Metadata) []metadataJSON {
 	return out
 }
 
-// peersCallError explains why the admin API could not make the call.
-func peersCallError(err error) error {
+// peersAPIError explains why the admin API did not do what command asked.
+func peersAPIError(command string, err error) error {
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("peers call: %s: %s", calls.CodeName(st.Code()), st.Message())
+		return fmt.Errorf("%s: %s: %s", command, calls.CodeName(st.Code()), st.Message())
 	}
 	return err
 }
@@ -204,4 +205,13 @@ func peersPrintMetadata(w interface{ Write([]byte) (int, error) }, title string,
 		fmt.Fprintf(&b, "%s: %s\n", m.Key, m.Value)
 	}
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// peersCallArgs wants ADMIN PEER METHOD. With two, it names the one left
+// out: a method in the second place means the peer's ID is missing.
+func peersCallArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 2 && strings.ContainsAny(args[1], "./") {
+		return usageErrorf("%s: missing the peer's ID (PEER) before the method %s (bcctl peers lists the peers)", commandName(cmd), args[1])
+	}
+	return exactArgs("the admin address (ADMIN)", "the peer's ID (PEER)", "the method (METHOD)")(cmd, args)
 }

@@ -49,12 +49,21 @@ type ProxyOptions struct {
 	Verbosity int
 	// AddrFile, when set, receives the addresses the proxy listens on.
 	AddrFile string
+	// Admin is the admin API's address (loopback or unix socket only):
+	// bcctl peers lists the proxy's clients and calls into them.
+	Admin string
+	// TUI shows the clients and one timeline of both directions in a
+	// terminal UI (--tui) with UI.
+	TUI bool
+	// UI is the terminal UI of --tui (Factory.ServeUI, which shows a
+	// proxy's hub as it shows a serve's); nil refuses --tui.
+	UI ServeUI
 }
 
 const proxyDefaultListen = "127.0.0.1:9001"
 
 func newProxyCmd(f *Factory, runF func(context.Context, *ProxyOptions) error) *cobra.Command {
-	opts := &ProxyOptions{IO: f.IOStreams, Factory: f}
+	opts := &ProxyOptions{IO: f.IOStreams, Factory: f, UI: f.ServeUI}
 	cmd := &cobra.Command{
 		Use:   "proxy --listen ADDR --upstream ADDR [flags]",
 		Short: "Sit between a backchannel client and its server: relay, watch and record both directions",
@@ -116,7 +125,9 @@ decide the exit code (0 met, 3 not), as in serve (docs/proxy.md).`,
 	fs.IntVar(&opts.MaxMsgSize, "max-msg-sz", 0, "largest message relayed, in `bytes` (default 4194304)")
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "`mode` of the calls printed: auto (text on a terminal, json otherwise), text, json (JSON lines), or none")
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print each call as it starts, and its messages (-vv: also metadata)")
-	fs.StringVar(&opts.AddrFile, "addr-file", "", "once listening, write the addresses to `file` (\"listen ADDR\" lines)")
+	fs.StringVar(&opts.AddrFile, "addr-file", "", "once listening, write the addresses to `file` (\"listen ADDR\" and \"admin ADDR\" lines)")
+	fs.StringVar(&opts.Admin, "admin", "", "serve the admin API on `address`: a loopback host:port or unix:PATH (bcctl peers lists the clients and calls into them)")
+	fs.BoolVar(&opts.TUI, "tui", false, "show the clients and the calls both ways in a terminal UI")
 	opts.ListenTLS.AddServerFlags(fs)
 	opts.UpstreamTLS.AddUpstreamFlags(fs)
 	return cmd

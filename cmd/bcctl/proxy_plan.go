@@ -22,6 +22,7 @@ const proxyKeepMessages = 4 << 20
 // proxyPlan is what proxy's flags resolve to before anything listens.
 type proxyPlan struct {
 	listen   []Address
+	admin    *Address
 	upstream Address
 	upCreds  credentials.TransportCredentials
 	decoder  *proxy.Decoder
@@ -40,6 +41,12 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 	p := &proxyPlan{}
 	var err error
 	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
+		return nil, err
+	}
+	if opts.TUI && opts.UI == nil {
+		return nil, errNoTUI
+	}
+	if p.admin, err = adminAddress(ctx, opts.Admin); err != nil {
 		return nil, err
 	}
 	if opts.Upstream == "" {
@@ -88,7 +95,7 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 		ListenCreds: listenCreds, Logger: opts.Factory.Logger,
 		MaxMsgSize: opts.MaxMsgSize, ConnectTimeout: opts.ConnectTimeout,
 	}
-	if p.textOut || p.jsonOut || opts.Journal != "" || opts.Record != "" {
+	if p.textOut || p.jsonOut || opts.Journal != "" || opts.Record != "" || opts.Admin != "" || opts.TUI {
 		p.cfg.KeepMessages = proxyKeepMessages
 	}
 	return p, nil

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/bcctl/bcctl/internal/admin"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
 	"github.com/bcctl/bcctl/internal/script"
@@ -27,15 +31,16 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	stderr := opts.IO.SyncErrOut()
 
 	w := &proxyWatch{decoder: plan.decoder, started: time.Now()}
-	if plan.textOut || plan.jsonOut {
+	if (plan.textOut || plan.jsonOut) && !opts.TUI {
 		w.printer = &proxyPrinter{w: opts.IO.SyncOut(), json: plan.jsonOut, verbosity: opts.Verbosity, cs: opts.IO.ColorScheme()}
 	}
+	var jw *journal.Writer
 	if opts.Journal != "" {
-		w.journal, err = journal.Create(opts.Journal, journal.Options{})
+		jw, err = journal.Create(opts.Journal, journal.Options{})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
-		defer w.journal.Close()
+		defer jw.Close()
 	}
 	if opts.Record != "" {
 		w.record = &proxyRecorder{path: opts.Record, decoder: plan.decoder}
@@ -45,15 +50,49 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		plan.cfg.Tamper = w.tamper
 	}
 	plan.cfg.Observer = w
+	// The hub numbers the proxy's calls with the rest of its journal; it
+	// exists once the proxy (whose clients it follows) does, before any
+	// client can connect.
+	var hub *serve.Hub
+	plan.cfg.NewID = func() uint64 { return hub.NextID() }
 	p, err := proxy.New(plan.cfg)
 	if err != nil {
 		return err
 	}
+	hub, err = serve.NewHub(proxyHubConfig(opts, plan, p, jw, w.tamper))
+	if err != nil {
+		return err
+	}
+	w.hub = hub
+	backend := proxyBackend{Hub: hub, schema: hub.PeerSchema(), tamper: w.tamper}
+	if plan.decoder.Forward != nil {
+		backend.schema = plan.decoder.Forward
+	}
 	rc := serve.RunConfig{
-		Service: p,
+		Service: proxyService{Proxy: p, hub: hub},
 		MaxTime: opts.MaxTime,
 		Grace:   opts.Grace,
 		Serving: func(l serve.Listening) { proxyAnnounce(opts, plan, l, stderr) },
+	}
+	if plan.admin != nil {
+		rc.Admin = &serve.AdminConfig{
+			Listen: func() (net.Listener, error) {
+				lis, err := plan.admin.Listen()
+				if err != nil {
+					return nil, fmt.Errorf("--admin: %w", err)
+				}
+				return lis, nil
+			},
+			New: func(l serve.Listening) (*grpc.Server, error) {
+				return admin.NewServer(backend, admin.Options{Kind: "proxy", Upstream: plan.upstream.String(), Listen: l.Listen, Logger: opts.Factory.Logger})
+			},
+		}
+	}
+	if opts.TUI {
+		rc.Foreground = func(ctx context.Context, l serve.Listening) error {
+			title := fmt.Sprintf("%s → %s", strings.Join(l.Listen, ", "), plan.upstream)
+			return opts.UI(ctx, ServeUIEnv{Hub: hub, IO: opts.IO, Listen: l.Listen, Program: "bcctl proxy", Title: title})
+		}
 	}
 	for _, a := range plan.listen {
 		rc.Listen = append(rc.Listen, a.Listen)
@@ -72,8 +111,8 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if stopped.Err != nil {
 		errs = append(errs, stopped.Err)
 	}
-	if w.journal != nil {
-		if err := w.journal.Close(); err != nil {
+	if jw != nil {
+		if err := jw.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
 		}
 	}
@@ -110,6 +149,8 @@ func proxyStopText(st *serve.Stopped, opts *ProxyOptions) string {
 		return fmt.Sprintf("--max-time %s passed", opts.MaxTime)
 	case serve.StopListenerFailed:
 		return "a listener failed"
+	case serve.StopForeground:
+		return "the terminal UI was closed"
 	}
 	return st.Detail
 }
@@ -128,10 +169,37 @@ func proxyAnnounce(opts *ProxyOptions, plan *proxyPlan, l serve.Listening, stder
 		fmt.Fprintf(&b, "bcctl proxy: script %s: %s, %s, %s\n", sc.Name, words.Count(len(sc.Rules), "rule"),
 			words.Count(len(sc.Backchannel), "backchannel rule"), words.Count(len(sc.Expectations), "expectation"))
 	}
+	if l.Admin != "" {
+		fmt.Fprintf(&b, "bcctl proxy: admin API on %s (bcctl peers %s)\n", l.Admin, l.Admin)
+	}
 	_, _ = io.WriteString(stderr, b.String())
 	if opts.AddrFile != "" {
 		if err := serveWriteAddrFile(opts.AddrFile, l); err != nil {
 			fmt.Fprintf(stderr, "bcctl proxy: --addr-file: %v\n", err)
 		}
 	}
+}
+
+// proxyHubConfig is the hub of a proxy: the clients it relays for are its
+// peers, its journal is --journal. The proxy never calls into a client on
+// its own (no discovery by reflection): a client sees only the calls the
+// upstream makes, and those a person asks for (bcctl peers call, the TUI).
+func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *journal.Writer, tamper *proxyTamper) serve.HubConfig {
+	cfg := serve.HubConfig{
+		Registry: p.Clients(), Schema: plan.decoder.Forward, PeerSchema: plan.decoder.Reverse,
+		Logger: opts.Factory.Logger, NoDiscovery: true,
+	}
+	if cfg.PeerSchema == nil {
+		cfg.PeerSchema = plan.decoder.Forward
+	}
+	if jw != nil {
+		cfg.Journal = serve.JournalSinkFunc(func(ev *serve.Event) error {
+			_, err := jw.Write(ev.Entry())
+			return err
+		})
+	}
+	if tamper != nil {
+		cfg.Count = tamper.forward.Count
+	}
+	return cfg
 }

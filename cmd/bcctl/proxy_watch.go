@@ -8,22 +8,23 @@ import (
 	"time"
 
 	"github.com/bcctl/bcctl/internal/calls"
-	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
+	"github.com/bcctl/bcctl/internal/serve"
 	"github.com/bcctl/bcctl/internal/words"
 )
 
 // proxyWatch is the proxy's Observer in bcctl proxy: it turns what the
-// proxy relays into journal entries, writes them to --journal and hands
-// them to the printer, and counts them for the last line. It runs in the
+// proxy relays into journal entries, records them in the hub (which
+// writes --journal and serves them to the admin API and the TUI), prints
+// them, and counts them for the last line. It runs in the
 // goroutines of the calls, before a call's status goes back to its caller,
 // so no entry is lost when a connection drops or the proxy stops.
 type proxyWatch struct {
 	decoder *proxy.Decoder
-	journal *journal.Writer // nil without --journal
-	printer *proxyPrinter   // nil with -o none
-	record  *proxyRecorder  // nil without --record
-	tamper  *proxyTamper    // nil without --script
+	hub     *serve.Hub     // journals the entries (--journal), and serves them to the admin API and the TUI
+	printer *proxyPrinter  // nil with -o none or --tui
+	record  *proxyRecorder // nil without --record
+	tamper  *proxyTamper   // nil without --script
 	started time.Time
 
 	conns, forward, reverse, streams atomic.Uint64
@@ -62,26 +63,17 @@ func (w *proxyWatch) CallEnded(c *proxy.Call) {
 	if w.tamper != nil && !c.Tampered {
 		w.tamper.count(c)
 	}
-	if w.journal == nil && w.printer == nil {
-		return
+	e := w.decoder.Entry(context.Background(), c)
+	w.hub.Add(proxyEvent(c, e))
+	if w.printer != nil {
+		w.printer.entry(e)
 	}
-	w.write(w.decoder.Entry(context.Background(), c))
 }
 
 func (w *proxyWatch) SideStreamEnded(s *proxy.SideStream) {
 	w.streams.Add(1)
-	if w.journal == nil && w.printer == nil {
-		return
-	}
-	w.write(w.decoder.StreamEntry(s))
-}
-
-// write writes an entry to the journal and prints it.
-func (w *proxyWatch) write(e journal.Entry) {
-	if w.journal != nil {
-		// A write error is kept by the Writer and reported at exit.
-		_, _ = w.journal.Write(e)
-	}
+	e := w.decoder.StreamEntry(s)
+	w.hub.Add(proxyStreamEvent(s, e))
 	if w.printer != nil {
 		w.printer.entry(e)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -160,12 +161,17 @@ func rangeArgs(min, max int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) < min:
-			return usageErrorf("%s: missing %s", cmd.Name(), joinNames(names[len(args):min]))
+			return usageErrorf("%s: missing %s", commandName(cmd), joinNames(names[len(args):min]))
 		case len(args) > max:
-			return usageErrorf("%s: too many arguments: want at most %d (%s), got %d: %q", cmd.Name(), max, joinNames(names), len(args), args[max:])
+			return usageErrorf("%s: too many arguments: want at most %d (%s), got %d: %q", commandName(cmd), max, joinNames(names), len(args), args[max:])
 		}
 		return nil
 	}
+}
+
+// commandName is cmd's path without "bcctl": "call", "peers call".
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func joinNames(names []string) string {

@@ -68,6 +68,9 @@ func findSymbol(ctx context.Context, src dynamic.Source, name string) (protorefl
 	if err == nil {
 		return d, nil
 	}
+	if ctx.Err() != nil {
+		return nil, err // the schema was not asked, so its services cannot be either
+	}
 	if services, lerr := src.ListServices(ctx); lerr == nil && len(services) > 0 {
 		names := make([]string, len(services))
 		for i, s := range services {

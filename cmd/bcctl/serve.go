@@ -63,10 +63,14 @@ type ServeUI func(ctx context.Context, env ServeUIEnv) error
 
 // ServeUIEnv is what a ServeUI shows.
 type ServeUIEnv struct {
-	Server *serve.Server
-	IO     *IOStreams
+	// Hub is the registry and journal shown: a serve's, or a proxy's.
+	Hub *serve.Hub
+	IO  *IOStreams
 	// Listen are the addresses serve listens on.
 	Listen []string
+	// Program and Title, when set, name what the UI shows ("bcctl
+	// proxy") and say what it does instead of where it listens.
+	Program, Title string
 	// Notices carries what serve would otherwise print on stderr while
 	// the UI owns the terminal (script reloads, and scripts that changed
 	// but do not load).

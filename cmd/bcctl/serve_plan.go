@@ -45,6 +45,25 @@ func outputModes(output string, io *IOStreams) (jsonOut, textOut bool, err error
 	return false, false, usageErrorf("--output %q: want auto, text, json or none", output)
 }
 
+// adminAddress reads --admin (of serve and proxy): nil when it is not
+// given, a usage error when it is not a loopback address or a unix socket.
+func adminAddress(ctx context.Context, flag string) (*Address, error) {
+	if flag == "" {
+		return nil, nil
+	}
+	a, err := ParseAddress(flag, false)
+	if err != nil {
+		return nil, usageErrorf("--admin: %v", err)
+	}
+	if err := admin.CheckAddress(ctx, a.String()); err != nil {
+		if errors.Is(err, admin.ErrNotLocal) {
+			return nil, usageErrorf("--admin: %v (the admin API triggers calls into peers, so it is never exposed beyond this machine)", err)
+		}
+		return nil, usageErrorf("--admin: %v", err)
+	}
+	return &a, nil
+}
+
 // servePlanOf checks the flags and loads the schema and the script.
 func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 	p := &servePlan{}
@@ -78,18 +97,8 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 		}
 		p.listen = append(p.listen, a)
 	}
-	if opts.Admin != "" {
-		a, err := ParseAddress(opts.Admin, false)
-		if err != nil {
-			return nil, usageErrorf("--admin: %v", err)
-		}
-		if err := admin.CheckAddress(ctx, a.String()); err != nil {
-			if errors.Is(err, admin.ErrNotLocal) {
-				return nil, usageErrorf("--admin: %v (the admin API triggers calls into peers, so it is never exposed beyond this machine)", err)
-			}
-			return nil, usageErrorf("--admin: %v", err)
-		}
-		p.admin = &a
+	if p.admin, err = adminAddress(ctx, opts.Admin); err != nil {
+		return nil, err
 	}
 	creds, err := opts.TLS.ServerCredentials()
 	if err != nil {

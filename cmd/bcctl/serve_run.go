@@ -112,7 +112,7 @@ func serveRunConfig(opts *ServeOptions, plan *servePlan, srv *serve.Server, news
 	}
 	if opts.TUI {
 		rc.Foreground = func(ctx context.Context, l serve.Listening) error {
-			return opts.UI(ctx, ServeUIEnv{Server: srv, IO: opts.IO, Listen: l.Listen, Notices: news.notices})
+			return opts.UI(ctx, ServeUIEnv{Hub: srv.Hub, IO: opts.IO, Listen: l.Listen, Notices: news.notices})
 		}
 	} else if plan.textOut || plan.jsonOut {
 		pr := &servePrinter{w: opts.IO.SyncOut(), json: plan.jsonOut, verbosity: opts.Verbosity, cs: opts.IO.ColorScheme()}

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -55,6 +56,9 @@ type testServerOptions struct {
 	Unix string
 	// NoReflection leaves reflection out (for --proto/--protoset tests).
 	NoReflection bool
+	// StallReflection serves a reflection service that never answers, so
+	// that a deadline passes while a client resolves its schema.
+	StallReflection bool
 }
 
 // testServer is a running test server.
@@ -120,7 +124,10 @@ func startTestServer(opts testServerOptions) (*testServer, error) {
 	if err := dynamic.RegisterServices(ts.srv, services, dynamic.ResponderFunc(ts.respond), dynamic.WithLogger(logger)); err != nil {
 		return nil, err
 	}
-	if !opts.NoReflection {
+	switch {
+	case opts.StallReflection:
+		reflectionv1.RegisterServerReflectionServer(ts.srv, stalledReflection{})
+	case !opts.NoReflection:
 		dynamic.RegisterReflection(ts.srv, services, src.Files()...)
 	}
 	dynamic.RegisterHealth(ts.srv, services)
@@ -548,4 +555,15 @@ func testServerTLS(dir string, mtls bool) (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// stalledReflection is a reflection service that answers nothing until
+// the caller gives up.
+type stalledReflection struct {
+	reflectionv1.UnimplementedServerReflectionServer
+}
+
+func (stalledReflection) ServerReflectionInfo(stream reflectionv1.ServerReflection_ServerReflectionInfoServer) error {
+	<-stream.Context().Done()
+	return stream.Context().Err()
 }

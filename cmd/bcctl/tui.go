@@ -21,9 +21,13 @@ import (
 // serveInTUI runs the serve program over a running serve until the person
 // quits (nil) or ctx ends.
 func serveInTUI(ctx context.Context, env ServeUIEnv) error {
-	cfg := tui.ServeEngine(env.Server)
+	cfg := tui.ServeEngine(env.Hub)
 	cfg.Theme = tuiTheme(env.IO)
 	cfg.Title = "listening on " + strings.Join(env.Listen, ", ")
+	if env.Title != "" {
+		cfg.Title = env.Title
+	}
+	cfg.Program = env.Program
 	cfg.Notices = env.Notices
 	return tui.RunServe(ctx, cfg, env.IO.In, env.IO.Out)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +197,33 @@ func TestServeTUI(t *testing.T) {
 	}
 }
 
+// TestProxyTUI: bcctl proxy --tui shows the proxy's clients and the calls
+// both ways as serve's TUI shows a serve's, and quitting it stops the
+// proxy.
+func TestProxyTUI(t *testing.T) {
+	srv := newServer(t, testServerOptions{})
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	keys, term, done := tuiRunBcctl(t, "proxy", "--listen", "127.0.0.1:0", "--upstream", srv.Addr, "--plaintext",
+		"--protoset", corpusProtoset, "--tui", "--addr-file", addrFile)
+	term.waitFor(t, "bcctl proxy", "→ "+srv.Addr, "0 peers", "Journal (0)")
+	data, err := os.ReadFile(addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyAddr := strings.TrimPrefix(strings.TrimSpace(string(data)), "listen ")
+	if code, stdout, stderr := runBcctl(t, "", "call", "--plaintext", proxyAddr, "acme.Users/Get", "-d", `{"id": "42"}`, "--protoset", corpusProtoset); code != 0 {
+		t.Fatalf("a call through the proxy: exit %d\n%s%s", code, stdout, stderr)
+	}
+	term.waitFor(t, "Journal (1)", "acme.Users/Get")
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, done)
+	if res.code != 0 || !strings.Contains(res.stderr, "stopped (the terminal UI was closed)") {
+		t.Errorf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+}
+
 // TestTUIRefusedWithoutUI: a Factory without terminal UIs still has --tui
 // on call, connect and serve, and refuses it as a usage error.
 func TestTUIRefusedWithoutUI(t *testing.T) {
@@ -203,6 +231,7 @@ func TestTUIRefusedWithoutUI(t *testing.T) {
 		{"call", "--plaintext", "127.0.0.1:1", "x.Y/Z", "--tui"},
 		{"connect", "--plaintext", "127.0.0.1:1", "--tui"},
 		{"serve", "--listen", "127.0.0.1:0", "--protoset", corpusProtoset, "--tui"},
+		{"proxy", "--upstream", "127.0.0.1:1", "--plaintext", "--tui"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			streams, _, _, errOut := TestIO()

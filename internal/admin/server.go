@@ -30,8 +30,29 @@ import (
 // ServiceName is the full name of the admin service.
 const ServiceName = "bcctl.admin.v1.Admin"
 
+// Backend is what the admin API serves: a *serve.Server, or bcctl
+// proxy's (its serve.Hub, with the proxy's schema and script).
+type Backend interface {
+	// Stats, Schema and ScriptState say what GetServer reports.
+	Stats() serve.Stats
+	Schema() dynamic.Source
+	ScriptState() serve.ScriptState
+	// Peers, WatchPeers, CallPeer and Subscribe are a serve.Hub's.
+	Peers() []serve.PeerView
+	WatchPeers(ctx context.Context) ([]serve.PeerView, <-chan serve.PeerChange)
+	CallPeer(ctx context.Context, pc serve.PeerCall) (*serve.Event, error)
+	Subscribe(ctx context.Context, opts serve.SubscribeOptions) *serve.Subscription
+	// Check evaluates the script's expectations.
+	Check() *script.Report
+}
+
+var _ Backend = (*serve.Server)(nil)
+
 // Options configure NewServer.
 type Options struct {
+	// Kind is "serve" (the default) or "proxy", as GetServer reports it;
+	// Upstream is a proxy's upstream.
+	Kind, Upstream string
 	// Listen are serve's listen addresses, as GetServer reports them.
 	Listen []string
 	// Logger receives what the admin server reports (a handler that
@@ -44,7 +65,7 @@ type Options struct {
 // NewServer returns a gRPC server that answers the admin API for srv, with
 // reflection and health for it. Serve it on a listener that CheckAddress
 // accepted, and stop it after srv's Shutdown (journal streams end then).
-func NewServer(srv *serve.Server, opts Options) (*grpc.Server, error) {
+func NewServer(srv Backend, opts Options) (*grpc.Server, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -57,7 +78,11 @@ func NewServer(srv *serve.Server, opts Options) (*grpc.Server, error) {
 		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
 		grpc.ChainStreamInterceptor(recoverStream(logger)),
 	}, opts.ServerOptions...)...)
-	adminpb.RegisterAdminServer(g, &handler{srv: srv, listen: opts.Listen})
+	kind := opts.Kind
+	if kind == "" {
+		kind = "serve"
+	}
+	adminpb.RegisterAdminServer(g, &handler{srv: srv, listen: opts.Listen, kind: kind, upstream: opts.Upstream})
 	dynamic.RegisterReflection(g, []protoreflect.ServiceDescriptor{sd})
 	dynamic.RegisterHealth(g, []protoreflect.ServiceDescriptor{sd})
 	return g, nil
@@ -67,8 +92,9 @@ func NewServer(srv *serve.Server, opts Options) (*grpc.Server, error) {
 type handler struct {
 	adminpb.UnimplementedAdminServer
 
-	srv    *serve.Server
-	listen []string
+	srv            Backend
+	listen         []string
+	kind, upstream string
 }
 
 var _ adminpb.AdminServer = (*handler)(nil)
@@ -88,7 +114,7 @@ func (h *handler) GetServer(ctx context.Context, _ *adminpb.GetServerRequest) (*
 		Listen: h.listen, Script: sc.Name, Services: services, Started: timestamppb.New(st.Started),
 		Peers: uint32(st.Peers), ForwardCalls: st.ForwardCalls, ReverseCalls: st.ReverseCalls,
 		RejectedConnections: st.RejectedConnections, JournalErrors: st.JournalErrors,
-		ScriptReloads: uint32(sc.Reloads), ScriptError: sc.LastError,
+		ScriptReloads: uint32(sc.Reloads), ScriptError: sc.LastError, Kind: h.kind, Upstream: h.upstream,
 	}, nil
 }
 

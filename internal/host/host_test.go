@@ -24,6 +24,7 @@ import (
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/testnet"
 	"github.com/bcctl/bcctl/listenmux"
 )
 
@@ -62,7 +63,7 @@ func method(t *testing.T, name string) protoreflect.MethodDescriptor {
 // name.
 type server struct {
 	addr string
-	lis  *trackingListener
+	lis  *testnet.CrashListener
 	srv  *grpc.Server
 	reg  *backchannel.Registry
 	done chan struct{}
@@ -111,40 +112,13 @@ func startServer(t *testing.T, plain bool) *server {
 		t.Fatal(err)
 	}
 	s.addr = lis.Addr().String()
-	s.lis = &trackingListener{Listener: lis}
+	s.lis = testnet.NewCrashListener(lis)
 	go func() {
 		defer close(s.done)
 		_ = s.srv.Serve(s.lis)
 	}()
 	t.Cleanup(s.stop)
 	return s
-}
-
-// trackingListener keeps the connections it accepts, so a test can cut
-// them as a crash would: no goodbye, no stream reset.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-// crash closes every connection accepted.
-func (l *trackingListener) crash() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		c.Close()
-	}
 }
 
 func (s *server) stop() {
@@ -372,7 +346,7 @@ func TestBackchannelClosedWhenTheServerDies(t *testing.T) {
 	if <-waiting {
 		t.Fatal("BackchannelClosed before the server went")
 	}
-	s.lis.crash()
+	s.lis.Crash()
 	select {
 	case closed := <-gone:
 		if !closed {

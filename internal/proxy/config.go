@@ -33,6 +33,10 @@ type Config struct {
 	// Observer is told of connections, calls and side streams; nil
 	// observes nothing.
 	Observer Observer
+	// NewID, when set, numbers the calls and side streams (the journal of
+	// bcctl proxy numbers them with the rest of its journal); nil numbers
+	// them from 1.
+	NewID func() uint64
 	// Tamper, when set, is offered every call before it is relayed as it
 	// is (bcctl proxy --script).
 	Tamper Tamper

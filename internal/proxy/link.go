@@ -64,7 +64,7 @@ func (l *link) lossCount(side Side) uint64 { return l.losses[side].Load() }
 
 // newCall starts the record of a call on the link.
 func (l *link) newCall(dir calls.Direction, method string, md metadata.MD) *Call {
-	c := &Call{ID: l.p.ids.Add(1), Dir: dir, Conn: l.info, Method: method, Metadata: md, Start: time.Now()}
+	c := &Call{ID: l.p.newID(), Dir: dir, Conn: l.info, Method: method, Metadata: md, Start: time.Now()}
 	if dir == calls.Reverse {
 		c.Cause = l.cause()
 	}

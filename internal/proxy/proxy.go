@@ -37,7 +37,7 @@ type Proxy struct {
 	// reverse calls, for every link.
 	listen, reverse *grpc.Server
 
-	ids      atomic.Uint64 // of calls
+	ids      atomic.Uint64 // of calls, without Config.NewID
 	connIDs  atomic.Uint64
 	stopping atomic.Bool
 
@@ -117,6 +117,14 @@ func (p *Proxy) Serve(lis net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// newID numbers a call or side stream.
+func (p *Proxy) newID() uint64 {
+	if p.cfg.NewID != nil {
+		return p.cfg.NewID()
+	}
+	return p.ids.Add(1)
 }
 
 // Clients is the registry of the multiplexed clients' backchannels, with

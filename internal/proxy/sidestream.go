@@ -93,7 +93,7 @@ func kindOf(head []byte) string {
 // read.
 func (p *Proxy) pipeSideStream(l *link, up net.Conn, kind string) {
 	defer l.pipes.end()
-	s := &SideStream{ID: p.ids.Add(1), Conn: l.info, Kind: kind, Start: time.Now()}
+	s := &SideStream{ID: p.newID(), Conn: l.info, Kind: kind, Start: time.Now()}
 	defer func() {
 		s.End = time.Now()
 		l.info.SideStreams.Add(1)

@@ -25,7 +25,7 @@ import (
 // UNAVAILABLE and the reason: the call is then made, fails, and is
 // journaled like any other, so that the journal shows every call the
 // script tried.
-func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
+func (h *Hub) targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
 	switch to {
 	case "", "caller":
 		if from.BackchannelID == 0 {
@@ -36,12 +36,12 @@ func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]scrip
 			st := status.Newf(codes.Unavailable, "%s has no backchannel: it connected as a plain gRPC client, without the multiplexing handshake", who)
 			return []script.Target{{Peer: from, Conn: failingConn{st}}}, nil
 		}
-		return []script.Target{s.target(backchannel.ID(from.BackchannelID))}, nil
+		return []script.Target{h.target(backchannel.ID(from.BackchannelID))}, nil
 	case "all":
-		peers := s.reg.Peers()
+		peers := h.reg.Peers()
 		out := make([]script.Target, 0, len(peers))
 		for _, p := range peers {
-			conn, err := s.peerConn(p.ID)
+			conn, err := h.peerConn(p.ID)
 			if err != nil {
 				continue // it left since the listing
 			}
@@ -53,18 +53,18 @@ func (s *Server) targets(_ context.Context, from calls.Peer, to string) ([]scrip
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "call target %q is not caller, all or a peer ID", to)
 		}
-		return []script.Target{s.target(backchannel.ID(id))}, nil
+		return []script.Target{h.target(backchannel.ID(id))}, nil
 	}
 }
 
 // target returns the backchannel of peer id, or a connection that fails
 // with UNAVAILABLE when the peer is not connected.
-func (s *Server) target(id backchannel.ID) script.Target {
-	conn, err := s.peerConn(id)
+func (h *Hub) target(id backchannel.ID) script.Target {
+	conn, err := h.peerConn(id)
 	if err != nil {
-		return script.Target{Peer: calls.Peer{BackchannelID: uint64(id)}, Conn: failingConn{status.New(codes.Unavailable, s.notConnected(id))}}
+		return script.Target{Peer: calls.Peer{BackchannelID: uint64(id)}, Conn: failingConn{status.New(codes.Unavailable, h.notConnected(id))}}
 	}
-	info, _ := s.reg.Peer(id)
+	info, _ := h.reg.Peer(id)
 	return script.Target{Peer: calls.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(id)}, Conn: conn}
 }
 
@@ -80,8 +80,8 @@ func (c failingConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grp
 }
 
 // notConnected says that peer id is not connected, and which peers are.
-func (s *Server) notConnected(id backchannel.ID) string {
-	peers := s.reg.Peers()
+func (h *Hub) notConnected(id backchannel.ID) string {
+	peers := h.reg.Peers()
 	if len(peers) == 0 {
 		return fmt.Sprintf("peer %d is not connected (no peer is)", id)
 	}

@@ -62,13 +62,13 @@ type PeerCall struct {
 // peer (ErrUnknownPeer), an unknown method (dynamic.ErrNotFound, naming the
 // methods that exist), a request that does not fit (*dynamic.FieldError).
 // The call's own outcome, OK or not, is in the Event's Call.Status.
-func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
-	conn, err := s.peerConn(pc.Peer)
+func (h *Hub) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
+	conn, err := h.peerConn(pc.Peer)
 	if err != nil {
-		return nil, fmt.Errorf("serve: call peer: %s: %w", s.notConnected(pc.Peer), ErrUnknownPeer)
+		return nil, fmt.Errorf("serve: call peer: %s: %w", h.notConnected(pc.Peer), ErrUnknownPeer)
 	}
-	info, _ := s.reg.Peer(pc.Peer)
-	md, types, err := s.findPeerMethod(ctx, pc.Peer, pc.Method)
+	info, _ := h.reg.Peer(pc.Peer)
+	md, types, err := h.findPeerMethod(ctx, pc.Peer, pc.Method)
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer %d: %w", pc.Peer, err)
 	}
@@ -93,13 +93,13 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 		cctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	h := &captureHandler{next: pc.Events}
+	capture := &captureHandler{next: pc.Events}
 	mdOut := pc.Metadata
 	if mdOut == nil {
 		mdOut = metadata.MD{}
 	}
 	start := time.Now()
-	err = dynamic.Invoke(cctx, conn, md, mdOut, h, supply)
+	err = dynamic.Invoke(cctx, conn, md, mdOut, capture, supply)
 	if err != nil {
 		return nil, fmt.Errorf("serve: call peer %d: %w", pc.Peer, err)
 	}
@@ -107,18 +107,20 @@ func (s *Server) CallPeer(ctx context.Context, pc PeerCall) (*Event, error) {
 	if len(requests) == 0 && !md.IsStreamingClient() {
 		requests = append(requests, newMessage(md.Input())) // Invoke sent an empty one
 	}
-	st := h.status
+	st := capture.status
 	if st == nil {
 		st = status.New(0, "")
 	}
 	ev := &calls.Event{
 		Dir: calls.Reverse, Origin: calls.Made,
 		Peer:   calls.Peer{Addr: addrString(info.RemoteAddr), BackchannelID: uint64(pc.Peer)},
-		Method: dynamic.MethodName(md), Metadata: mdOut, Header: h.header, Trailer: h.trailer,
-		Requests: requests, Responses: h.responses, Status: st, Start: start, Duration: time.Since(start),
+		Method: dynamic.MethodName(md), Metadata: mdOut, Header: capture.header, Trailer: capture.trailer,
+		Requests: requests, Responses: capture.responses, Status: st, Start: start, Duration: time.Since(start),
 	}
-	s.engine.Count(ev.Record())
-	return s.record(ev, 0, 0, by, types), nil
+	if h.cfg.Count != nil {
+		h.cfg.Count(ev.Record())
+	}
+	return h.record(ev, 0, 0, by, types), nil
 }
 
 // sentRequests are the requests a call has sent. A bidi call's sender
@@ -182,18 +184,18 @@ func (pc PeerCall) supplier(md protoreflect.MethodDescriptor, types dynamic.Type
 // findPeerMethod resolves a method of a peer's backchannel: in the peer
 // schema, else by the peer's reflection. types resolves the method's
 // messages (and Any inside them) without further I/O.
-func (s *Server) findPeerMethod(ctx context.Context, id backchannel.ID, name string) (protoreflect.MethodDescriptor, dynamic.TypeResolver, error) {
-	md, err := dynamic.FindMethod(ctx, s.cfg.PeerSchema, name)
+func (h *Hub) findPeerMethod(ctx context.Context, id backchannel.ID, name string) (protoreflect.MethodDescriptor, dynamic.TypeResolver, error) {
+	md, err := dynamic.FindMethod(ctx, h.cfg.PeerSchema, name)
 	if err == nil {
-		return md, s.cfg.PeerSchema.Types(), nil
+		return md, h.cfg.PeerSchema.Types(), nil
 	}
 	if !errors.Is(err, dynamic.ErrNotFound) {
 		return nil, nil, err
 	}
-	if v, ok := s.peers.get(id); ok && v.Discovery == DiscoveryNotServed {
+	if v, ok := h.peers.get(id); ok && v.Discovery == DiscoveryNotServed {
 		return nil, nil, err
 	}
-	src, serr := s.PeerSource(ctx, id)
+	src, serr := h.PeerSource(ctx, id)
 	if serr != nil {
 		return nil, nil, err
 	}
@@ -206,21 +208,21 @@ func (s *Server) findPeerMethod(ctx context.Context, id backchannel.ID, name str
 	if ferr != nil {
 		return nil, nil, ferr
 	}
-	return rmd, dynamic.ChainTypes(files.Types(), s.cfg.PeerSchema.Types()), nil
+	return rmd, dynamic.ChainTypes(files.Types(), h.cfg.PeerSchema.Types()), nil
 }
 
 // PeerSource returns a schema of peer id's backchannel: the peer's own
 // reflection first, then the peer schema. Close it when done; it must not
 // outlive the peer's connection.
-func (s *Server) PeerSource(ctx context.Context, id backchannel.ID) (dynamic.Source, error) {
-	conn, err := s.reg.Backchannel(id)
+func (h *Hub) PeerSource(ctx context.Context, id backchannel.ID) (dynamic.Source, error) {
+	conn, err := h.reg.Backchannel(id)
 	if err != nil {
-		return nil, fmt.Errorf("serve: %s: %w", s.notConnected(id), ErrUnknownPeer)
+		return nil, fmt.Errorf("serve: %s: %w", h.notConnected(id), ErrUnknownPeer)
 	}
-	if v, ok := s.peers.get(id); ok && v.Discovery == DiscoveryNotServed {
-		return dynamic.NewCompositeSource(s.cfg.PeerSchema), nil
+	if v, ok := h.peers.get(id); ok && v.Discovery == DiscoveryNotServed {
+		return dynamic.NewCompositeSource(h.cfg.PeerSchema), nil
 	}
-	return dynamic.NewCompositeSource(dynamic.NewSourceFromReflection(ctx, conn, nil), s.cfg.PeerSchema), nil
+	return dynamic.NewCompositeSource(dynamic.NewSourceFromReflection(ctx, conn, nil), h.cfg.PeerSchema), nil
 }
 
 func newMessage(md protoreflect.MessageDescriptor) proto.Message {

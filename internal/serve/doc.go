@@ -14,7 +14,7 @@
 // sends can choose whom serve calls.
 //
 // What the Server offers to the commands built on it (the admin API, the
-// TUI):
+// TUI) is its Hub's, which a Server embeds:
 //
 //   - the live registry: Peers, Peer and WatchPeers, a snapshot and a
 //     stream of changes (joins, leaves, services discovered by reflection
@@ -27,7 +27,17 @@
 //     the caller;
 //   - reverse calls on demand: CallPeer invokes any method on a chosen
 //     peer's backchannel with JSON in and out, journaled like the script's;
-//   - Reload, Check and a stop request after a number of calls.
+//   - Reload, Check and a stop request after a number of calls (the
+//     Server's own).
+//
+// # The Hub: one registry and journal for serve and proxy
+//
+// A Hub is those first three without the gRPC server that answers: it
+// follows any backchannel.Registry. bcctl proxy builds one over the
+// registry of the clients it relays for (whose backchannels it can call
+// too), numbers its calls with NextID as they start and records them with
+// Add (EventOf wraps an entry the proxy rendered itself), so the admin
+// API, `bcctl peers` and the TUI show a proxy as they show a serve.
 //
 // # Running: Run
 //

@@ -52,6 +52,16 @@ type Event struct {
 	entry     journal.Entry
 }
 
+// EventOf returns an event for Hub.Add whose journal entry was made
+// elsewhere (bcctl proxy renders its calls with its own decoder): the
+// entry's ID and Cause are the event's, and call is what journal filters
+// and the peers' counters read (its messages are not needed).
+func EventOf(entry journal.Entry, call *calls.Event, by Maker) *Event {
+	ev := &Event{ID: entry.ID, Cause: entry.Cause, By: by, Call: call, entry: entry}
+	ev.entryOnce.Do(func() {})
+	return ev
+}
+
 // Entry is the event as a journal line, with the journal's IDs. It is
 // built once, on first use, and shared: do not modify it.
 func (ev *Event) Entry() journal.Entry {
@@ -147,6 +157,14 @@ func (j *journalIDs) assign(engineID, engineCause uint64) (id, cause uint64) {
 	}
 	j.last++
 	return j.last, cause
+}
+
+// next reserves the next journal ID for an event numbered before it ends.
+func (j *journalIDs) next() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.last++
+	return j.last
 }
 
 // ErrSubscriberTooSlow ends a journal subscription whose reader fell so

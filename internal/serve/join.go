@@ -11,56 +11,27 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/backchannel"
-	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 )
-
-// peerJoined starts what serve does for every new peer: the script's
-// on_connect steps, and the listing of its backchannel services.
-func (s *Server) peerJoined(p *peerState) {
-	id := p.info.ID
-	peer := calls.Peer{Addr: addrString(p.info.RemoteAddr), BackchannelID: uint64(id)}
-	if s.ctx.Err() != nil {
-		return
-	}
-	if s.engine.Script().HasOnConnect() {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.engine.OnConnect(s.ctx, peer); err != nil {
-				s.log.Warn("serve: on_connect failed", "peer", uint64(id), "remote", peer.Addr, "err", err)
-				s.peers.update(id, func(p *peerState) { p.onConErr = err.Error() })
-			}
-		}()
-	}
-	if s.cfg.NoDiscovery {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.discover(id)
-	}()
-}
 
 // discover lists the services peer id offers by reflection over its
 // backchannel, within Config.DiscoveryTimeout. Reflection requests in
 // flight are bounded (discoveryConcurrency), but a peer takes one of those
 // slots only once its backchannel has answered the HTTP/2 handshake: peers
 // that never answer wait outside the pool and cannot hold up the others.
-func (s *Server) discover(id backchannel.ID) {
-	conn, err := s.reg.Backchannel(id)
+func (h *Hub) discover(id backchannel.ID) {
+	conn, err := h.reg.Backchannel(id)
 	if err != nil {
 		return // it has left
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DiscoveryTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.DiscoveryTimeout)
 	defer cancel()
 	var names []protoreflect.FullName
 	err = waitReady(ctx, conn)
 	if err == nil {
-		names, err = s.listServices(ctx, conn)
+		names, err = h.listServices(ctx, conn)
 	}
-	if s.ctx.Err() != nil {
+	if h.ctx.Err() != nil {
 		return
 	}
 	services := make([]string, 0, len(names))
@@ -70,7 +41,7 @@ func (s *Server) discover(id backchannel.ID) {
 		}
 		services = append(services, string(n))
 	}
-	s.peers.update(id, func(p *peerState) {
+	h.peers.update(id, func(p *peerState) {
 		switch {
 		case err == nil:
 			p.disc, p.services = DiscoveryDone, services
@@ -84,13 +55,13 @@ func (s *Server) discover(id backchannel.ID) {
 
 // listServices asks conn's reflection service for its services, in one of
 // the discovery slots.
-func (s *Server) listServices(ctx context.Context, conn *grpc.ClientConn) ([]protoreflect.FullName, error) {
+func (h *Hub) listServices(ctx context.Context, conn *grpc.ClientConn) ([]protoreflect.FullName, error) {
 	select {
-	case s.discSem <- struct{}{}:
+	case h.discSem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for a discovery slot: %w", context.Cause(ctx))
 	}
-	defer func() { <-s.discSem }()
+	defer func() { <-h.discSem }()
 	src := dynamic.NewSourceFromReflection(ctx, conn, nil)
 	defer src.Close()
 	return src.ListServices(ctx)

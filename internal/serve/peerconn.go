@@ -26,13 +26,13 @@ type peerConn struct {
 }
 
 // peerConn returns the connection to peer id's backchannel.
-func (s *Server) peerConn(id backchannel.ID) (*peerConn, error) {
-	cc, err := s.reg.Backchannel(id)
+func (h *Hub) peerConn(id backchannel.ID) (*peerConn, error) {
+	cc, err := h.reg.Backchannel(id)
 	if err != nil {
 		return nil, err
 	}
 	return &peerConn{cc: cc, id: id, gone: func() bool {
-		_, err := s.reg.Backchannel(id)
+		_, err := h.reg.Backchannel(id)
 		return err != nil
 	}}, nil
 }

@@ -24,41 +24,60 @@ func (s *Server) observeEngine(ev *calls.Event) {
 }
 
 // record numbers an event, counts it, writes it to the journal sink and
-// hands it to the subscribers. It runs in the goroutine of the call, before
+// hands it to the subscribers, and stops serve after Config.MaxCalls
+// answered forward calls. It runs in the goroutine of the call, before
 // the call's outcome goes further.
-//
-// types resolves Any in the messages; nil means the schema of the call's
-// direction.
 func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
-	id, cause := s.ids.assign(engineID, engineCause)
-	if types == nil {
-		types = s.cfg.Schema.Types()
-		if ev.Dir == calls.Reverse {
-			types = s.cfg.PeerSchema.Types()
-		}
-	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
-	if ev.Dir == calls.Reverse {
-		s.reverse.Add(1)
-	}
-	if ev.Peer.BackchannelID != 0 {
-		s.peers.count(backchannel.ID(ev.Peer.BackchannelID), ev.Dir, ev.Method, ev.Status.Code(), ev.Start.Add(ev.Duration))
-	}
-	if s.cfg.Journal != nil {
-		if err := s.cfg.Journal.WriteEvent(e); err != nil {
-			if s.journalErrors.Add(1) == 1 {
-				s.log.Error("serve: journal: cannot write an entry (further errors are counted, not logged)", "id", id, "err", err)
-			}
-		}
-	}
-	s.events.add(e)
+	e := s.Hub.record(ev, engineID, engineCause, by, types)
 	if ev.Dir == calls.Forward && ev.Origin == calls.Answered {
-		n := s.forward.Add(1)
+		n := s.answered.Add(1)
 		if s.cfg.MaxCalls > 0 && n >= s.cfg.MaxCalls {
 			s.requestStop(fmt.Sprintf("answered %d forward calls (the limit)", n))
 		}
 	}
 	return e
+}
+
+// record numbers an event and adds it (see add).
+//
+// types resolves Any in the messages; nil means the schema of the call's
+// direction.
+func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
+	id, cause := h.ids.assign(engineID, engineCause)
+	if types == nil {
+		types = h.cfg.Schema.Types()
+		if ev.Dir == calls.Reverse {
+			types = h.cfg.PeerSchema.Types()
+		}
+	}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
+	h.add(e)
+	return e
+}
+
+// add counts an event, writes it to the journal sink and hands it to the
+// subscribers. An event without a method (a side stream bcctl proxy
+// piped) is journaled but counted as no call.
+func (h *Hub) add(e *Event) {
+	ev := e.Call
+	if ev.Method != "" {
+		if ev.Dir == calls.Reverse {
+			h.reverse.Add(1)
+		} else {
+			h.forward.Add(1)
+		}
+		if ev.Peer.BackchannelID != 0 {
+			h.peers.count(backchannel.ID(ev.Peer.BackchannelID), ev.Dir, ev.Method, ev.Status.Code(), ev.Start.Add(ev.Duration))
+		}
+	}
+	if h.cfg.Journal != nil {
+		if err := h.cfg.Journal.WriteEvent(e); err != nil {
+			if h.journalErrors.Add(1) == 1 {
+				h.log.Error("serve: journal: cannot write an entry (further errors are counted, not logged)", "id", e.ID, "err", err)
+			}
+		}
+	}
+	h.events.add(e)
 }
 
 // unknownService answers calls to methods that are not in the schema:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,20 +27,14 @@ const maxConcurrentStreams = 1024
 // Server is a running mock upstream. Create it with New, serve listeners
 // with Serve, and end it with Shutdown.
 type Server struct {
+	// Hub is serve's live registry and journal: Peers, WatchPeers,
+	// Subscribe, CallPeer and the rest are the Hub's.
+	*Hub
+
 	cfg    Config
-	log    *slog.Logger
-	reg    *backchannel.Registry
 	grpc   *grpc.Server
 	health *health.Server
 	engine *script.Engine
-	peers  *peerTable
-	events *eventLog
-	ids    journalIDs
-
-	ctx     context.Context // ends at Shutdown: background work stops
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	discSem chan struct{}
 
 	stopOnce   sync.Once
 	stopCh     chan struct{}
@@ -52,11 +45,8 @@ type Server struct {
 	scriptMu    sync.Mutex
 	scriptState ScriptState
 
-	started       time.Time
-	forward       atomic.Uint64 // forward calls answered, plain included
-	reverse       atomic.Uint64 // reverse calls made
-	rejected      atomic.Uint64
-	journalErrors atomic.Uint64
+	answered atomic.Uint64 // forward calls answered, for MaxCalls
+	rejected atomic.Uint64
 }
 
 // New builds a Server from cfg. It listens on nothing until Serve.
@@ -65,23 +55,23 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		reg:     backchannel.NewRegistry(),
-		events:  newEventLog(cfg.JournalBacklog),
-		ctx:     ctx,
-		cancel:  cancel,
-		discSem: make(chan struct{}, discoveryConcurrency),
-		stopCh:  make(chan struct{}),
-		started: time.Now(),
+	s := &Server{cfg: cfg, stopCh: make(chan struct{})}
+	hub, err := NewHub(HubConfig{
+		Registry: backchannel.NewRegistry(), Schema: cfg.Schema, PeerSchema: cfg.PeerSchema,
+		Logger: cfg.Logger, Journal: cfg.Journal, JournalBacklog: cfg.JournalBacklog,
+		NoDiscovery: cfg.NoDiscovery, DiscoveryTimeout: cfg.DiscoveryTimeout,
+		Count: func(rec calls.Record) { s.engine.Count(rec) },
+		OnConnect: func(ctx context.Context, peer calls.Peer) error {
+			if !s.engine.Script().HasOnConnect() {
+				return nil
+			}
+			return s.engine.OnConnect(ctx, peer)
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.peers = newPeerTable(s.reg)
-	s.peers.onJoin = s.peerJoined
-	if !cfg.NoDiscovery {
-		s.peers.initial = DiscoveryPending
-	}
+	s.Hub = hub
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
 		Caller:   script.CallerFunc(s.targets),
 		Observer: calls.ObserverFunc(s.observeEngine),
@@ -98,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(cfg.ReadBufferSize),
 	}, cfg.BackchannelDialOptions...)
-	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, s.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
 	opts := []grpc.ServerOption{
 		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
@@ -108,18 +98,12 @@ func New(cfg Config) (*Server, error) {
 		grpc.UnknownServiceHandler(s.unknownService),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
-	hs, err := dynamic.RegisterSource(ctx, s.grpc, cfg.Schema, s.engine, dynamic.WithLogger(cfg.Logger))
+	hs, err := dynamic.RegisterSource(hub.ctx, s.grpc, cfg.Schema, s.engine, dynamic.WithLogger(cfg.Logger))
 	if err != nil {
-		cancel()
+		hub.Close()
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	s.health = hs
-
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.peers.follow(ctx)
-	}()
 	return s, nil
 }
 
@@ -134,17 +118,11 @@ func (s *Server) Serve(lis net.Listener) error {
 	return err
 }
 
-// Registry is the backchannel registry of the server's multiplexed peers.
-func (s *Server) Registry() *backchannel.Registry { return s.reg }
-
 // Engine is the script engine that answers the forward calls.
 func (s *Server) Engine() *script.Engine { return s.engine }
 
 // Schema is the schema of the services serve answers.
 func (s *Server) Schema() dynamic.Source { return s.cfg.Schema }
-
-// PeerSchema is the schema serve assumes for peers' backchannels.
-func (s *Server) PeerSchema() dynamic.Source { return s.cfg.PeerSchema }
 
 // Reload puts a new script in force for calls that start from now on;
 // calls counted so far still count for the expectations.
@@ -219,7 +197,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.health.Shutdown()
 		// on_connect and discovery are serve's own work: stop it first so
 		// that the peers' connections can drain.
-		s.cancel()
+		s.Hub.stop()
 		done := make(chan struct{})
 		go func() {
 			s.grpc.GracefulStop()
@@ -232,8 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 			s.shutErr = fmt.Errorf("serve: calls still running at shutdown were cancelled: %w", ctx.Err())
 		}
-		s.wg.Wait()
-		s.events.close()
+		s.Hub.Close()
 	})
 	return s.shutErr
 }
@@ -256,35 +233,9 @@ type Stats struct {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{
-		Started:             s.started,
-		Peers:               s.reg.Len(),
-		ForwardCalls:        s.forward.Load(),
-		ReverseCalls:        s.reverse.Load(),
-		RejectedConnections: s.rejected.Load(),
-		JournalErrors:       s.journalErrors.Load(),
-	}
-}
-
-// Peers returns the live registry, ordered by peer ID.
-func (s *Server) Peers() []PeerView { return s.peers.list() }
-
-// Peer returns what serve knows of peer id.
-func (s *Server) Peer(id backchannel.ID) (PeerView, bool) { return s.peers.get(id) }
-
-// WatchPeers returns the live registry and a channel that receives every
-// later change, in order, until ctx ends or the server shuts down; then the
-// channel is closed. The snapshot and the changes fit together: none is
-// missed or repeated. A slow reader never blocks serve.
-func (s *Server) WatchPeers(ctx context.Context) ([]PeerView, <-chan PeerChange) {
-	ctx, cancel := mergeContext(ctx, s.ctx)
-	return s.peers.watch(ctx, cancel)
-}
-
-// Subscribe streams journal events as opts say, until ctx ends or the
-// server shuts down.
-func (s *Server) Subscribe(ctx context.Context, opts SubscribeOptions) *Subscription {
-	return s.events.subscribe(ctx, opts)
+	st := s.Hub.Stats()
+	st.RejectedConnections = s.rejected.Load()
+	return st
 }
 
 // mergeContext returns a context that ends when either a or b does.

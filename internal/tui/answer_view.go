@@ -127,6 +127,8 @@ func (m AnswerModel) callScreen() string {
 		lower = m.th.Pane("Answer with an error", m.errForm.View(), rw, body-dh, m.pane == paneEditor)
 	case ok && !cv.state.Open():
 		lower = m.th.Pane(outcomeTitle(cv), m.outcome.View(), rw, body-dh, m.pane == paneEditor)
+	case !ok:
+		lower = m.th.Pane("Reply", m.th.Muted.Render("the reply to the selected call is written here"), rw, body-dh, m.pane == paneEditor)
 	default:
 		eTitle := "Reply"
 		if cv, ok := m.selected(); ok {
@@ -164,6 +166,12 @@ func (m AnswerModel) helpKeys() helpbar.Keys {
 	}
 	if m.screen == screenForward {
 		short := append(m.fwd.ShortHelp(), k.Screen)
+		if n := m.queue.Pending(); n > 0 {
+			// Calls wait for an answer: the way to them comes first.
+			answer := k.Screen
+			answer.SetHelp(k.Screen.Help().Key, fmt.Sprintf("answer %d waiting", n))
+			short = append([]key.Binding{answer}, m.fwd.ShortHelp()...)
+		}
 		return helpbar.Keys{Short: short, Keep: keep, Full: append(m.fwd.FullHelp(), global...)}
 	}
 	cv, ok := m.selected()

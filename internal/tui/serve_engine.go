@@ -18,10 +18,11 @@ import (
 	"github.com/bcctl/bcctl/internal/tui/registry"
 )
 
-// ServeEngine returns the serve program's view of a running bcctl serve:
-// its live registry, its journal and its reverse calls (journaled as made
-// by the TUI), over the schema it assumes for peers' backchannels.
-func ServeEngine(srv *serve.Server) ServeConfig {
+// ServeEngine returns the serve program's view of a running bcctl serve
+// or bcctl proxy (their serve.Hub): its live registry, its journal and its
+// reverse calls (journaled as made by the TUI), over the schema it assumes
+// for peers' backchannels.
+func ServeEngine(srv *serve.Hub) ServeConfig {
 	return ServeConfig{
 		Peers:   servePeers{srv},
 		Journal: serveJournal{srv},
@@ -34,7 +35,7 @@ func ServeEngine(srv *serve.Server) ServeConfig {
 // which serve does not report one change at a time.
 const counterRefresh = time.Second
 
-type servePeers struct{ srv *serve.Server }
+type servePeers struct{ srv *serve.Hub }
 
 func (p servePeers) WatchPeers(ctx context.Context) ([]registry.Peer, <-chan registry.Event) {
 	snap, changes := p.srv.WatchPeers(ctx)
@@ -117,7 +118,7 @@ func samePeer(a, b registry.Peer) bool {
 		a.LastCall.Equal(b.LastCall) && slices.Equal(a.Services, b.Services) && (a.Services == nil) == (b.Services == nil)
 }
 
-type serveJournal struct{ srv *serve.Server }
+type serveJournal struct{ srv *serve.Hub }
 
 func (j serveJournal) WatchJournal(ctx context.Context) ([]journal.Entry, <-chan journal.Entry) {
 	sub := j.srv.Subscribe(ctx, serve.SubscribeOptions{Backlog: true, Follow: true})
@@ -135,7 +136,7 @@ func (j serveJournal) WatchJournal(ctx context.Context) ([]journal.Entry, <-chan
 	return nil, out
 }
 
-type serveCaller struct{ srv *serve.Server }
+type serveCaller struct{ srv *serve.Hub }
 
 // ReverseCall makes the call with serve's CallPeer, which journals it as
 // made by the TUI: requests are taken from requests while the call runs

@@ -53,7 +53,7 @@ func startServe(t *testing.T) (*serve.Server, string) {
 // through serve (journaled as made by the TUI, counted for the peer).
 func TestFlowServeEngine(t *testing.T) {
 	srv, addr := startServe(t)
-	cfg := ServeEngine(srv)
+	cfg := ServeEngine(srv.Hub)
 	cfg.Context = tuitest.Context(t)
 	tm := teatest.NewTestModel(t, NewServeModel(cfg), teatest.WithInitialTermSize(130, 36))
 	t.Cleanup(func() {

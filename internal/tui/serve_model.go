@@ -45,8 +45,11 @@ type ServeConfig struct {
 	// with (the screen's deadline field changes it); zero means
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
-	// Title says where serve listens ("listening on 127.0.0.1:9000").
-	Title string
+	// Program names what is shown ("bcctl serve", the default, or "bcctl
+	// proxy"); Title says where it listens ("listening on
+	// 127.0.0.1:9000").
+	Program string
+	Title   string
 	// Notices are serve's own news while the program runs (a script
 	// reloaded, or one that changed but does not load); the latest shows
 	// in the peer pane's title. nil means none.
@@ -480,7 +483,11 @@ func (m ServeModel) quitQuestion() string {
 }
 
 func (m ServeModel) titleBar() string {
-	left := m.th.Title.Render("bcctl serve")
+	program := m.cfg.Program
+	if program == "" {
+		program = "bcctl serve"
+	}
+	left := m.th.Title.Render(program)
 	if m.cfg.Title != "" {
 		left += m.th.Muted.Render(" · " + m.cfg.Title)
 	}

@@ -94,7 +94,12 @@ type GetServerResponse struct {
 	ScriptReloads uint32 `protobuf:"varint,10,opt,name=script_reloads,json=scriptReloads,proto3" json:"script_reloads,omitempty"`
 	// script_error says why the last change of the watched script did not
 	// load (the previous script stayed in force); empty when it loaded.
-	ScriptError   string `protobuf:"bytes,11,opt,name=script_error,json=scriptError,proto3" json:"script_error,omitempty"`
+	ScriptError string `protobuf:"bytes,11,opt,name=script_error,json=scriptError,proto3" json:"script_error,omitempty"`
+	// kind is "serve", or "proxy" for bcctl proxy (whose peers are the
+	// clients it relays for); empty from a bcctl that did not say.
+	Kind string `protobuf:"bytes,12,opt,name=kind,proto3" json:"kind,omitempty"`
+	// upstream is the address a proxy relays to.
+	Upstream      string `protobuf:"bytes,13,opt,name=upstream,proto3" json:"upstream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +207,20 @@ func (x *GetServerResponse) GetScriptReloads() uint32 {
 func (x *GetServerResponse) GetScriptError() string {
 	if x != nil {
 		return x.ScriptError
+	}
+	return ""
+}
+
+func (x *GetServerResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GetServerResponse) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
 	}
 	return ""
 }
@@ -1275,7 +1294,7 @@ var File_bcctl_admin_v1_admin_proto protoreflect.FileDescriptor
 const file_bcctl_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x1abcctl/admin/v1/admin.proto\x12\x0ebcctl.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetServerRequest\"\x99\x03\n" +
+	"\x10GetServerRequest\"\xc9\x03\n" +
 	"\x11GetServerResponse\x12\x16\n" +
 	"\x06listen\x18\x01 \x03(\tR\x06listen\x12\x16\n" +
 	"\x06script\x18\x02 \x01(\tR\x06script\x12\x1a\n" +
@@ -1288,7 +1307,9 @@ const file_bcctl_admin_v1_admin_proto_rawDesc = "" +
 	"\x0ejournal_errors\x18\t \x01(\x04R\rjournalErrors\x12%\n" +
 	"\x0escript_reloads\x18\n" +
 	" \x01(\rR\rscriptReloads\x12!\n" +
-	"\fscript_error\x18\v \x01(\tR\vscriptError\"\x12\n" +
+	"\fscript_error\x18\v \x01(\tR\vscriptError\x12\x12\n" +
+	"\x04kind\x18\f \x01(\tR\x04kind\x12\x1a\n" +
+	"\bupstream\x18\r \x01(\tR\bupstream\"\x12\n" +
 	"\x10ListPeersRequest\"?\n" +
 	"\x11ListPeersResponse\x12*\n" +
 	"\x05peers\x18\x01 \x03(\v2\x14.bcctl.admin.v1.PeerR\x05peers\"\x84\x03\n" +

@@ -7,8 +7,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/charmbracelet/x/exp/golden"
 
+	"github.com/bcctl/bcctl/internal/tui/internal/viewtest"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
@@ -17,20 +17,6 @@ func newEditor(width, height int, value string) Model {
 	m.SetSize(width, height)
 	m.SetValue(value)
 	return m
-}
-
-// checkSize fails unless view is exactly width × height cells.
-func checkSize(t *testing.T, view string, width, height int) {
-	t.Helper()
-	lines := strings.Split(view, "\n")
-	if len(lines) != height {
-		t.Fatalf("view has %d lines, want %d:\n%s", len(lines), height, view)
-	}
-	for i, l := range lines {
-		if w := ansi.StringWidth(l); w != width {
-			t.Errorf("line %d is %d cells wide, want %d: %q", i+1, w, width, l)
-		}
-	}
 }
 
 const vote = "{\n  \"transaction_id\": 7,\n  \"state\": \"COMMIT\"\n}"
@@ -63,8 +49,7 @@ func TestEditorGolden(t *testing.T) {
 				tt.edit(&m)
 			}
 			view := ansi.Strip(m.View())
-			checkSize(t, view, tt.width, tt.height)
-			golden.RequireEqual(t, []byte(view))
+			viewtest.RequireGolden(t, view, tt.width, tt.height)
 		})
 	}
 }
@@ -120,7 +105,7 @@ func TestLongTextIsKeptWhole(t *testing.T) {
 	if got := m.Value(); got != b.String() {
 		t.Fatalf("value has %d lines, want %d", strings.Count(got, "\n")+1, strings.Count(b.String(), "\n")+1)
 	}
-	checkSize(t, ansi.Strip(m.View()), 40, 10)
+	viewtest.RequireSize(t, ansi.Strip(m.View()), 40, 10)
 }
 
 func TestViewOfNoSize(t *testing.T) {
@@ -130,7 +115,7 @@ func TestViewOfNoSize(t *testing.T) {
 	}
 	m.SetSize(10, 1)
 	m.SetError(errors.New("no room"))
-	checkSize(t, ansi.Strip(m.View()), 10, 1) // only the message line fits
+	viewtest.RequireSize(t, ansi.Strip(m.View()), 10, 1) // only the message line fits
 }
 
 func TestCheckJSON(t *testing.T) {

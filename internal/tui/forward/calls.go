@@ -29,6 +29,7 @@ type call struct {
 	request string // the editor's text when the call started
 	started time.Time
 	run     *run
+	prev    int // the call shown before this one was sent
 
 	steps   []step // what was sent and received, in order
 	sent    int
@@ -104,7 +105,7 @@ func (m *Model) Send() tea.Cmd {
 	c := &call{
 		id: m.lastID, method: m.method, target: m.cfg.Target, headers: headers, timeout: timeout,
 		request: m.editor.Value(), started: m.cfg.Now(), running: true,
-		sending: m.method.IsStreamingClient(),
+		sending: m.method.IsStreamingClient(), prev: m.shown,
 	}
 	c.run = newRun(c.id)
 	m.calls[c.id] = c
@@ -206,7 +207,7 @@ func (m Model) callEvent(msg tea.Msg) (Model, tea.Cmd, bool) {
 			if m.lastID == c.id {
 				m.lastID--
 			}
-			m.show(0)
+			m.show(c.prev)
 		}
 		m.editor.SetError(msg.Err)
 		return m, m.setFocus(FocusEditor), true

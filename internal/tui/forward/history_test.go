@@ -194,6 +194,14 @@ func TestHistory(t *testing.T) {
 	if e := p.m.History().Entries()[0]; e.ID != 3 || e.State != history.OK {
 		t.Errorf("the newest call is %+v", e)
 	}
+	// A request that does not parse is not a call: the last one stays
+	// shown.
+	p.m.SetRequest(`{"id": `)
+	p.do(keySend)
+	p.until("the refusal", func(m Model) bool { return m.editor.Err() != "" })
+	if p.m.shown != 3 || p.m.History().Len() != 3 {
+		t.Errorf("after a refused request: call %d shown, %d in the history; want #3 and 3", p.m.shown, p.m.History().Len())
+	}
 	p.m.Stop(tuitest.Context(t))
 	mu.Lock()
 	defer mu.Unlock()

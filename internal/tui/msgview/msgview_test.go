@@ -7,13 +7,13 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/charmbracelet/x/exp/golden"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/bcctl/bcctl/internal/tui/internal/viewtest"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
@@ -25,20 +25,6 @@ func newView(width, height int, sections ...Section) Model {
 }
 
 func view(m Model) string { return ansi.Strip(m.View()) }
-
-// checkSize fails unless v is exactly width × height cells.
-func checkSize(t *testing.T, v string, width, height int) {
-	t.Helper()
-	lines := strings.Split(v, "\n")
-	if len(lines) != height {
-		t.Fatalf("view has %d lines, want %d:\n%s", len(lines), height, v)
-	}
-	for i, l := range lines {
-		if w := ansi.StringWidth(l); w != width {
-			t.Errorf("line %d is %d cells wide, want %d: %q", i+1, w, width, l)
-		}
-	}
-}
 
 func press(k string) tea.KeyMsg {
 	switch k {
@@ -98,8 +84,7 @@ func TestMsgviewGolden(t *testing.T) {
 				m, _ = m.Update(press(k))
 			}
 			v := view(m)
-			checkSize(t, v, tt.width, tt.height)
-			golden.RequireEqual(t, []byte(v))
+			viewtest.RequireGolden(t, v, tt.width, tt.height)
 		})
 	}
 }

@@ -1,14 +1,13 @@
 package registry
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/charmbracelet/x/exp/golden"
 
+	"github.com/bcctl/bcctl/internal/tui/internal/viewtest"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
 
@@ -30,20 +29,6 @@ func newTable(width, height int, peers ...Peer) Model {
 }
 
 func view(m Model) string { return ansi.Strip(m.View()) }
-
-// checkSize fails unless v is exactly width × height cells.
-func checkSize(t *testing.T, v string, width, height int) {
-	t.Helper()
-	lines := strings.Split(v, "\n")
-	if len(lines) != height {
-		t.Fatalf("view has %d lines, want %d:\n%s", len(lines), height, v)
-	}
-	for i, l := range lines {
-		if w := ansi.StringWidth(l); w != width {
-			t.Errorf("line %d is %d cells wide, want %d: %q", i+1, w, width, l)
-		}
-	}
-}
 
 var down = tea.KeyMsg{Type: tea.KeyDown}
 
@@ -79,8 +64,7 @@ func TestRegistryGolden(t *testing.T) {
 				m, _ = m.Update(down)
 			}
 			v := view(m)
-			checkSize(t, v, tt.width, tt.height)
-			golden.RequireEqual(t, []byte(v))
+			viewtest.RequireGolden(t, v, tt.width, tt.height)
 		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/bcctl/bcctl/internal/corpus"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/internal/testnet"
 	"github.com/bcctl/bcctl/listenmux"
 )
 
@@ -113,37 +114,12 @@ type Upstream struct {
 	// Source is its schema.
 	Source *dynamic.FileSource
 
-	lis *crashListener
+	lis *testnet.CrashListener
 }
 
 // Crash cuts every connection the upstream accepted, as a crash would:
 // no goodbye, no stream reset.
-func (u *Upstream) Crash() { u.lis.crash() }
-
-// crashListener keeps the connections it accepts, for Crash.
-type crashListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *crashListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *crashListener) crash() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		_ = c.Close()
-	}
-}
+func (u *Upstream) Crash() { u.lis.Crash() }
 
 // StartUpstream starts an upstream answered by scriptText (UpstreamScript
 // when empty) with observer told of every call (nil for none). It stops
@@ -168,7 +144,7 @@ func StartUpstream(t testing.TB, scriptText string, observer calls.Observer) *Up
 		t.Fatal(err)
 	}
 	u.Addr = lis.Addr().String()
-	u.lis = &crashListener{Listener: lis}
+	u.lis = testnet.NewCrashListener(lis)
 	mux := listenmux.New(insecure.NewCredentials())
 	mux.Register(backchannel.NewServerHandshaker(nil, u.Registry, nil))
 	srv := grpc.NewServer(grpc.Creds(mux))
