@@ -51,16 +51,26 @@ func WithStreamHandshaker(h listenmux.Handshaker) ClientHandshakerOption {
 // would put on the same reads.
 const StreamHandshakeTimeout = 120 * time.Second
 
+// MaxRoutingStreams bounds the server-opened streams a ClientHandshaker
+// that routes streams (WithStreamHandshaker) holds at once while it reads
+// their first bytes or waits for the backchannel server to accept them.
+// Further streams wait in yamux's accept backlog (Configuration's
+// AcceptBacklog), beyond which yamux resets them: a server that opens
+// streams and sends nothing on them costs at most this many goroutines.
+const MaxRoutingStreams = 16
+
 // streamRouter is the net.Listener the backchannel server serves on when
-// stream handshakers are registered. It accepts every stream of the
-// session at once (so yamux acknowledges it promptly), routes each in a
-// goroutine of its own, and hands the streams that stay with gRPC to Accept.
+// stream handshakers are registered. It accepts the session's streams as
+// they come, up to MaxRoutingStreams being routed at once (yamux
+// acknowledges a stream when it is accepted), routes each in a goroutine of
+// its own, and hands the streams that stay with gRPC to Accept.
 type streamRouter struct {
 	session *yamux.Session
 	mux     *listenmux.Mux
 	logger  *slog.Logger
 
 	conns    chan net.Conn // streams for the backchannel server
+	routing  chan struct{} // a slot per stream being routed
 	done     chan struct{} // closed when the router stops accepting
 	doneOnce sync.Once
 	err      error // why the router stopped; written before done is closed
@@ -77,6 +87,7 @@ func newStreamRouter(session *yamux.Session, mux *listenmux.Mux, logger *slog.Lo
 		mux:     mux,
 		logger:  logger,
 		conns:   make(chan net.Conn),
+		routing: make(chan struct{}, MaxRoutingStreams),
 		done:    make(chan struct{}),
 	}
 	r.wg.Add(1)
@@ -87,6 +98,11 @@ func newStreamRouter(session *yamux.Session, mux *listenmux.Mux, logger *slog.Lo
 func (r *streamRouter) acceptLoop() {
 	defer r.wg.Done()
 	for {
+		select {
+		case r.routing <- struct{}{}:
+		case <-r.done:
+			return
+		}
 		stream, err := r.session.AcceptStream()
 		if err != nil {
 			r.stop(err)
@@ -100,6 +116,7 @@ func (r *streamRouter) acceptLoop() {
 // route hands stream to its handshaker, or to Accept.
 func (r *streamRouter) route(stream *yamux.Stream) {
 	defer r.wg.Done()
+	defer func() { <-r.routing }()
 	stream.SetDeadline(time.Now().Add(StreamHandshakeTimeout))
 	conn, _, err := r.mux.ServerHandshake(stream)
 	stream.SetDeadline(time.Time{})

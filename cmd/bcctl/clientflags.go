@@ -78,6 +78,12 @@ func (c *ClientFlags) plan(addrArg string, getenv func(string) string) (*clientP
 	if c.Conn.MaxMsgSize < 0 {
 		return nil, usageErrorf("--max-msg-sz %d: want a positive number of bytes", c.Conn.MaxMsgSize)
 	}
+	if c.Conn.MaxReverseCalls < 1 {
+		return nil, usageErrorf("--max-reverse-calls %d: want at least 1", c.Conn.MaxReverseCalls)
+	}
+	if c.Conn.MaxReverseConns < 1 {
+		return nil, usageErrorf("--max-reverse-conns %d: want at least 1", c.Conn.MaxReverseConns)
+	}
 	return p, nil
 }
 
@@ -116,6 +122,7 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 		ConnectTimeout: c.Conn.ConnectTimeout,
 		KeepaliveTime:  c.Conn.KeepaliveTime,
 		MaxRecvMsgSize: c.Conn.MaxMsgSize,
+		Limits:         host.Limits{MaxReverseCalls: c.Conn.MaxReverseCalls, MaxReverseConns: c.Conn.MaxReverseConns},
 		UserAgent:      c.Conn.UserAgent,
 		Backchannel:    backchannel.Configuration{MaximumStreamWindowSizeBytes: c.Conn.MuxWindow},
 		Logger:         f.Logger,

@@ -7,12 +7,13 @@ package main
 //
 // A background command is started, and the file goes on once it is ready:
 //
-//   - bcctl serve is ready once it listens. The runner gives it a free port
-//     on 127.0.0.1 for each TCP --listen address of the example (the
-//     default 127.0.0.1:9000 too), a socket in a temporary directory for
-//     each unix: address and for --admin, and --addr-file, which it waits
-//     for. From then on the example's addresses stand for the real ones,
-//     in the arguments of the commands that follow and in every output;
+//   - bcctl serve and bcctl proxy are ready once they listen. The runner
+//     gives each a free port on 127.0.0.1 for each TCP --listen address of
+//     the example (the default 127.0.0.1:9000, or 9001 for a proxy, too),
+//     a socket in a temporary directory for each unix: address and for
+//     --admin, and --addr-file, which it waits for. From then on the
+//     example's addresses stand for the real ones, in the arguments of the
+//     commands that follow and in every output;
 //   - any other command is ready once it has printed what its block shows
 //     before "^C" (for `bcctl call --linger`, the response).
 //
@@ -126,7 +127,7 @@ func (s *docSession) start(c docCommand) {
 	s.settle(c)
 	args := c.args
 	var plan *docServePlan
-	if len(args) > 0 && args[0] == "serve" {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "proxy") {
 		args, plan = s.serveArgs(args)
 	}
 	args = s.realArgs(args)
@@ -349,8 +350,12 @@ func (s *docSession) serveArgs(args []string) ([]string, *docServePlan) {
 		out = append(out, name, s.freeAddr(val, isListen && plan.unix))
 	}
 	if len(plan.listen) == 0 {
-		plan.listen = []string{serveDefaultListen}
-		out = append(out, "--listen", s.freeAddr(serveDefaultListen, false))
+		def := serveDefaultListen
+		if args[0] == "proxy" {
+			def = proxyDefaultListen
+		}
+		plan.listen = []string{def}
+		out = append(out, "--listen", s.freeAddr(def, false))
 	}
 	plan.addrFile = filepath.Join(s.sockDir, fmt.Sprintf("serve%d.addr", len(s.bg)))
 	return append(out, "--addr-file", plan.addrFile), plan

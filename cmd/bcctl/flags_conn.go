@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/bcctl/bcctl/internal/host"
 )
 
 // ConnFlags are the connection flags of clients: grpcurl's timeouts and
@@ -17,9 +19,13 @@ type ConnFlags struct {
 	KeepaliveTime  time.Duration
 	MaxTime        time.Duration
 	MaxMsgSize     int
-	Unix           bool
-	NoMux          bool
-	UserAgent      string
+	// MaxReverseCalls and MaxReverseConns bound what the server can make
+	// the hosted backchannel server spend (host.Limits).
+	MaxReverseCalls uint32
+	MaxReverseConns int
+	Unix            bool
+	NoMux           bool
+	UserAgent       string
 	// MuxWindow is --mux-window: the yamux stream window this side of the
 	// multiplexed connection advertises (0: yamux's 256 KiB, Gitaly's
 	// client's).
@@ -33,6 +39,8 @@ func (c *ConnFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(secondsValue{&c.KeepaliveTime}, "keepalive-time", "send a keepalive ping after this long idle (`seconds` or a duration); the connection fails when it goes unanswered as long")
 	fs.Var(secondsValue{&c.MaxTime}, "max-time", "the most the whole command may take (`seconds` or a duration); its passing exits 68, DEADLINE_EXCEEDED")
 	fs.IntVar(&c.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
+	fs.Uint32Var(&c.MaxReverseCalls, "max-reverse-calls", host.DefaultMaxReverseCalls, "most reverse calls the server may have in flight on one reverse connection; it queues the others")
+	fs.IntVar(&c.MaxReverseConns, "max-reverse-conns", host.DefaultMaxReverseConns, "most reverse connections the server may have open at once; the others wait")
 	fs.BoolVar(&c.Unix, "unix", false, "the address is the path of a unix socket")
 	fs.BoolVar(&c.NoMux, "no-mux", false, "connect as a plain gRPC client: no backchannel handshake (for servers that do not speak it)")
 	fs.StringVar(&c.UserAgent, "user-agent", "", "`text` put in front of the User-Agent header")

@@ -44,8 +44,8 @@ func (p *proxyPrinter) connClosed(c *proxy.Conn, by proxy.Side) {
 	if by == proxy.SideProxy {
 		what = "was closed by the proxy"
 	}
-	fmt.Fprintf(p.w, "%s client %d %s after %s (%d forward, %d reverse calls, %s)\n", p.cs.Dim(now.Local().Format(proxyTimeFormat)),
-		c.ID, what, now.Sub(c.Opened).Round(time.Millisecond), c.Forward.Load(), c.Reverse.Load(), words.Count(c.SideStreams.Load(), "side stream"))
+	fmt.Fprintf(p.w, "%s client %d %s after %s (%d forward, %s, %s)\n", p.cs.Dim(now.Local().Format(proxyTimeFormat)),
+		c.ID, what, now.Sub(c.Opened).Round(time.Millisecond), c.Forward.Load(), words.Count(c.Reverse.Load(), "reverse call"), words.Count(c.SideStreams.Load(), "side stream"))
 }
 
 // callStarted prints a call as it reaches the proxy (-v).

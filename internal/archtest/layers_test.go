@@ -13,6 +13,7 @@ var layers = []placement{
 	{"internal/fanout", 0, "leaf"},
 	{"internal/corpus", 0, "leaf"},
 	{"internal/testcert", 0, "leaf"},
+	{"internal/testnet", 0, "leaf"},
 	{"internal/admin/adminpb", 0, "leaf"}, // generated from admin.proto
 	{"internal/archtest", 0, "leaf"},      // this test
 

@@ -102,6 +102,7 @@ func (c *Conn) WaitReverseCalls(ctx context.Context, n int) error {
 type backchannelServer struct {
 	logger  *slog.Logger
 	maxRecv int
+	limits  *limitWarnings
 	calls   counter
 
 	mu      sync.Mutex
@@ -115,10 +116,11 @@ type backchannelServer struct {
 // closer is a yamux session, as far as the backchannel server looks.
 type closer interface{ IsClosed() bool }
 
-func newBackchannelServer(logger *slog.Logger, maxRecv int) *backchannelServer {
+func newBackchannelServer(logger *slog.Logger, maxRecv int, limits Limits) *backchannelServer {
 	return &backchannelServer{
 		logger: logger, maxRecv: maxRecv,
-		ready: make(chan struct{}), stopped: make(chan struct{}),
+		limits: &limitWarnings{logger: logger, limits: limits, maxRecv: maxRecv},
+		ready:  make(chan struct{}), stopped: make(chan struct{}),
 		calls: counter{ch: make(chan struct{})},
 	}
 }
@@ -158,6 +160,7 @@ func (b *backchannelServer) build(spec *Backchannel) (*grpc.Server, error) {
 	if b.maxRecv > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(b.maxRecv))
 	}
+	opts = append(opts, b.limits.serverOptions()...)
 	opts = append(opts, spec.ServerOptions...)
 	srv := grpc.NewServer(opts...)
 	if err := dynamic.RegisterServices(srv, spec.Services, spec.Responder, dynamic.WithLogger(b.logger)); err != nil {
@@ -270,7 +273,7 @@ func (l *lazyServer) Serve(lis net.Listener) error {
 	}
 	l.srv = srv
 	l.mu.Unlock()
-	return srv.Serve(keepOpen(lis))
+	return srv.Serve(newLimitListener(keepOpen(lis), l.b.limits))
 }
 
 // streamAcceptor is a yamux session.

@@ -55,12 +55,16 @@ type Config struct {
 	// UserAgent is put in front of grpc-go's user agent.
 	UserAgent string
 	// Backchannel is the yamux configuration of the multiplexed session;
-	// zero fields take backchannel.DefaultConfiguration()'s values.
+	// zero fields mean backchannel.DefaultConfiguration()'s, except the
+	// accept backlog, DefaultAcceptBacklog.
 	Backchannel backchannel.Configuration
 	// StreamHandshakers take the streams the server opens that begin with
 	// their magic (Gitaly's sidechannel) out of the backchannel server
 	// (backchannel.WithStreamHandshaker).
 	StreamHandshakers []listenmux.Handshaker
+	// Limits bound what the server can make the hosted backchannel server
+	// spend.
+	Limits Limits
 	// Logger receives the multiplexing layer's diagnostics; nil discards.
 	Logger *slog.Logger
 	// DialOptions are added to the forward connection's options.
@@ -107,18 +111,23 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	c := &Conn{
 		cfg: cfg, base: base, dialer: net.Dialer{Timeout: cfg.ConnectTimeout}, diag: diag,
-		bc: newBackchannelServer(logger, cfg.MaxRecvMsgSize), lost: make(chan struct{}),
+		bc:   newBackchannelServer(logger, cfg.MaxRecvMsgSize, cfg.Limits.withDefaults(cfg.ConnectTimeout)),
+		lost: make(chan struct{}),
 	}
 	c.watchCtx, c.stopWatch = context.WithCancel(context.Background())
 
 	var creds credentials.TransportCredentials = &sniffCreds{TransportCredentials: base, d: diag}
 	if !cfg.NoMux {
+		bcfg := cfg.Backchannel
+		if bcfg.AcceptBacklog == 0 {
+			bcfg.AcceptBacklog = DefaultAcceptBacklog
+		}
 		var opts []backchannel.ClientHandshakerOption
 		for _, h := range cfg.StreamHandshakers {
 			opts = append(opts, backchannel.WithStreamHandshaker(h))
 		}
 		creds = &outerCreds{
-			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, cfg.Backchannel, opts...).ClientHandshake(creds),
+			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg, opts...).ClientHandshake(creds),
 			d:                    c.diag,
 		}
 	}
