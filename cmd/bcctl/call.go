@@ -169,8 +169,11 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	}
 
 	doc := &callDocument{}
-	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
+	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true, emitDefaults: opts.Format.EmitDefaults}
 	tap := func(e journal.Entry) {
+		if opts.Format.EmitDefaults && opts.Output == "json" {
+			e = e.WithDefaults()
+		}
 		switch {
 		case opts.Output == "json":
 			doc.add(e)
@@ -186,9 +189,10 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
+	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return maxTimePassed(ctx, err, "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -198,7 +202,7 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)
@@ -277,6 +281,9 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	}
 
 	if opts.Output == "json" {
+		if opts.Format.EmitDefaults {
+			entry = entry.WithDefaults()
+		}
 		doc.setCall(entry)
 		doc.setReport(report)
 		if err := doc.write(docOut); err != nil {
