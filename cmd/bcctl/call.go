@@ -118,6 +118,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 
 // callRun runs `bcctl call`.
 func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
+	opts.Factory.verboseLog(opts.Verbosity)
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output %q: want text or json", opts.Output)
 	}
@@ -146,7 +147,7 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	if err := opts.Sidechannel.validate(opts); err != nil {
 		return err
 	}
-	input, closeInput, err := openData(opts.Data, opts.IO)
+	input, closeInput, err := openData(opts.Data, opts.IO.In)
 	if err != nil {
 		return err
 	}
@@ -318,16 +319,21 @@ func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	return nil
 }
 
-// openData opens the source of -d.
-func openData(data string, streams *IOStreams) (io.Reader, func(), error) {
+// openData opens the source of -d: the text itself, @FILE, or @- (and
+// grpcurl's @) for stdin.
+func openData(data string, stdin io.Reader) (io.Reader, func(), error) {
 	nop := func() {}
 	switch {
 	case data == "@-" || data == "@":
-		return streams.In, nop, nil
+		return stdin, nop, nil
 	case strings.HasPrefix(data, "@"):
 		f, err := os.Open(data[1:])
 		if err != nil {
 			return nil, nil, fmt.Errorf("-d %s: %w", data, errors.Unwrap(err))
+		}
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			f.Close()
+			return nil, nil, fmt.Errorf("-d %s: %s is a directory: want a file of requests", data, data[1:])
 		}
 		return f, func() { f.Close() }, nil
 	}
