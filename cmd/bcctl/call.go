@@ -116,6 +116,7 @@ NOT_FOUND). See docs/exit-codes.md.`,
 
 // callRun runs `bcctl call`.
 func callRun(ctx context.Context, opts *CallOptions) error {
+	opts.Factory.verboseLog(opts.Verbosity)
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output %q: want text or json", opts.Output)
 	}
@@ -141,7 +142,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
 		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
 	}
-	input, closeInput, err := openData(opts.Data, opts.IO)
+	input, closeInput, err := openData(opts.Data, opts.IO.In)
 	if err != nil {
 		return err
 	}
@@ -160,8 +161,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	doc := &callDocument{}
-	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
+	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true, emitDefaults: opts.Format.EmitDefaults}
 	tap := func(e journal.Entry) {
+		if opts.Format.EmitDefaults && opts.Output == "json" {
+			e = e.WithDefaults()
+		}
 		switch {
 		case opts.Output == "json":
 			doc.add(e)
@@ -253,6 +257,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	if opts.Output == "json" {
+		if opts.Format.EmitDefaults {
+			entry = entry.WithDefaults()
+		}
 		doc.setCall(entry)
 		doc.setReport(report)
 		if err := doc.write(streams.Out); err != nil {
@@ -285,16 +292,21 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	return nil
 }
 
-// openData opens the source of -d.
-func openData(data string, streams *IOStreams) (io.Reader, func(), error) {
+// openData opens the source of -d: the text itself, @FILE, or @- (and
+// grpcurl's @) for stdin.
+func openData(data string, stdin io.Reader) (io.Reader, func(), error) {
 	nop := func() {}
 	switch {
 	case data == "@-" || data == "@":
-		return streams.In, nop, nil
+		return stdin, nop, nil
 	case strings.HasPrefix(data, "@"):
 		f, err := os.Open(data[1:])
 		if err != nil {
 			return nil, nil, fmt.Errorf("-d %s: %w", data, errors.Unwrap(err))
+		}
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			f.Close()
+			return nil, nil, fmt.Errorf("-d %s: %s is a directory: want a file of requests", data, data[1:])
 		}
 		return f, func() { f.Close() }, nil
 	}
