@@ -177,9 +177,10 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
+	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return maxTimePassed(ctx, err, "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -189,7 +190,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)

@@ -25,6 +25,9 @@ type ConnectOptions struct {
 	// Output is "auto" (people on a terminal, JSON lines otherwise), "text"
 	// or "json".
 	Output string
+	// Bytes is --bytes: how the calls printed, the journal and the TUI
+	// show bytes fields.
+	Bytes BytesFlag
 	// Verbosity 1 also prints the expectations' report when it passes; 2
 	// adds metadata, headers and trailers to each call.
 	Verbosity int
@@ -74,6 +77,7 @@ lost.`,
 	fs.SortFlags = false
 	opts.Answer.AddFlags(fs)
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
+	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
 	opts.Client.AddFlags(fs)
 	fs.Lookup("max-time").Usage = "stop after this long (`seconds` or a duration), a normal end: the exit code is the expectations'"
@@ -87,6 +91,10 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	case "auto", "text", "json":
 	default:
 		return usageErrorf("--output %q: want auto, text or json", opts.Output)
+	}
+	bytes, err := opts.Bytes.Mode()
+	if err != nil {
+		return err
 	}
 	if opts.Client.Conn.NoMux {
 		return usageErrorf("connect answers reverse calls, which need the backchannel: --no-mux does not go with it")
@@ -131,7 +139,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	}
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
-	cfg.Journal, cfg.Tap, cfg.LazyForward = opts.Answer.Journal, tap, true
+	cfg.Journal, cfg.Tap, cfg.LazyForward, cfg.Bytes = opts.Answer.Journal, tap, true, bytes
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -43,6 +43,9 @@ type ServeOptions struct {
 	// (1) and metadata (2) to text output.
 	Output    string
 	Verbosity int
+	// Bytes is --bytes: how the calls printed, the journal, the admin API
+	// and the TUI show bytes fields.
+	Bytes BytesFlag
 	// AddrFile, when set, receives the addresses serve listens on once it
 	// serves: "listen ADDR" lines, then "admin ADDR".
 	AddrFile string
@@ -140,6 +143,7 @@ exits 1; bad flags exit 2.`,
 	fs.BoolVar(&opts.NoDiscovery, "no-discovery", false, "do not list each peer's backchannel services by reflection when it connects")
 	fs.IntVar(&opts.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "`mode` of the calls printed: auto (text on a terminal, json otherwise), text, json (JSON lines), or none")
+	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print each call's messages (-vv: also metadata), and the expectations' report when it passes")
 	fs.StringVar(&opts.AddrFile, "addr-file", "", "once serving, write the addresses to `file` (\"listen ADDR\" and \"admin ADDR\" lines)")
 	opts.TLS.AddServerFlags(fs)

@@ -41,6 +41,10 @@ type Config struct {
 	Journal string
 	// Tap receives every journal entry, in order.
 	Tap func(journal.Entry)
+	// Bytes says how the journal's entries (and so the tap) and the TUI
+	// show bytes fields: "" is base64, as protobuf JSON writes them;
+	// dynamic.BytesText shows UTF-8 bytes as text (--bytes text).
+	Bytes dynamic.BytesMode
 	// Logger receives the libraries' diagnostics; nil discards.
 	Logger *slog.Logger
 	// Env looks up ${env.NAME} in the script; nil means os.Getenv.
@@ -96,7 +100,7 @@ func Open(ctx context.Context, cfg Config) (_ *Session, err error) {
 	}()
 
 	// The journal numbers every call; the file is optional.
-	jopts := journal.Options{Tap: cfg.Tap}
+	jopts := journal.Options{Tap: cfg.Tap, Bytes: cfg.Bytes}
 	if cfg.Journal != "" {
 		s.journal, err = journal.Create(cfg.Journal, jopts)
 		if err != nil {

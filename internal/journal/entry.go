@@ -269,9 +269,21 @@ type Call struct {
 	Sidechannel *calls.Sidechannel
 }
 
-// NewEntry builds the entry of c (without an ID) with resolver for Any
-// values (nil means the program's registry).
-func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
+// Rendering says how the messages of an entry are written.
+type Rendering struct {
+	// Resolver resolves the types inside google.protobuf.Any values of
+	// messages and status details; nil means the program's registry.
+	Resolver dynamic.TypeResolver
+	// Bytes says how bytes fields are shown: "" and dynamic.BytesBase64 as
+	// protobuf JSON writes them, dynamic.BytesText as their text when they
+	// are UTF-8 (--bytes text).
+	Bytes dynamic.BytesMode
+}
+
+// NewEntry builds the entry of c (without an ID), its messages rendered
+// as r says.
+func NewEntry(c Call, r Rendering) Entry {
+	resolver := r.Resolver
 	return Entry{
 		Time:        c.Start.UTC(),
 		Dir:         c.Dir,
@@ -280,9 +292,9 @@ func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 		Peer:        peerOf(c.Peer),
 		Method:      c.Method,
 		Metadata:    MetadataJSON(c.Metadata),
-		Requests:    messagesJSON(c.Requests, resolver),
+		Requests:    messagesJSON(c.Requests, r),
 		Header:      MetadataJSON(c.Header),
-		Responses:   messagesJSON(c.Responses, resolver),
+		Responses:   messagesJSON(c.Responses, r),
 		Trailer:     MetadataJSON(c.Trailer),
 		Status:      StatusOf(c.Status, resolver),
 		DurationMS:  durationMS(c.Duration),
@@ -291,14 +303,15 @@ func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 }
 
 // FromEvent builds the entry of a script engine's event, with the engine's
-// IDs (a Writer renumbers them) and by as Entry.By.
-func FromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver) Entry {
+// IDs (a Writer renumbers them) and by as Entry.By, its messages rendered
+// as r says.
+func FromEvent(ev *calls.Event, by string, r Rendering) Entry {
 	e := NewEntry(Call{
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
 		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
 		Start: ev.Start, Duration: ev.Duration, Sidechannel: ev.Sidechannel,
-	}, resolver)
+	}, r)
 	e.ID, e.Cause = ev.ID, ev.Cause
 	if !ev.Rule.IsZero() {
 		e.Rule = &Rule{Name: ev.Rule.Name, Pos: posString(ev.Rule.Pos)}
@@ -359,27 +372,31 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 	return s
 }
 
-func messagesJSON(msgs []proto.Message, resolver dynamic.TypeResolver) []json.RawMessage {
+func messagesJSON(msgs []proto.Message, r Rendering) []json.RawMessage {
 	if len(msgs) == 0 {
 		return nil
 	}
 	out := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = MessageJSON(m, resolver)
+		out[i] = MessageJSON(m, r)
 	}
 	return out
 }
 
-// MessageJSON renders msg as compact protojson with proto field names. A
-// message that protojson cannot render (an Any of a type resolver does not
-// know) is kept as {"@type": name, "@error": why, "@wire": base64 bytes},
-// so nothing is lost.
-func MessageJSON(msg proto.Message, resolver dynamic.TypeResolver) json.RawMessage {
+// MessageJSON renders msg as compact protojson with proto field names,
+// bytes fields as r says. A message that protojson cannot render (an Any
+// of a type resolver does not know) is kept as {"@type": name, "@error":
+// why, "@wire": base64 bytes}, so nothing is lost.
+func MessageJSON(msg proto.Message, r Rendering) json.RawMessage {
+	resolver := r.Resolver
 	if resolver == nil {
 		resolver = protoregistry.GlobalTypes
 	}
 	data, err := protojson.MarshalOptions{UseProtoNames: true, Resolver: resolver}.Marshal(msg)
 	if err == nil {
+		if r.Bytes == dynamic.BytesText {
+			return dynamic.BytesAsText(data, msg.ProtoReflect().Descriptor(), resolver)
+		}
 		return compact(data)
 	}
 	wire, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)

@@ -51,6 +51,10 @@ type Config struct {
 	// subscribers that ask for the past (default 10000; negative keeps
 	// none).
 	JournalBacklog int
+	// Bytes says how journal entries (and so the journal sink, the admin
+	// API and the TUI) show bytes fields: "" is base64, as protobuf JSON
+	// writes them; dynamic.BytesText shows UTF-8 bytes as text.
+	Bytes dynamic.BytesMode
 	// MaxCalls requests a stop (see StopRequested) once this many forward
 	// calls have been answered; 0 means no limit.
 	MaxCalls uint64

@@ -47,6 +47,8 @@ type Event struct {
 	// Types resolves the types inside google.protobuf.Any for rendering
 	// the messages.
 	Types dynamic.TypeResolver
+	// Bytes says how the entry shows bytes fields (Config.Bytes).
+	Bytes dynamic.BytesMode
 
 	entryOnce sync.Once
 	entry     journal.Entry
@@ -66,7 +68,7 @@ func EventOf(entry journal.Entry, call *calls.Event, by Maker) *Event {
 // built once, on first use, and shared: do not modify it.
 func (ev *Event) Entry() journal.Entry {
 	ev.entryOnce.Do(func() {
-		ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
+		ev.entry = journal.FromEvent(ev.Call, string(ev.By), journal.Rendering{Resolver: ev.Types, Bytes: ev.Bytes})
 		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
 		if ev.entry.Status == nil {
 			// A nil *status.Status means OK (the script engine's made calls

@@ -50,7 +50,7 @@ func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, ty
 			types = h.cfg.PeerSchema.Types()
 		}
 	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes}
 	h.add(e)
 	return e
 }
