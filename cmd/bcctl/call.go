@@ -160,8 +160,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	doc := &callDocument{}
-	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
+	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true, emitDefaults: opts.Format.EmitDefaults}
 	tap := func(e journal.Entry) {
+		if opts.Format.EmitDefaults && opts.Output == "json" {
+			e = e.WithDefaults()
+		}
 		switch {
 		case opts.Output == "json":
 			doc.add(e)
@@ -253,6 +256,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	if opts.Output == "json" {
+		if opts.Format.EmitDefaults {
+			entry = entry.WithDefaults()
+		}
 		doc.setCall(entry)
 		doc.setReport(report)
 		if err := doc.write(streams.Out); err != nil {

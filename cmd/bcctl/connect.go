@@ -31,6 +31,9 @@ type ConnectOptions struct {
 	// Verbosity 1 also prints the expectations' report when it passes; 2
 	// adds metadata, headers and trailers to each call.
 	Verbosity int
+	// EmitDefaults shows the fields of the messages printed at their
+	// default value too.
+	EmitDefaults bool
 	// TUI answers reverse calls interactively (--tui) with Interactive;
 	// without --answer it is the default on a terminal.
 	TUI bool
@@ -79,6 +82,7 @@ lost.`,
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
 	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
+	fs.BoolVar(&opts.EmitDefaults, "emit-defaults", false, "show the fields of the messages printed at their default value too")
 	opts.Client.AddFlags(fs)
 	fs.Lookup("max-time").Usage = "stop after this long (`seconds` or a duration), a normal end: the exit code is the expectations'"
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
@@ -127,11 +131,12 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	}
 	defer cancel()
 	printer := &entryPrinter{
-		w:         streams.SyncOut(),
-		jsonLines: opts.Output == "json" || (opts.Output == "auto" && !streams.IsStdoutTTY()),
-		verbosity: max(opts.Verbosity, 1),
-		clock:     true,
-		cs:        streams.ColorScheme(),
+		w:            streams.SyncOut(),
+		jsonLines:    opts.Output == "json" || (opts.Output == "auto" && !streams.IsStdoutTTY()),
+		verbosity:    max(opts.Verbosity, 1),
+		clock:        true,
+		cs:           streams.ColorScheme(),
+		emitDefaults: opts.EmitDefaults,
 	}
 	var tap func(journal.Entry)
 	if !useTUI {

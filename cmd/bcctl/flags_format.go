@@ -31,7 +31,7 @@ func (f *FormatFlags) AddFlags(fs *pflag.FlagSet) {
 // AddMessageFlags adds --format and --emit-defaults only.
 func (f *FormatFlags) AddMessageFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Format, "format", "json", "message `format` of requests and responses: json or text (protobuf text, messages separated by 0x1E)")
-	fs.BoolVar(&f.EmitDefaults, "emit-defaults", false, "show fields at their default value in JSON output")
+	fs.BoolVar(&f.EmitDefaults, "emit-defaults", false, "show fields at their default value in every message printed (the reverse calls of -v and -o json too)")
 	fs.BoolVar(&f.ProtoNames, "proto-names", false, "use the .proto field names in JSON output instead of lowerCamelCase")
 	f.Bytes.AddFlag(fs)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -204,8 +205,11 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 
 // peersTable prints peers as an aligned table.
 func peersTable(w io.Writer, peers []*adminpb.Peer, now time.Time, cs ColorScheme) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, cs.Bold("ID\tADDRESS\tCONNECTED\tFWD\tREV\tLAST CALL\tSERVICES"))
+	// Align first, make the header bold after: the bold's escape codes
+	// must not count toward the first column's width.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tCONNECTED\tFWD\tREV\tLAST CALL\tSERVICES")
 	for _, p := range peers {
 		connected := "-"
 		if p.ConnectedAt != nil {
@@ -220,7 +224,12 @@ func peersTable(w io.Writer, peers []*adminpb.Peer, now time.Time, cs ColorSchem
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Id, p.RemoteAddr, connected, p.ForwardCalls, p.ReverseCalls, last, peersServices(p))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header, rows, _ := strings.Cut(table.String(), "\n")
+	_, err := fmt.Fprintf(w, "%s\n%s", cs.Bold(header), rows)
+	return err
 }
 
 // peersServices says what a peer offers, or why it is not known.

@@ -98,6 +98,10 @@ type Entry struct {
 	Stream *Stream `json:"stream,omitempty"`
 	// Sidechannel describes what went through the call's sidechannel.
 	Sidechannel *Sidechannel `json:"sidechannel,omitempty"`
+
+	// messages are the requests and responses themselves when the entry
+	// was built from them (not read back), for WithDefaults and Defaulted.
+	messages *entryMessages
 }
 
 // Sidechannel is what went through the sidechannel of a call (Gitaly's
@@ -278,6 +282,9 @@ type Rendering struct {
 	// protobuf JSON writes them, dynamic.BytesText as their text when they
 	// are UTF-8 (--bytes text).
 	Bytes dynamic.BytesMode
+	// EmitDefaults writes the fields at their default value too
+	// (--emit-defaults); a journal leaves them out.
+	EmitDefaults bool
 }
 
 // NewEntry builds the entry of c (without an ID), its messages rendered
@@ -285,6 +292,7 @@ type Rendering struct {
 func NewEntry(c Call, r Rendering) Entry {
 	resolver := r.Resolver
 	return Entry{
+		messages:    &entryMessages{requests: c.Requests, responses: c.Responses, r: r},
 		Time:        c.Start.UTC(),
 		Dir:         c.Dir,
 		Origin:      c.Origin,
@@ -392,7 +400,7 @@ func MessageJSON(msg proto.Message, r Rendering) json.RawMessage {
 	if resolver == nil {
 		resolver = protoregistry.GlobalTypes
 	}
-	data, err := protojson.MarshalOptions{UseProtoNames: true, Resolver: resolver}.Marshal(msg)
+	data, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: r.EmitDefaults, Resolver: resolver}.Marshal(msg)
 	if err == nil {
 		if r.Bytes == dynamic.BytesText {
 			return dynamic.BytesAsText(data, msg.ProtoReflect().Descriptor(), resolver)
