@@ -91,6 +91,7 @@ lost.`,
 
 // connectRun runs `bcctl connect`.
 func connectRun(ctx context.Context, opts *ConnectOptions) error {
+	opts.Factory.verboseLog(opts.Verbosity)
 	switch opts.Output {
 	case "auto", "text", "json":
 	default:

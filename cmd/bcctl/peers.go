@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -266,19 +265,14 @@ func peersAgo(now, t time.Time) string {
 
 // readData reads -d: inline text, @FILE, or @- for stdin.
 func peersReadData(data string, stdin io.Reader) (string, error) {
-	switch {
-	case data == "@-":
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			return "", fmt.Errorf("-d @-: %w", err)
-		}
-		return string(b), nil
-	case strings.HasPrefix(data, "@"):
-		b, err := os.ReadFile(data[1:])
-		if err != nil {
-			return "", fmt.Errorf("-d %s: %w", data, err)
-		}
-		return string(b), nil
+	r, done, err := openData(data, stdin)
+	if err != nil {
+		return "", err
 	}
-	return data, nil
+	defer done()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("-d %s: %w", data, err)
+	}
+	return string(b), nil
 }
