@@ -55,6 +55,7 @@ type Script struct {
 	// Expectations are the `expect` entries.
 	Expectations []*Expectation
 
+	sidechannels []*SidechannelAnswer
 	// none is set for the script of no file (Parse with a nil source): a
 	// call no rule matches was not given a script at all.
 	none         bool
@@ -77,7 +78,7 @@ func (s *Script) section(sec Section) []*Rule {
 }
 
 // Top-level keys of a script.
-var topKeys = []string{"vars", "rules", "backchannel", "on_connect", "expect"}
+var topKeys = []string{"vars", "rules", "backchannel", "sidechannel", "on_connect", "expect"}
 
 // LoadFile reads and validates the script at path.
 func LoadFile(ctx context.Context, path string, cfg Config) (*Script, error) {
@@ -194,6 +195,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	names := map[string]calls.Pos{}
 	s.Rules = l.rules(get("rules"), SectionRules, names)
 	s.Backchannel = l.rules(get("backchannel"), SectionBackchannel, names)
+	s.sidechannels = l.sidechannelAnswers(get("sidechannel"))
 	if on := get("on_connect"); on != nil {
 		s.onConnectPos = l.d.pos(deref(on))
 		sc := &stepCtx{l: l, where: "on_connect", peers: l.backchannel, anyTo: true, types: l.upTypes,

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 )
@@ -85,6 +86,11 @@ type Config struct {
 	// BackchannelDialOptions are added to the options of the dial-back
 	// connections (message size limits, per-RPC credentials).
 	BackchannelDialOptions []grpc.DialOption
+	// MuxWindow is the yamux stream window serve advertises to each
+	// multiplexed peer: how much a peer may send on one stream (its forward
+	// calls, a sidechannel's body) before serve has read it. Zero means
+	// Gitaly's 16 MiB (backchannel.DefaultServerConfiguration).
+	MuxWindow uint32
 }
 
 const (
@@ -97,6 +103,16 @@ const (
 	// that hundreds of peers joining at once do not all reflect at once.
 	discoveryConcurrency = 16
 )
+
+// muxConfiguration is the yamux configuration of serve's side of each
+// multiplexed connection.
+func (c *Config) muxConfiguration() backchannel.Configuration {
+	mc := backchannel.DefaultServerConfiguration()
+	if c.MuxWindow > 0 {
+		mc.MaximumStreamWindowSizeBytes = c.MuxWindow
+	}
+	return mc
+}
 
 func (c *Config) validate() error {
 	if c.Schema == nil {

@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(cfg.ReadBufferSize),
 	}, cfg.BackchannelDialOptions...)
-	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts))
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
 	opts := []grpc.ServerOption{
 		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
