@@ -36,7 +36,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{})
+		jw, err = journal.Create(opts.Journal, journal.Options{Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
@@ -113,7 +113,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if w.record != nil {
@@ -193,10 +193,7 @@ func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *jou
 		cfg.PeerSchema = plan.decoder.Forward
 	}
 	if jw != nil {
-		cfg.Journal = serve.JournalSinkFunc(func(ev *serve.Event) error {
-			_, err := jw.Write(ev.Entry())
-			return err
-		})
+		cfg.Journal = serve.JournalWriter(jw)
 	}
 	if tamper != nil {
 		cfg.Count = tamper.forward.Count

@@ -33,15 +33,12 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types()})
+		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types(), Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
 		defer jw.Close()
-		plan.serveCfg.Journal = serve.JournalSinkFunc(func(ev *serve.Event) error {
-			_, err := jw.Write(ev.Entry())
-			return err
-		})
+		plan.serveCfg.Journal = serve.JournalWriter(jw)
 	}
 	srv, err := serve.New(plan.serveCfg)
 	if err != nil {
@@ -64,7 +61,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if len(errs) > 0 {

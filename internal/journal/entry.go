@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
@@ -272,6 +273,11 @@ type Call struct {
 // NewEntry builds the entry of c (without an ID) with resolver for Any
 // values (nil means the program's registry).
 func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
+	return newEntry(c, resolver, func(m proto.Message) json.RawMessage { return MessageJSON(m, resolver) })
+}
+
+// newEntry builds the entry of c, rendering its messages with render.
+func newEntry(c Call, resolver dynamic.TypeResolver, render func(proto.Message) json.RawMessage) Entry {
 	return Entry{
 		Time:        c.Start.UTC(),
 		Dir:         c.Dir,
@@ -280,9 +286,9 @@ func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 		Peer:        peerOf(c.Peer),
 		Method:      c.Method,
 		Metadata:    MetadataJSON(c.Metadata),
-		Requests:    messagesJSON(c.Requests, resolver),
+		Requests:    messagesJSON(c.Requests, render),
 		Header:      MetadataJSON(c.Header),
-		Responses:   messagesJSON(c.Responses, resolver),
+		Responses:   messagesJSON(c.Responses, render),
 		Trailer:     MetadataJSON(c.Trailer),
 		Status:      StatusOf(c.Status, resolver),
 		DurationMS:  durationMS(c.Duration),
@@ -293,12 +299,16 @@ func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
 // FromEvent builds the entry of a script engine's event, with the engine's
 // IDs (a Writer renumbers them) and by as Entry.By.
 func FromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver) Entry {
-	e := NewEntry(Call{
+	return fromEvent(ev, by, resolver, func(m proto.Message) json.RawMessage { return MessageJSON(m, resolver) })
+}
+
+func fromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver, render func(proto.Message) json.RawMessage) Entry {
+	e := newEntry(Call{
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
 		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
 		Start: ev.Start, Duration: ev.Duration, Sidechannel: ev.Sidechannel,
-	}, resolver)
+	}, resolver, render)
 	e.ID, e.Cause = ev.ID, ev.Cause
 	if !ev.Rule.IsZero() {
 		e.Rule = &Rule{Name: ev.Rule.Name, Pos: posString(ev.Rule.Pos)}
@@ -341,7 +351,7 @@ func MetadataJSON(md metadata.MD) map[string][]string {
 			}
 			vs = enc
 		}
-		out[k] = append([]string(nil), vs...)
+		out[k] = vs
 	}
 	return out
 }
@@ -359,13 +369,13 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 	return s
 }
 
-func messagesJSON(msgs []proto.Message, resolver dynamic.TypeResolver) []json.RawMessage {
+func messagesJSON(msgs []proto.Message, render func(proto.Message) json.RawMessage) []json.RawMessage {
 	if len(msgs) == 0 {
 		return nil
 	}
 	out := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = MessageJSON(m, resolver)
+		out[i] = render(m)
 	}
 	return out
 }
@@ -378,9 +388,11 @@ func MessageJSON(msg proto.Message, resolver dynamic.TypeResolver) json.RawMessa
 	if resolver == nil {
 		resolver = protoregistry.GlobalTypes
 	}
-	data, err := protojson.MarshalOptions{UseProtoNames: true, Resolver: resolver}.Marshal(msg)
+	// AllowPartial: a message missing a proto2 required field is journaled
+	// as it is (and protojson skips a costly walk of every dynamic message).
+	data, err := protojson.MarshalOptions{UseProtoNames: true, AllowPartial: true, Resolver: resolver}.Marshal(msg)
 	if err == nil {
-		return compact(data)
+		return unspace(data)
 	}
 	wire, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	fallback, _ := json.Marshal(map[string]string{
@@ -391,12 +403,46 @@ func MessageJSON(msg proto.Message, resolver dynamic.TypeResolver) json.RawMessa
 	return fallback
 }
 
-// compact removes the whitespace protojson puts in (it varies on purpose
-// from build to build), so lines are stable.
-func compact(data []byte) json.RawMessage {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, data); err != nil {
-		return append(json.RawMessage(nil), data...)
+// protojsonSpaces tells whether this program's protojson puts a space after
+// some commas: single-line protojson varies its output on purpose from
+// build to build (a space after commas, or none), so that nobody depends on
+// its bytes. Journal lines must not vary, so the spaces are taken out.
+var protojsonSpaces = func() bool {
+	data, _ := protojson.Marshal(&descriptorpb.FieldDescriptorProto{Name: proto.String("a"), Number: proto.Int32(1)})
+	return bytes.Contains(data, []byte(", "))
+}()
+
+// unspace removes the spaces protojson put after commas (outside strings),
+// when this program's protojson puts them in.
+func unspace(data []byte) json.RawMessage {
+	if !protojsonSpaces {
+		return data
 	}
-	return json.RawMessage(buf.Bytes())
+	return stripCommaSpaces(data)
+}
+
+// stripCommaSpaces removes the spaces that follow a comma outside JSON
+// strings.
+func stripCommaSpaces(data []byte) []byte {
+	out := data[:0:0]
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && c == ',':
+			out = append(out, c)
+			for i+1 < len(data) && data[i+1] == ' ' {
+				i++
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }

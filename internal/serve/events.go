@@ -48,6 +48,9 @@ type Event struct {
 	// the messages.
 	Types dynamic.TypeResolver
 
+	// render renders the entry with Types, remembering repeated messages;
+	// nil renders without a memory.
+	render    *journal.Renderer
 	entryOnce sync.Once
 	entry     journal.Entry
 }
@@ -66,7 +69,11 @@ func EventOf(entry journal.Entry, call *calls.Event, by Maker) *Event {
 // built once, on first use, and shared: do not modify it.
 func (ev *Event) Entry() journal.Entry {
 	ev.entryOnce.Do(func() {
-		ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
+		if ev.render != nil {
+			ev.entry = ev.render.FromEvent(ev.Call, string(ev.By))
+		} else {
+			ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
+		}
 		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
 		if ev.entry.Status == nil {
 			// A nil *status.Status means OK (the script engine's made calls
