@@ -26,9 +26,10 @@ type CallOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 
-	Client ClientFlags
-	Answer AnswerFlags
-	Format FormatFlags
+	Client      ClientFlags
+	Answer      AnswerFlags
+	Format      FormatFlags
+	Sidechannel SidechannelFlags
 
 	// Address and Method are the arguments.
 	Address string
@@ -110,12 +111,14 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	fs.Lookup("max-time").Usage = "the most the whole command may take (`seconds` or a duration), and the call's deadline; its passing exits 68, DEADLINE_EXCEEDED"
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
+	opts.Sidechannel.AddFlags(fs)
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
 	return cmd
 }
 
 // callRun runs `bcctl call`.
-func callRun(ctx context.Context, opts *CallOptions) error {
+func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
+	opts.Factory.verboseLog(opts.Verbosity)
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output %q: want text or json", opts.Output)
 	}
@@ -141,7 +144,10 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
 		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
 	}
-	input, closeInput, err := openData(opts.Data, opts.IO)
+	if err := opts.Sidechannel.validate(opts); err != nil {
+		return err
+	}
+	input, closeInput, err := openData(opts.Data, opts.IO.In)
 	if err != nil {
 		return err
 	}
@@ -150,7 +156,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
 	streams := opts.IO
-	out := streams.SyncOut()
+	out, docOut := streams.SyncOut(), streams.Out
+	if opts.Sidechannel.Out == "-" {
+		// stdout carries the sidechannel's bytes.
+		out, docOut = streams.SyncErrOut(), streams.ErrOut
+	}
 	if opts.TUI {
 		// The TUI owns the terminal until the session closes: what the
 		// call prints waits until then.
@@ -160,8 +170,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	doc := &callDocument{}
-	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true}
+	printer := &entryPrinter{w: out, verbosity: opts.Verbosity, cs: streams.ColorScheme(), skipCLI: true, emitDefaults: opts.Format.EmitDefaults}
 	tap := func(e journal.Entry) {
+		if opts.Format.EmitDefaults && opts.Output == "json" {
+			e = e.WithDefaults()
+		}
 		switch {
 		case opts.Output == "json":
 			doc.add(e)
@@ -177,9 +190,10 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
 	cfg.Journal, cfg.Tap = opts.Answer.Journal, tap
+	cfg.Bytes, _ = opts.Format.Bytes.Mode() // checked by Parsed
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
-		return maxTimePassed(ctx, err, "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, err, "resolving the schema")
 	}
 	defer s.Close()
 	conn := s.Conn()
@@ -189,7 +203,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 
 	md, err := dynamic.FindMethod(ctx, s.Forward(), opts.Method)
 	if err != nil {
-		return maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
+		return opts.Client.maxTimePassed(ctx, explainSchemaError(err), "resolving the schema")
 	}
 	types := dynamic.ChainTypes(s.Forward().Types(), globalTypes())
 	parser, err := opts.Format.RequestParser(input, types)
@@ -206,6 +220,19 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return err
 	}
 	inv := client.Invocation{Method: md, Metadata: plan.rpcMD, Next: parser.Next}
+	answer := s.SidechannelAnswer(dynamic.MethodName(md))
+	if opts.Sidechannel.wants(dynamic.MethodName(md), answer, opts.Client.Conn.NoMux) {
+		side, closeFiles, err := opts.Sidechannel.open(streams, answer)
+		if err != nil {
+			return err
+		}
+		inv.Sidechannel = side
+		defer func() {
+			if err := closeFiles(); err != nil && retErr == nil {
+				retErr = err
+			}
+		}()
+	}
 	var printing *dynamic.PrintingHandler
 	if opts.Output == "text" {
 		printing = &dynamic.PrintingHandler{Out: out, Formatter: formatter, Text: opts.Format.Format == "text", Verbosity: opts.Verbosity}
@@ -227,6 +254,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	if printing != nil && printing.Err != nil {
 		return printing.Err
+	}
+	if opts.Output == "text" {
+		reportSidechannel(out, streams.SyncErrOut(), fc.Sidechannel, &opts.Sidechannel, opts.Verbosity)
 	}
 
 	if interrupted(ctx) { // during the call itself
@@ -252,9 +282,12 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 
 	if opts.Output == "json" {
+		if opts.Format.EmitDefaults {
+			entry = entry.WithDefaults()
+		}
 		doc.setCall(entry)
 		doc.setReport(report)
-		if err := doc.write(streams.Out); err != nil {
+		if err := doc.write(docOut); err != nil {
 			return err
 		}
 	} else if st.Code() != codes.OK {
@@ -280,20 +313,27 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return &StatusError{Code: st.Code()}
 	case report != nil && !report.OK():
 		return report.Err()
+	case fc.SidechannelErr != nil:
+		return sidechannelError(fc.SidechannelErr)
 	}
 	return nil
 }
 
-// openData opens the source of -d.
-func openData(data string, streams *IOStreams) (io.Reader, func(), error) {
+// openData opens the source of -d: the text itself, @FILE, or @- (and
+// grpcurl's @) for stdin.
+func openData(data string, stdin io.Reader) (io.Reader, func(), error) {
 	nop := func() {}
 	switch {
 	case data == "@-" || data == "@":
-		return streams.In, nop, nil
+		return stdin, nop, nil
 	case strings.HasPrefix(data, "@"):
 		f, err := os.Open(data[1:])
 		if err != nil {
 			return nil, nil, fmt.Errorf("-d %s: %w", data, errors.Unwrap(err))
+		}
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			f.Close()
+			return nil, nil, fmt.Errorf("-d %s: %s is a directory: want a file of requests", data, data[1:])
 		}
 		return f, func() { f.Close() }, nil
 	}

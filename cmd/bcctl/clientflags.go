@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -123,6 +124,7 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 		MaxRecvMsgSize: c.Conn.MaxMsgSize,
 		Limits:         host.Limits{MaxReverseCalls: c.Conn.MaxReverseCalls, MaxReverseConns: c.Conn.MaxReverseConns},
 		UserAgent:      c.Conn.UserAgent,
+		Backchannel:    backchannel.Configuration{MaximumStreamWindowSizeBytes: c.Conn.MuxWindow},
 		Logger:         f.Logger,
 	}
 }
@@ -162,19 +164,23 @@ func (c *ClientFlags) withMaxTime(ctx context.Context) (context.Context, context
 	return context.WithCancel(ctx)
 }
 
-// maxTimePassed returns err as the --max-time deadline when ctx ended
-// because --max-time passed and err is how that surfaced: a context error,
-// or a reflection stream's DEADLINE_EXCEEDED, neither of which carries the
-// cause. Other errors are returned as they are.
-func maxTimePassed(ctx context.Context, err error, while string) error {
+// maxTimePassed returns err as the --max-time deadline when that is why it
+// failed: ctx ended because --max-time passed, or err is a deadline (a
+// context error, or a DEADLINE_EXCEEDED status, which the server may send
+// a moment before ctx's own timer fires) and --max-time is the only
+// deadline there is. None of these carries the cause. A call's own status
+// is left as it is.
+func (c *ClientFlags) maxTimePassed(ctx context.Context, err error, while string) error {
 	var mt *maxTimeError
-	if err == nil || !errors.As(context.Cause(ctx), &mt) || errors.As(err, &mt) {
+	var st *StatusError
+	if err == nil || c.Conn.MaxTime <= 0 || errors.As(err, &mt) || errors.As(err, &st) {
 		return err
 	}
-	if !errors.Is(err, context.DeadlineExceeded) && status.Code(err) != codes.DeadlineExceeded {
+	deadline := errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded
+	if !deadline && !errors.As(context.Cause(ctx), &mt) {
 		return err
 	}
-	return fmt.Errorf("%w while %s", mt, while)
+	return fmt.Errorf("%w while %s", &maxTimeError{d: c.Conn.MaxTime}, while)
 }
 
 // looksLikeAddress tells an address argument from a symbol when the

@@ -9,6 +9,7 @@ import (
 func completeFlagValues(cmd *cobra.Command) {
 	fixed := map[string][]string{
 		"format": {"json", "text"},
+		"bytes":  {"base64", "text"},
 	}
 	if cmd.Name() == "connect" {
 		fixed["output"] = []string{"auto", "text", "json"}

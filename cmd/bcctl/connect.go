@@ -25,9 +25,15 @@ type ConnectOptions struct {
 	// Output is "auto" (people on a terminal, JSON lines otherwise), "text"
 	// or "json".
 	Output string
+	// Bytes is --bytes: how the calls printed, the journal and the TUI
+	// show bytes fields.
+	Bytes BytesFlag
 	// Verbosity 1 also prints the expectations' report when it passes; 2
 	// adds metadata, headers and trailers to each call.
 	Verbosity int
+	// EmitDefaults shows the fields of the messages printed at their
+	// default value too.
+	EmitDefaults bool
 	// TUI answers reverse calls interactively (--tui) with Interactive;
 	// without --answer it is the default on a terminal.
 	TUI bool
@@ -74,7 +80,9 @@ lost.`,
 	fs.SortFlags = false
 	opts.Answer.AddFlags(fs)
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "output `mode` of the calls printed: auto (text on a terminal, json otherwise), text, or json (JSON lines)")
+	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print the expectations' report when it passes too (-vv: also metadata, headers and trailers)")
+	fs.BoolVar(&opts.EmitDefaults, "emit-defaults", false, "show the fields of the messages printed at their default value too")
 	opts.Client.AddFlags(fs)
 	fs.Lookup("max-time").Usage = "stop after this long (`seconds` or a duration), a normal end: the exit code is the expectations'"
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively (the default on a terminal without --answer)")
@@ -83,10 +91,15 @@ lost.`,
 
 // connectRun runs `bcctl connect`.
 func connectRun(ctx context.Context, opts *ConnectOptions) error {
+	opts.Factory.verboseLog(opts.Verbosity)
 	switch opts.Output {
 	case "auto", "text", "json":
 	default:
 		return usageErrorf("--output %q: want auto, text or json", opts.Output)
+	}
+	bytes, err := opts.Bytes.Mode()
+	if err != nil {
+		return err
 	}
 	if opts.Client.Conn.NoMux {
 		return usageErrorf("connect answers reverse calls, which need the backchannel: --no-mux does not go with it")
@@ -119,11 +132,12 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	}
 	defer cancel()
 	printer := &entryPrinter{
-		w:         streams.SyncOut(),
-		jsonLines: opts.Output == "json" || (opts.Output == "auto" && !streams.IsStdoutTTY()),
-		verbosity: max(opts.Verbosity, 1),
-		clock:     true,
-		cs:        streams.ColorScheme(),
+		w:            streams.SyncOut(),
+		jsonLines:    opts.Output == "json" || (opts.Output == "auto" && !streams.IsStdoutTTY()),
+		verbosity:    max(opts.Verbosity, 1),
+		clock:        true,
+		cs:           streams.ColorScheme(),
+		emitDefaults: opts.EmitDefaults,
 	}
 	var tap func(journal.Entry)
 	if !useTUI {
@@ -131,7 +145,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	}
 	cfg := opts.Client.sessionConfig(plan, opts.Factory)
 	cfg.Backchannel = opts.Answer.backchannel(responder, cancel, plan.rpcMD)
-	cfg.Journal, cfg.Tap, cfg.LazyForward = opts.Answer.Journal, tap, true
+	cfg.Journal, cfg.Tap, cfg.LazyForward, cfg.Bytes = opts.Answer.Journal, tap, true, bytes
 	s, err := client.Open(ctx, cfg)
 	if err != nil {
 		return err

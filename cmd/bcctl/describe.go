@@ -53,7 +53,7 @@ ADDR may be left out.`,
 func describeRun(ctx context.Context, opts *DescribeOptions) (err error) {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
-	defer func() { err = maxTimePassed(ctx, err, "resolving the schema") }()
+	defer func() { err = opts.Client.maxTimePassed(ctx, err, "resolving the schema") }()
 	s, err := opts.open(ctx)
 	if err != nil {
 		return err

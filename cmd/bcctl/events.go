@@ -25,12 +25,17 @@ type entryPrinter struct {
 	// skipCLI leaves out bcctl call's own forward call, which the
 	// PrintingHandler already shows.
 	skipCLI bool
+	// emitDefaults shows the fields at their default value (--emit-defaults).
+	emitDefaults bool
 }
 
 // print prints one entry; use it as the journal's Tap.
 func (p *entryPrinter) print(e journal.Entry) {
 	if p.skipCLI && e.By == journal.ByCLI && e.Origin == journal.OriginMade {
 		return
+	}
+	if p.emitDefaults {
+		e = e.WithDefaults()
 	}
 	if p.jsonLines {
 		line, err := json.Marshal(e)
@@ -94,14 +99,15 @@ func (p *entryPrinter) human(e journal.Entry) string {
 		}
 		writeMD(&b, "metadata: ", e.Metadata)
 	}
-	for _, m := range e.Requests {
-		fmt.Fprintf(&b, "  request:   %s\n", m)
+	defaultedReqs, defaultedResps := e.Defaulted()
+	for i, m := range e.Requests {
+		fmt.Fprintf(&b, "  request:   %s%s\n", m, p.defaulted(defaultedReqs, i))
 	}
 	if p.verbosity > 1 {
 		writeMD(&b, "header:   ", e.Header)
 	}
-	for _, m := range e.Responses {
-		fmt.Fprintf(&b, "  response:  %s\n", m)
+	for i, m := range e.Responses {
+		fmt.Fprintf(&b, "  response:  %s%s\n", m, p.defaulted(defaultedResps, i))
 	}
 	if e.Status != nil {
 		for _, d := range e.Status.Details {
@@ -112,6 +118,22 @@ func (p *entryPrinter) human(e journal.Entry) string {
 		writeMD(&b, "trailer:  ", e.Trailer)
 	}
 	return b.String()
+}
+
+// defaulted notes the fields of message i that hold their default value
+// (left out of the line, or with --emit-defaults shown though nobody set
+// them): "  (default: state)", or "" when there are none.
+func (p *entryPrinter) defaulted(fields [][]string, i int) string {
+	if i >= len(fields) || len(fields[i]) == 0 {
+		return ""
+	}
+	names := fields[i]
+	const show = 6
+	list := strings.Join(names[:min(len(names), show)], ", ")
+	if len(names) > show {
+		list += fmt.Sprintf(" and %d more", len(names)-show)
+	}
+	return "  " + p.cs.Dim("(default: "+list+")")
 }
 
 func writeMD(b *strings.Builder, label string, md map[string][]string) {

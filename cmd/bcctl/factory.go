@@ -17,9 +17,13 @@ type Factory struct {
 	// Getenv reads the environment (header expansion, ${env.X} in scripts).
 	Getenv func(string) string
 	// Logger receives diagnostics of the libraries (the backchannel's
-	// multiplexing errors, responders that misbehave). It writes to stderr
-	// at the level of BCCTL_LOG (debug, info, warn, error; default: warn).
+	// multiplexing errors, responders that misbehave; yamux's own lines at
+	// debug). It writes to stderr at the level of BCCTL_LOG (debug, info,
+	// warn, error, off; default: warn, and debug under -vv).
 	Logger *slog.Logger
+	// logLevel is Logger's level when -vv may lower it to debug: nil when
+	// BCCTL_LOG chose the level, or the Logger is not the process's.
+	logLevel *slog.LevelVar
 	// Interactive answers reverse calls with a person (call and connect
 	// --tui; connect's default on a terminal without --answer). Nil means
 	// this bcctl has no interactive answerer, and --tui is refused.
@@ -31,10 +35,12 @@ type Factory struct {
 
 // NewFactory returns the Factory of a real process over io.
 func NewFactory(io *IOStreams) *Factory {
+	logger, level := newLogger(io.ErrOut, os.Getenv("BCCTL_LOG"))
 	return &Factory{
 		IOStreams: io,
 		Getenv:    os.Getenv,
-		Logger:    newLogger(io.ErrOut, os.Getenv("BCCTL_LOG")),
+		Logger:    logger,
+		logLevel:  level,
 		// The TUI (internal/tui, tui.go) answers reverse calls and shows a
 		// running serve.
 		Interactive: answerInTUI,
@@ -55,21 +61,35 @@ func TestFactory(io *IOStreams) *Factory {
 	}
 }
 
-// newLogger returns a text logger to w at level ("" means warn; "off"
-// discards).
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger returns a text logger to w at level ("" means warn, which
+// the returned LevelVar can change; "off" discards). The LevelVar is nil
+// when level names a level: the user chose it.
+func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar) {
 	var l slog.Level
 	switch strings.ToLower(level) {
 	case "off", "none":
-		return slog.New(slog.DiscardHandler)
+		return slog.New(slog.DiscardHandler), nil
 	case "debug":
 		l = slog.LevelDebug
 	case "info":
 		l = slog.LevelInfo
+	case "warn":
+		l = slog.LevelWarn
 	case "error":
 		l = slog.LevelError
 	default:
-		l = slog.LevelWarn
+		v := new(slog.LevelVar)
+		v.Set(slog.LevelWarn)
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: v})), v
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// verboseLog lowers the Logger to the debug level for -vv, unless
+// BCCTL_LOG chose the level: the libraries' own lines (yamux's) are shown
+// then, and only then.
+func (f *Factory) verboseLog(verbosity int) {
+	if verbosity > 1 && f.logLevel != nil {
+		f.logLevel.Set(slog.LevelDebug)
+	}
 }

@@ -19,6 +19,7 @@ type FormatFlags struct {
 	EmitDefaults bool
 	FormatError  bool
 	ProtoNames   bool
+	Bytes        BytesFlag
 }
 
 // AddFlags adds --format, --emit-defaults and --format-error.
@@ -30,17 +31,43 @@ func (f *FormatFlags) AddFlags(fs *pflag.FlagSet) {
 // AddMessageFlags adds --format and --emit-defaults only.
 func (f *FormatFlags) AddMessageFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Format, "format", "json", "message `format` of requests and responses: json or text (protobuf text, messages separated by 0x1E)")
-	fs.BoolVar(&f.EmitDefaults, "emit-defaults", false, "show fields at their default value in JSON output")
+	fs.BoolVar(&f.EmitDefaults, "emit-defaults", false, "show fields at their default value in every message printed (the reverse calls of -v and -o json too)")
 	fs.BoolVar(&f.ProtoNames, "proto-names", false, "use the .proto field names in JSON output instead of lowerCamelCase")
+	f.Bytes.AddFlag(fs)
 }
 
-// Parsed returns the format.
+// Parsed returns the format, after checking --bytes too.
 func (f *FormatFlags) Parsed() (dynamic.Format, error) {
 	format, err := dynamic.ParseFormat(f.Format)
 	if err != nil {
 		return "", usageErrorf("--format %q: want json or text", f.Format)
 	}
+	if _, err := f.Bytes.Mode(); err != nil {
+		return "", err
+	}
 	return format, nil
+}
+
+// BytesFlag is --bytes: how output shows bytes fields. Gitaly's ref and
+// branch names are bytes that people read as text; protobuf JSON (and so
+// grpcurl) shows them as base64, which stays the default. Requests (-d)
+// are protobuf JSON either way.
+type BytesFlag struct {
+	Bytes string
+}
+
+// AddFlag adds --bytes.
+func (f *BytesFlag) AddFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Bytes, "bytes", string(dynamic.BytesBase64), "how printed messages, the journal and the TUI show `bytes` fields: base64 (protobuf JSON, as grpcurl) or text (UTF-8 bytes as text, other bytes base64)")
+}
+
+// Mode returns the parsed --bytes.
+func (f *BytesFlag) Mode() (dynamic.BytesMode, error) {
+	m, err := dynamic.ParseBytesMode(f.Bytes)
+	if err != nil {
+		return "", usageErrorf("--bytes %q: want base64 or text", f.Bytes)
+	}
+	return m, nil
 }
 
 // Formatter returns the response formatter.
@@ -49,7 +76,11 @@ func (f *FormatFlags) Formatter(resolver dynamic.TypeResolver) (dynamic.Formatte
 	if err != nil {
 		return nil, err
 	}
-	return dynamic.NewFormatter(format, resolver, dynamic.FormatOptions{EmitDefaults: f.EmitDefaults, ProtoNames: f.ProtoNames})
+	bytes, err := f.Bytes.Mode()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewFormatter(format, resolver, dynamic.FormatOptions{EmitDefaults: f.EmitDefaults, ProtoNames: f.ProtoNames, Bytes: bytes})
 }
 
 // RequestParser returns the parser of requests read from r.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/pflag"
@@ -88,7 +89,12 @@ func (s *SchemaFlags) FileSource(ctx context.Context) (*dynamic.FileSource, erro
 	if len(s.Protos) > 0 {
 		src, err := dynamic.NewSourceFromProtoFiles(ctx, dynamic.ProtoFilesOptions{ImportPaths: s.ImportPaths}, s.Protos...)
 		if err != nil {
-			return nil, fmt.Errorf("--%sproto: %s", s.prefix, trimPkg(err))
+			msg := fmt.Sprintf("--%sproto: %s", s.prefix, trimPkg(err))
+			var ce *dynamic.CompileError
+			if errors.As(err, &ce) && ce.ImportRoot != "" {
+				msg += fmt.Sprintf("\n(the imports are found under %s: add --%simport-path %s)", ce.ImportRoot, s.prefix, ce.ImportRoot)
+			}
+			return nil, &shownError{msg: msg, err: err}
 		}
 		files = append(files, src)
 	}

@@ -52,7 +52,7 @@ ADDR may be left out.`,
 func listRun(ctx context.Context, opts *ListOptions) (err error) {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
-	defer func() { err = maxTimePassed(ctx, err, "resolving the schema") }()
+	defer func() { err = opts.Client.maxTimePassed(ctx, err, "resolving the schema") }()
 	s, err := opts.open(ctx)
 	if err != nil {
 		return err

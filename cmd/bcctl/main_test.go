@@ -48,9 +48,9 @@ func TestMain(m *testing.M) {
 //	bcserver-stop NAME
 //	    stop server NAME now (its peers lose their connection)
 //	bcserver-release NAME
-//	    let server NAME make the reverse call of a DeleteBranch it has
+//	    let server NAME make the reverse call of a UserDeleteBranch it has
 //	    answered (StopTransaction), once the script has seen the caller
-//	    finish the call (waiting up to 10s for a DeleteBranch)
+//	    finish the call (waiting up to 10s for a UserDeleteBranch)
 //	bclist-peers NAME
 //	    list, by reflection over each connected peer's backchannel, the
 //	    services the peer hosts (waiting up to 10s for a peer)

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -204,8 +204,11 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 
 // peersTable prints peers as an aligned table.
 func peersTable(w io.Writer, peers []*adminpb.Peer, now time.Time, cs ColorScheme) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, cs.Bold("ID\tADDRESS\tCONNECTED\tFWD\tREV\tLAST CALL\tSERVICES"))
+	// Align first, make the header bold after: the bold's escape codes
+	// must not count toward the first column's width.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tCONNECTED\tFWD\tREV\tLAST CALL\tSERVICES")
 	for _, p := range peers {
 		connected := "-"
 		if p.ConnectedAt != nil {
@@ -220,7 +223,12 @@ func peersTable(w io.Writer, peers []*adminpb.Peer, now time.Time, cs ColorSchem
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Id, p.RemoteAddr, connected, p.ForwardCalls, p.ReverseCalls, last, peersServices(p))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header, rows, _ := strings.Cut(table.String(), "\n")
+	_, err := fmt.Fprintf(w, "%s\n%s", cs.Bold(header), rows)
+	return err
 }
 
 // peersServices says what a peer offers, or why it is not known.
@@ -257,19 +265,14 @@ func peersAgo(now, t time.Time) string {
 
 // readData reads -d: inline text, @FILE, or @- for stdin.
 func peersReadData(data string, stdin io.Reader) (string, error) {
-	switch {
-	case data == "@-":
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			return "", fmt.Errorf("-d @-: %w", err)
-		}
-		return string(b), nil
-	case strings.HasPrefix(data, "@"):
-		b, err := os.ReadFile(data[1:])
-		if err != nil {
-			return "", fmt.Errorf("-d %s: %w", data, err)
-		}
-		return string(b), nil
+	r, done, err := openData(data, stdin)
+	if err != nil {
+		return "", err
 	}
-	return data, nil
+	defer done()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("-d %s: %w", data, err)
+	}
+	return string(b), nil
 }

@@ -47,6 +47,9 @@ type ProxyOptions struct {
 	// starts and messages (1) and metadata (2) to text output.
 	Output    string
 	Verbosity int
+	// Bytes is --bytes: how the calls printed and the journal show bytes
+	// fields.
+	Bytes BytesFlag
 	// AddrFile, when set, receives the addresses the proxy listens on.
 	AddrFile string
 	// Admin is the admin API's address (loopback or unix socket only):
@@ -124,6 +127,7 @@ decide the exit code (0 met, 3 not), as in serve (docs/proxy.md).`,
 	fs.Var(secondsValue{&opts.ConnectTimeout}, "connect-timeout", "how long to wait for each connection to the upstream (`seconds` or a duration)")
 	fs.IntVar(&opts.MaxMsgSize, "max-msg-sz", 0, "largest message relayed, in `bytes` (default 4194304)")
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "`mode` of the calls printed: auto (text on a terminal, json otherwise), text, json (JSON lines), or none")
+	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print each call as it starts, and its messages (-vv: also metadata)")
 	fs.StringVar(&opts.AddrFile, "addr-file", "", "once listening, write the addresses to `file` (\"listen ADDR\" and \"admin ADDR\" lines)")
 	fs.StringVar(&opts.Admin, "admin", "", "serve the admin API on `address`: a loopback host:port or unix:PATH (bcctl peers lists the clients and calls into them)")

@@ -43,6 +43,9 @@ func proxyPlanOf(ctx context.Context, opts *ProxyOptions) (*proxyPlan, error) {
 	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
 		return nil, err
 	}
+	if _, err := opts.Bytes.Mode(); err != nil {
+		return nil, err
+	}
 	if opts.TUI && opts.UI == nil {
 		return nil, errNoTUI
 	}
@@ -135,6 +138,7 @@ func (p *proxyPlan) loadSchemas(ctx context.Context, opts *ProxyOptions) error {
 		}
 	}
 	p.decoder = &proxy.Decoder{Forward: forward}
+	p.decoder.Bytes, _ = opts.Bytes.Mode() // checked by proxyPlanOf
 	peers, err := opts.PeerSchema.FileSource(ctx)
 	if err != nil {
 		return err

@@ -187,7 +187,7 @@ func proxyAnnounce(opts *ProxyOptions, plan *proxyPlan, l serve.Listening, stder
 func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *journal.Writer, tamper *proxyTamper) serve.HubConfig {
 	cfg := serve.HubConfig{
 		Registry: p.Clients(), Schema: plan.decoder.Forward, PeerSchema: plan.decoder.Reverse,
-		Logger: opts.Factory.Logger, NoDiscovery: true,
+		Logger: opts.Factory.Logger, NoDiscovery: true, Bytes: plan.decoder.Bytes,
 	}
 	if cfg.PeerSchema == nil {
 		cfg.PeerSchema = plan.decoder.Forward

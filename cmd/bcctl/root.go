@@ -42,7 +42,7 @@ backchannel server that calls back into its peers.`,
 	root.SetOut(f.IOStreams.Out)
 	root.SetErr(f.IOStreams.ErrOut)
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	root.SetFlagErrorFunc(flagError)
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(
@@ -77,7 +77,7 @@ func Main() int {
 // error to f's stderr. It is the process without the process: tests call it.
 func Run(ctx context.Context, args []string, f *Factory) int {
 	root := newRootCmd(f)
-	root.SetArgs(args)
+	root.SetArgs(grpcurlFlags(root, args))
 	cmd, err := execute(ctx, root)
 	path := ""
 	if cmd != nil {

@@ -98,10 +98,11 @@ func (p *servePrinter) text(e journal.Entry) string {
 }
 
 // serveWho says who called or was called: "from peer 1", "to peer 2",
-// "from 127.0.0.1:5555" (a plain client).
+// "from 127.0.0.1:5555" (a plain client). A proxy's peer is its client,
+// which makes the forward calls and is called by the reverse ones.
 func serveWho(e journal.Entry) string {
 	dir := "from"
-	if e.Origin == journal.OriginMade {
+	if e.Origin == journal.OriginMade || (e.Relay != nil && e.Dir == journal.DirReverse) {
 		dir = "to"
 	}
 	switch {

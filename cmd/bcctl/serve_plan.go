@@ -71,6 +71,10 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 	if p.jsonOut, p.textOut, err = outputModes(opts.Output, opts.IO); err != nil {
 		return nil, err
 	}
+	bytes, err := opts.Bytes.Mode()
+	if err != nil {
+		return nil, err
+	}
 	if opts.TUI && opts.UI == nil {
 		return nil, errNoTUI
 	}
@@ -144,6 +148,7 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 		Schema: p.schema, PeerSchema: p.peers, Script: p.script, Creds: creds,
 		Logger: opts.Factory.Logger, MaxCalls: opts.MaxCalls, NoDiscovery: opts.NoDiscovery,
 		Env: opts.Factory.Getenv, ServerOptions: srvOpts, BackchannelDialOptions: dialOpts,
+		MuxWindow: opts.MuxWindow, Bytes: bytes,
 	}
 	return p, nil
 }

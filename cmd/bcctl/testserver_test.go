@@ -70,7 +70,7 @@ type testServer struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	// releases lets the reverse call of a DeleteBranch go (see
+	// releases lets the reverse call of a UserDeleteBranch go (see
 	// deleteBranch): one value per call.
 	releases chan struct{}
 
@@ -370,7 +370,7 @@ func (ts *testServer) deleteBranch(call dynamic.Call) error {
 	return call.Send(ts.message("gitaly.UserDeleteBranchResponse", ""))
 }
 
-// release lets the reverse call of the DeleteBranch that waits for it go.
+// release lets the reverse call of the UserDeleteBranch that waits for it go.
 func (ts *testServer) release(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -378,7 +378,7 @@ func (ts *testServer) release(timeout time.Duration) error {
 	case ts.releases <- struct{}{}:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("no DeleteBranch waited for its reverse call within %s", timeout)
+		return fmt.Errorf("no UserDeleteBranch waited for its reverse call within %s", timeout)
 	}
 }
 

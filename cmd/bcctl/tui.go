@@ -60,7 +60,7 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 	ctx, cancel := context.WithCancel(env.Context)
 	t := &tuiRun{Responder: r, cancel: cancel, done: make(chan struct{})}
 	cfg := tui.AnswerConfig{
-		Responder: r, Resolver: types,
+		Responder: r, Resolver: types, Bytes: env.Bytes,
 		Theme: tuiTheme(streams),
 	}
 	if env.Conn != nil {
@@ -78,6 +78,7 @@ func answerInTUI(env client.ResponderEnv, streams *IOStreams) (dynamic.Responder
 			Invoker: forward.Observed(forward.ConnInvoker(env.Conn.ClientConn()), byTUI, calls.Forward, calls.Peer{Addr: env.Conn.Address()}),
 			Headers: env.Headers,
 			Target:  env.Conn.Address(),
+			Bytes:   env.Bytes,
 		}
 	}
 	if engine != nil {

@@ -164,7 +164,7 @@ func (h *handler) CallPeer(ctx context.Context, req *adminpb.CallPeerRequest) (*
 		DurationMs: float64(c.Duration.Microseconds()) / 1000, JournalId: ev.ID, Method: c.Method,
 	}
 	for _, m := range c.Responses {
-		resp.ResponsesJson = append(resp.ResponsesJson, string(journal.MessageJSON(m, ev.Types)))
+		resp.ResponsesJson = append(resp.ResponsesJson, string(journal.MessageJSON(m, journal.Rendering{Resolver: ev.Types, Bytes: ev.Bytes})))
 	}
 	return resp, nil
 }

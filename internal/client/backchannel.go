@@ -64,6 +64,8 @@ type ResponderEnv struct {
 	Stop func()
 	// Headers are the request metadata of forward calls.
 	Headers metadata.MD
+	// Bytes says how bytes fields are shown (Config.Bytes).
+	Bytes dynamic.BytesMode
 }
 
 // ResponderFactory builds the Responder that answers reverse calls. A
@@ -127,7 +129,7 @@ func (s *Session) hostBackchannel(ctx context.Context, bc *Backchannel) error {
 		r, err := bc.Responder(ResponderEnv{
 			Context: ctx, Engine: s.engine, Report: s.Report,
 			Hosted: s.hosted, Forward: s.forward, Conn: s.conn, Stop: bc.Stop,
-			Headers: bc.Headers,
+			Headers: bc.Headers, Bytes: s.cfg.Bytes,
 		})
 		if err != nil {
 			return err

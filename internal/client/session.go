@@ -17,6 +17,7 @@ import (
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/sidechannel"
 )
 
 // Config configures Open.
@@ -41,6 +42,10 @@ type Config struct {
 	Journal string
 	// Tap receives every journal entry, in order.
 	Tap func(journal.Entry)
+	// Bytes says how the journal's entries (and so the tap) and the TUI
+	// show bytes fields: "" is base64, as protobuf JSON writes them;
+	// dynamic.BytesText shows UTF-8 bytes as text (--bytes text).
+	Bytes dynamic.BytesMode
 	// Logger receives the libraries' diagnostics; nil discards.
 	Logger *slog.Logger
 	// Env looks up ${env.NAME} in the script; nil means os.Getenv.
@@ -79,6 +84,9 @@ type Session struct {
 	hasScript    bool
 	journal      *journal.Writer
 	closers      []func() error
+	// sidechannels routes the sidechannels the server opens; nil without a
+	// multiplexed connection.
+	sidechannels *sidechannelRouter
 }
 
 // Open dials (with Config.Dial), resolves the forward schema (unless
@@ -96,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (_ *Session, err error) {
 	}()
 
 	// The journal numbers every call; the file is optional.
-	jopts := journal.Options{Tap: cfg.Tap}
+	jopts := journal.Options{Tap: cfg.Tap, Bytes: cfg.Bytes}
 	if cfg.Journal != "" {
 		s.journal, err = journal.Create(cfg.Journal, jopts)
 		if err != nil {
@@ -108,7 +116,17 @@ func Open(ctx context.Context, cfg Config) (_ *Session, err error) {
 	}
 
 	if cfg.Dial != nil {
-		s.conn, err = host.Dial(ctx, *cfg.Dial)
+		dial := *cfg.Dial
+		if !dial.NoMux {
+			// Every multiplexed connection takes its sidechannels, as
+			// Gitaly's clients do (with their 1 s stream close timeout).
+			s.sidechannels = newSidechannelRouter()
+			dial.StreamHandshakers = append(dial.StreamHandshakers[:len(dial.StreamHandshakers):len(dial.StreamHandshakers)], s.sidechannels)
+			if dial.Backchannel.StreamCloseTimeout == 0 {
+				dial.Backchannel.StreamCloseTimeout = sidechannel.ClientConfiguration().StreamCloseTimeout
+			}
+		}
+		s.conn, err = host.Dial(ctx, dial)
 		if err != nil {
 			return nil, explainDialError(err)
 		}

@@ -11,10 +11,6 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// Kind names what a descriptor is: "service", "method", "message", "enum",
-// "enum value", "field", "extension", "oneof", "file" or "descriptor".
-func Kind(d protoreflect.Descriptor) string { return KindOf(d) }
-
 // Describe returns the proto source text of a service, method, message,
 // enum (or any other descriptor), with its doc comments when the schema has
 // source info. Type references are fully qualified, as grpcurl prints them.

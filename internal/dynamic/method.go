@@ -21,7 +21,7 @@ func FindMethod(ctx context.Context, src Source, name string) (protoreflect.Meth
 	if err == nil {
 		md, ok := d.(protoreflect.MethodDescriptor)
 		if !ok {
-			return nil, fmt.Errorf("dynamic: %q is a %s, not a method", name, KindOf(d))
+			return nil, fmt.Errorf("dynamic: %q is a %s, not a method", name, Kind(d))
 		}
 		return md, nil
 	}
@@ -115,7 +115,7 @@ func Services(ctx context.Context, src Source) ([]protoreflect.ServiceDescriptor
 		}
 		sd, ok := d.(protoreflect.ServiceDescriptor)
 		if !ok {
-			return nil, fmt.Errorf("dynamic: %s is a %s, not a service", name, KindOf(d))
+			return nil, fmt.Errorf("dynamic: %s is a %s, not a service", name, Kind(d))
 		}
 		out = append(out, sd)
 	}
@@ -135,10 +135,9 @@ func serviceNames(methods []protoreflect.MethodDescriptor) []string {
 	return out
 }
 
-// KindOf names what kind of descriptor d is ("method", "message", "enum
-// value", ...), for messages such as `"acme.User" is a message, not a
-// method`.
-func KindOf(d protoreflect.Descriptor) string {
+// Kind names what a descriptor is: "service", "method", "message", "enum",
+// "enum value", "field", "extension", "oneof", "file" or "descriptor".
+func Kind(d protoreflect.Descriptor) string {
 	switch d := d.(type) {
 	case protoreflect.MethodDescriptor:
 		return "method"

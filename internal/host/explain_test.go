@@ -59,6 +59,18 @@ func testTLS(t *testing.T) (tls.Certificate, *tls.Config) {
 
 // serveGRPC serves srv on a new listener and returns its address.
 func serveGRPC(t *testing.T, srv *grpc.Server) string {
+	return serveOn(t, srv.Serve, srv.Stop)
+}
+
+// serveHTTP1 serves plain HTTP/1 (as python3 -m http.server would).
+func serveHTTP1(t *testing.T) string {
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute}
+	return serveOn(t, srv.Serve, func() { srv.Close() })
+}
+
+// serveOn runs serve on a new listener until the test ends, then stop, and
+// returns the listener's address.
+func serveOn(t *testing.T, serve func(net.Listener) error, stop func()) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,10 +79,10 @@ func serveGRPC(t *testing.T, srv *grpc.Server) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(lis)
+		_ = serve(lis)
 	}()
 	t.Cleanup(func() {
-		srv.Stop()
+		stop()
 		<-done
 	})
 	return lis.Addr().String()
@@ -115,26 +127,6 @@ func serveConns(t *testing.T, handle func(net.Conn)) string {
 		}
 		mu.Unlock()
 		wg.Wait()
-	})
-	return lis.Addr().String()
-}
-
-// serveHTTP1 serves plain HTTP/1 (as python3 -m http.server would).
-func serveHTTP1(t *testing.T) string {
-	t.Helper()
-	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
 	})
 	return lis.Addr().String()
 }

@@ -360,40 +360,6 @@ func TestBackchannelClosedWhenTheServerDies(t *testing.T) {
 	}
 }
 
-func TestConnectTimeout(t *testing.T) {
-	// A listener that accepts and never answers: the TCP connection is
-	// made, the HTTP/2 preface never comes.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	_, err = Dial(ctxT(t), Config{Address: lis.Addr().String(), Creds: insecure.NewCredentials(), ConnectTimeout: 100 * time.Millisecond})
-	if !errors.Is(err, ErrConnectTimeout) || !strings.Contains(err.Error(), "the connect timeout passed (--connect-timeout 100ms): the server accepted the connection and sent nothing") {
-		t.Errorf("Dial = %v, want a connect timeout", err)
-	}
-}
-
 func TestSniffing(t *testing.T) {
 	settings := []byte{0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0, 64, 0}
 	yamuxAck := []byte{0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0}

@@ -99,6 +99,10 @@ type Entry struct {
 	Stream *Stream `json:"stream,omitempty"`
 	// Sidechannel describes what went through the call's sidechannel.
 	Sidechannel *Sidechannel `json:"sidechannel,omitempty"`
+
+	// messages are the requests and responses themselves when the entry
+	// was built from them (not read back), for WithDefaults and Defaulted.
+	messages *entryMessages
 }
 
 // Sidechannel is what went through the sidechannel of a call (Gitaly's
@@ -270,15 +274,31 @@ type Call struct {
 	Sidechannel *calls.Sidechannel
 }
 
-// NewEntry builds the entry of c (without an ID) with resolver for Any
-// values (nil means the program's registry).
-func NewEntry(c Call, resolver dynamic.TypeResolver) Entry {
-	return newEntry(c, resolver, func(m proto.Message) json.RawMessage { return MessageJSON(m, resolver) })
+// Rendering says how the messages of an entry are written.
+type Rendering struct {
+	// Resolver resolves the types inside google.protobuf.Any values of
+	// messages and status details; nil means the program's registry.
+	Resolver dynamic.TypeResolver
+	// Bytes says how bytes fields are shown: "" and dynamic.BytesBase64 as
+	// protobuf JSON writes them, dynamic.BytesText as their text when they
+	// are UTF-8 (--bytes text).
+	Bytes dynamic.BytesMode
+	// EmitDefaults writes the fields at their default value too
+	// (--emit-defaults); a journal leaves them out.
+	EmitDefaults bool
+}
+
+// NewEntry builds the entry of c (without an ID), its messages rendered
+// as r says.
+func NewEntry(c Call, r Rendering) Entry {
+	return newEntry(c, r, func(m proto.Message) json.RawMessage { return MessageJSON(m, r) })
 }
 
 // newEntry builds the entry of c, rendering its messages with render.
-func newEntry(c Call, resolver dynamic.TypeResolver, render func(proto.Message) json.RawMessage) Entry {
+func newEntry(c Call, r Rendering, render func(proto.Message) json.RawMessage) Entry {
+	resolver := r.Resolver
 	return Entry{
+		messages:    &entryMessages{requests: c.Requests, responses: c.Responses, r: r},
 		Time:        c.Start.UTC(),
 		Dir:         c.Dir,
 		Origin:      c.Origin,
@@ -297,18 +317,19 @@ func newEntry(c Call, resolver dynamic.TypeResolver, render func(proto.Message) 
 }
 
 // FromEvent builds the entry of a script engine's event, with the engine's
-// IDs (a Writer renumbers them) and by as Entry.By.
-func FromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver) Entry {
-	return fromEvent(ev, by, resolver, func(m proto.Message) json.RawMessage { return MessageJSON(m, resolver) })
+// IDs (a Writer renumbers them) and by as Entry.By, its messages rendered
+// as r says.
+func FromEvent(ev *calls.Event, by string, r Rendering) Entry {
+	return fromEvent(ev, by, r, func(m proto.Message) json.RawMessage { return MessageJSON(m, r) })
 }
 
-func fromEvent(ev *calls.Event, by string, resolver dynamic.TypeResolver, render func(proto.Message) json.RawMessage) Entry {
+func fromEvent(ev *calls.Event, by string, r Rendering, render func(proto.Message) json.RawMessage) Entry {
 	e := newEntry(Call{
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
 		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
 		Start: ev.Start, Duration: ev.Duration, Sidechannel: ev.Sidechannel,
-	}, resolver, render)
+	}, r, render)
 	e.ID, e.Cause = ev.ID, ev.Cause
 	if !ev.Rule.IsZero() {
 		e.Rule = &Rule{Name: ev.Rule.Name, Pos: posString(ev.Rule.Pos)}
@@ -380,18 +401,22 @@ func messagesJSON(msgs []proto.Message, render func(proto.Message) json.RawMessa
 	return out
 }
 
-// MessageJSON renders msg as compact protojson with proto field names. A
-// message that protojson cannot render (an Any of a type resolver does not
-// know) is kept as {"@type": name, "@error": why, "@wire": base64 bytes},
-// so nothing is lost.
-func MessageJSON(msg proto.Message, resolver dynamic.TypeResolver) json.RawMessage {
+// MessageJSON renders msg as compact protojson with proto field names,
+// bytes fields as r says. A message that protojson cannot render (an Any
+// of a type resolver does not know) is kept as {"@type": name, "@error":
+// why, "@wire": base64 bytes}, so nothing is lost.
+func MessageJSON(msg proto.Message, r Rendering) json.RawMessage {
+	resolver := r.Resolver
 	if resolver == nil {
 		resolver = protoregistry.GlobalTypes
 	}
 	// AllowPartial: a message missing a proto2 required field is journaled
 	// as it is (and protojson skips a costly walk of every dynamic message).
-	data, err := protojson.MarshalOptions{UseProtoNames: true, AllowPartial: true, Resolver: resolver}.Marshal(msg)
+	data, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: r.EmitDefaults, AllowPartial: true, Resolver: resolver}.Marshal(msg)
 	if err == nil {
+		if r.Bytes == dynamic.BytesText {
+			return dynamic.BytesAsText(data, msg.ProtoReflect().Descriptor(), resolver)
+		}
 		return unspace(data)
 	}
 	wire, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)

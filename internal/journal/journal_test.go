@@ -187,13 +187,47 @@ func TestMessageJSONKeepsWhatItCannotRender(t *testing.T) {
 	src := corpusSchema(t)
 	// An Any whose type the (empty) resolver does not know.
 	u := msg(t, src, "acme.User", `{"id": "1", "extra": {"@type": "type.googleapis.com/acme.Address", "city": "Oslo"}}`)
-	got := MessageJSON(u, emptyResolver{})
+	got := MessageJSON(u, Rendering{Resolver: emptyResolver{}})
 	var m map[string]string
 	if err := json.Unmarshal(got, &m); err != nil {
 		t.Fatalf("fallback is not a JSON object of strings: %s", got)
 	}
 	if m["@type"] != "acme.User" || m["@wire"] == "" || m["@error"] == "" {
 		t.Errorf("fallback = %s", got)
+	}
+}
+
+// TestBytesText checks that a Writer with Bytes: BytesText writes bytes
+// fields that are UTF-8 as text, requests and responses alike, and keeps
+// other bytes base64; the default stays protobuf JSON.
+func TestBytesText(t *testing.T) {
+	src := corpusSchema(t)
+	req := msg(t, src, "gitaly.UserCreateBranchRequest", `{"branch_name": "ZmVhdHVyZS94", "start_point": "AP8="}`)
+	resp := msg(t, src, "gitaly.UserCreateBranchResponse", `{"branch": {"name": "ZmVhdHVyZS94", "target_commit": {"id": "abc", "subject": "Zml4"}}}`)
+	call := Call{Dir: DirForward, Origin: OriginMade, By: ByCLI, Method: "gitaly.OperationService/UserCreateBranch",
+		Requests: []proto.Message{req}, Responses: []proto.Message{resp}, Status: status.New(codes.OK, "")}
+	for _, tt := range []struct {
+		bytes     dynamic.BytesMode
+		req, resp string
+	}{
+		{"", `{"branch_name":"ZmVhdHVyZS94","start_point":"AP8="}`, `{"branch":{"name":"ZmVhdHVyZS94","target_commit":{"id":"abc","subject":"Zml4"}}}`},
+		{dynamic.BytesText, `{"branch_name":"feature/x","start_point":"AP8="}`, `{"branch":{"name":"feature/x","target_commit":{"id":"abc","subject":"fix"}}}`},
+	} {
+		var buf strings.Builder
+		w := NewWriter(&buf, Options{Resolver: src.Types(), Bytes: tt.bytes})
+		e, err := w.NewCall(call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(e.Requests[0]); got != tt.req {
+			t.Errorf("bytes %q: request %s, want %s", tt.bytes, got, tt.req)
+		}
+		if got := string(e.Responses[0]); got != tt.resp {
+			t.Errorf("bytes %q: response %s, want %s", tt.bytes, got, tt.resp)
+		}
+		if !strings.Contains(buf.String(), tt.resp) {
+			t.Errorf("bytes %q: the line %s lacks %s", tt.bytes, buf.String(), tt.resp)
+		}
 	}
 }
 

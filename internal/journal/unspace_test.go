@@ -32,7 +32,7 @@ func TestStripCommaSpaces(t *testing.T) {
 func TestMessageJSONIsCompact(t *testing.T) {
 	src := corpusSchema(t)
 	m := msg(t, src, "acme.User", `{"id": "1, 2", "name": "Ann"}`)
-	got := string(MessageJSON(m, src.Types()))
+	got := string(MessageJSON(m, Rendering{Resolver: src.Types()}))
 	if want := `{"id":"1, 2","name":"Ann"}`; got != want {
 		t.Errorf("MessageJSON = %s, want %s (protojson alone: %s)", got, want, protojson.Format(m))
 	}

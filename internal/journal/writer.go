@@ -18,6 +18,10 @@ type Options struct {
 	// Resolver resolves the types inside google.protobuf.Any values of
 	// messages and status details; nil means the program's registry.
 	Resolver dynamic.TypeResolver
+	// Bytes says how bytes fields of messages are written ("" is base64,
+	// as protobuf JSON writes them; dynamic.BytesText writes UTF-8 bytes
+	// as text).
+	Bytes dynamic.BytesMode
 	// Tap, when set, receives every entry once it is written (buffered, when
 	// Buffered), in journal order (bcctl serve streams them to its admin API
 	// and TUI). It is called with the Writer's lock held, so it must not
@@ -103,7 +107,7 @@ func (w *Writer) ObserveCall(ev *calls.Event) {
 // WriteEvent writes the entry of an engine's event with by as Entry.By and
 // returns it as written.
 func (w *Writer) WriteEvent(ev *calls.Event, by string) (Entry, error) {
-	e := FromEvent(ev, by, w.opts.Resolver)
+	e := FromEvent(ev, by, w.rendering())
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// The cause started first, so it gets its ID first.
@@ -135,9 +139,14 @@ func (w *Writer) Write(e Entry) (Entry, error) {
 	return e, w.writeLocked(&e)
 }
 
-// NewCall builds the entry of c with the Writer's resolver and writes it.
+// NewCall builds the entry of c with the Writer's rendering and writes it.
 func (w *Writer) NewCall(c Call) (Entry, error) {
-	return w.Write(NewEntry(c, w.opts.Resolver))
+	return w.Write(NewEntry(c, w.rendering()))
+}
+
+// rendering is how the Writer renders messages.
+func (w *Writer) rendering() Rendering {
+	return Rendering{Resolver: w.opts.Resolver, Bytes: w.opts.Bytes}
 }
 
 func (w *Writer) newID() uint64 {

@@ -28,6 +28,10 @@ type Decoder struct {
 	// Reverse is the schema of the services clients offer on their
 	// backchannels, for reverse calls; nil means Forward.
 	Reverse dynamic.Source
+	// Bytes says how the entries show bytes fields ("" is base64, as
+	// protobuf JSON writes them; dynamic.BytesText shows UTF-8 bytes as
+	// text).
+	Bytes dynamic.BytesMode
 
 	mu      sync.Mutex
 	methods map[methodKey]protoreflect.MethodDescriptor // nil: the schema does not know it
@@ -162,8 +166,9 @@ func (d *Decoder) Entry(ctx context.Context, c *Call) journal.Entry {
 	if md != nil {
 		in, out = md.Input(), md.Output()
 	}
-	e.Requests = messagesJSON(c.Requests, in, types)
-	e.Responses = messagesJSON(c.Responses, out, types)
+	r := journal.Rendering{Resolver: types, Bytes: d.Bytes}
+	e.Requests = messagesJSON(c.Requests, in, r)
+	e.Responses = messagesJSON(c.Responses, out, r)
 	return e
 }
 
@@ -189,13 +194,13 @@ func (d *Decoder) StreamEntry(s *SideStream) journal.Entry {
 
 // messagesJSON renders raw messages of type desc (nil: unknown) as the
 // journal keeps them.
-func messagesJSON(raw [][]byte, desc protoreflect.MessageDescriptor, types dynamic.TypeResolver) []json.RawMessage {
+func messagesJSON(raw [][]byte, desc protoreflect.MessageDescriptor, r journal.Rendering) []json.RawMessage {
 	if len(raw) == 0 {
 		return nil
 	}
 	out := make([]json.RawMessage, len(raw))
 	for i, b := range raw {
-		out[i] = messageJSON(b, desc, types)
+		out[i] = messageJSON(b, desc, r)
 	}
 	return out
 }
@@ -203,13 +208,13 @@ func messagesJSON(raw [][]byte, desc protoreflect.MessageDescriptor, types dynam
 // messageJSON renders one message: as protojson when desc is known and
 // the bytes parse as it, else as {"@wire": base64} (with "@type" and
 // "@error" when they did not parse).
-func messageJSON(b []byte, desc protoreflect.MessageDescriptor, types dynamic.TypeResolver) json.RawMessage {
+func messageJSON(b []byte, desc protoreflect.MessageDescriptor, r journal.Rendering) json.RawMessage {
 	wire := map[string]string{"@wire": base64.StdEncoding.EncodeToString(b)}
 	if desc != nil {
 		msg := dynamicpb.NewMessage(desc)
-		err := proto.UnmarshalOptions{Resolver: types}.Unmarshal(b, msg)
+		err := proto.UnmarshalOptions{Resolver: r.Resolver}.Unmarshal(b, msg)
 		if err == nil {
-			return journal.MessageJSON(msg, types)
+			return journal.MessageJSON(msg, r)
 		}
 		wire["@type"], wire["@error"] = string(desc.FullName()), err.Error()
 	}

@@ -250,7 +250,10 @@ func (r *Rule) test(method string, in *matchIn) (ok bool, why string) {
 // matched but has retired, else the one meeting the largest share of its
 // conditions, else the one whose method pattern is nearest.
 func (rs *ruleset) explain(method string, in *matchIn) string {
-	if len(rs.rules) == 0 {
+	switch {
+	case len(rs.rules) == 0 && rs.script.none:
+		return fmt.Sprintf("no rule matched %s: no script was given", method)
+	case len(rs.rules) == 0:
 		return fmt.Sprintf("no rule matched %s: the script %s has no %s", method, rs.script.Name, rs.sec)
 	}
 	best, bestWhy := -1, ""

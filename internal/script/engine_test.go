@@ -811,3 +811,24 @@ rules:
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+// TestNoScriptGiven: the script of no file says so when a call comes,
+// rather than that a script named like a placeholder has no rules.
+func TestNoScriptGiven(t *testing.T) {
+	for _, tt := range []struct {
+		src  []byte
+		want string
+	}{
+		{nil, "no rule matched acme.Users/Get: no script was given"},
+		{[]byte(""), "no rule matched acme.Users/Get: the script empty.yaml has no rules"},
+	} {
+		sc, err := Parse(context.Background(), "empty.yaml", tt.src, Config{Upstream: loadTestSchema(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, st := answer(t, NewEngine(sc, Upstream, Options{}), newCall(t, "acme.Users/Get", nil, `{}`))
+		if st.Code() != codes.Unimplemented || st.Message() != tt.want {
+			t.Errorf("src %q: %v %q, want UNIMPLEMENTED %q", tt.src, st.Code(), st.Message(), tt.want)
+		}
+	}
+}

@@ -55,6 +55,10 @@ type Script struct {
 	// Expectations are the `expect` entries.
 	Expectations []*Expectation
 
+	sidechannels []*SidechannelAnswer
+	// none is set for the script of no file (Parse with a nil source): a
+	// call no rule matches was not given a script at all.
+	none         bool
 	onConnect    []*step
 	onConnectPos calls.Pos
 	vars         map[string]any
@@ -74,7 +78,7 @@ func (s *Script) section(sec Section) []*Rule {
 }
 
 // Top-level keys of a script.
-var topKeys = []string{"vars", "rules", "backchannel", "on_connect", "expect"}
+var topKeys = []string{"vars", "rules", "backchannel", "sidechannel", "on_connect", "expect"}
 
 // LoadFile reads and validates the script at path.
 func LoadFile(ctx context.Context, path string, cfg Config) (*Script, error) {
@@ -85,9 +89,10 @@ func LoadFile(ctx context.Context, path string, cfg Config) (*Script, error) {
 	return Parse(ctx, path, src, cfg)
 }
 
-// Parse validates the script src; name is used in error positions. The
-// error is a *LoadError listing every problem found (it wraps
-// ErrInvalidScript), or an error from the schema.
+// Parse validates the script src; name is used in error positions. A nil
+// src is the script of no file, with no rules: a call no rule matches is
+// told that no script was given. The error is a *LoadError listing every
+// problem found (it wraps ErrInvalidScript), or an error from the schema.
 func Parse(ctx context.Context, name string, src []byte, cfg Config) (*Script, error) {
 	if cfg.Upstream == nil {
 		return nil, errors.New("script: Config.Upstream is nil: a script needs a schema to be checked against")
@@ -109,6 +114,7 @@ func Parse(ctx context.Context, name string, src []byte, cfg Config) (*Script, e
 		return nil, l.d.err()
 	}
 	s := l.script(&doc, name)
+	s.none = src == nil
 	for _, c := range []*catalog{l.upstream, l.backchannel} {
 		if c.err != nil {
 			return nil, fmt.Errorf("script %s: schema: %w", name, c.err)
@@ -189,6 +195,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	names := map[string]calls.Pos{}
 	s.Rules = l.rules(get("rules"), SectionRules, names)
 	s.Backchannel = l.rules(get("backchannel"), SectionBackchannel, names)
+	s.sidechannels = l.sidechannelAnswers(get("sidechannel"))
 	if on := get("on_connect"); on != nil {
 		s.onConnectPos = l.d.pos(deref(on))
 		sc := &stepCtx{l: l, where: "on_connect", peers: l.backchannel, anyTo: true, types: l.upTypes,

@@ -129,7 +129,7 @@ func (c *catalog) resolve(pattern string) ([]protoreflect.MethodDescriptor, erro
 		if md, ok := d.(protoreflect.MethodDescriptor); ok {
 			return []protoreflect.MethodDescriptor{md}, nil
 		}
-		return nil, fmt.Errorf("%q is a %s, not a method%s", pattern, dynamic.KindOf(d), c.hint(name))
+		return nil, fmt.Errorf("%q is a %s, not a method%s", pattern, dynamic.Kind(d), c.hint(name))
 	}
 	if !errors.Is(err, dynamic.ErrNotFound) && !errors.Is(err, protoregistry.NotFound) {
 		return nil, fmt.Errorf("look up method %q: %w", pattern, err)

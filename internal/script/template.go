@@ -60,25 +60,6 @@ type pathStep struct {
 // whole reports whether the template is a single reference.
 func (t *template) whole() bool { return len(t.parts) == 1 && t.parts[0].ref != nil }
 
-// constant reports whether the template has no references.
-func (t *template) constant() bool {
-	for _, p := range t.parts {
-		if p.ref != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// literal is the text of a constant template (with `$${` unescaped).
-func (t *template) literal() string {
-	var b strings.Builder
-	for _, p := range t.parts {
-		b.WriteString(p.lit)
-	}
-	return b.String()
-}
-
 var rootName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // hasTemplate reports whether s contains a reference (not counting `$${`).
@@ -406,15 +387,9 @@ func typeOfData(v any) vtype {
 	return typeAny
 }
 
-// checkFieldPath resolves a path of field names through md, accepting both
-// JSON and proto names and rewriting them to proto names.
-func checkFieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) error {
-	_, err := fieldPath(md, steps, at)
-	return err
-}
-
-// fieldPath is checkFieldPath that also returns the type of the value the
-// path reaches.
+// fieldPath resolves a path of field names through md, accepting both
+// JSON and proto names and rewriting them to proto names, and returns the
+// type of the value the path reaches.
 func fieldPath(md protoreflect.MessageDescriptor, steps []pathStep, at string) (vtype, error) {
 	t := typeObject
 	for i := 0; i < len(steps); i++ {

@@ -109,12 +109,6 @@ func (l listValue) render(s *scope) (any, error) {
 	return out, nil
 }
 
-// isConst reports whether v renders without a scope.
-func isConst(v value) bool {
-	_, ok := v.(constValue)
-	return ok
-}
-
 // collapse turns an object or list of constants into one constant.
 func collapse(v value) value {
 	switch x := v.(type) {

@@ -414,7 +414,7 @@ func BenchmarkFanOut(b *testing.B) {
 	conn := dialPlain(b, addr)
 	fanOut := func() {
 		if _, st := call(b, ctx, conn, "gitaly.OperationService/UserDeleteBranch", `{}`); st.Code() != 0 {
-			b.Fatalf("DeleteBranch to all: %v", st)
+			b.Fatalf("UserDeleteBranch to all: %v", st)
 		}
 	}
 	fanOut() // every dial-back connected

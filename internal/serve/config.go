@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
@@ -69,6 +70,10 @@ type Config struct {
 	// subscribers that ask for the past (default 10000; negative keeps
 	// none).
 	JournalBacklog int
+	// Bytes says how journal entries (and so the journal sink, the admin
+	// API and the TUI) show bytes fields: "" is base64, as protobuf JSON
+	// writes them; dynamic.BytesText shows UTF-8 bytes as text.
+	Bytes dynamic.BytesMode
 	// MaxCalls requests a stop (see StopRequested) once this many forward
 	// calls have been answered; 0 means no limit.
 	MaxCalls uint64
@@ -99,6 +104,11 @@ type Config struct {
 	// BackchannelDialOptions are added to the options of the dial-back
 	// connections (message size limits, per-RPC credentials).
 	BackchannelDialOptions []grpc.DialOption
+	// MuxWindow is the yamux stream window serve advertises to each
+	// multiplexed peer: how much a peer may send on one stream (its forward
+	// calls, a sidechannel's body) before serve has read it. Zero means
+	// Gitaly's 16 MiB (backchannel.DefaultServerConfiguration).
+	MuxWindow uint32
 }
 
 const (
@@ -111,6 +121,16 @@ const (
 	// that hundreds of peers joining at once do not all reflect at once.
 	discoveryConcurrency = 16
 )
+
+// muxConfiguration is the yamux configuration of serve's side of each
+// multiplexed connection.
+func (c *Config) muxConfiguration() backchannel.Configuration {
+	mc := backchannel.DefaultServerConfiguration()
+	if c.MuxWindow > 0 {
+		mc.MaximumStreamWindowSizeBytes = c.MuxWindow
+	}
+	return mc
+}
 
 func (c *Config) validate() error {
 	if c.Schema == nil {

@@ -47,9 +47,11 @@ type Event struct {
 	// Types resolves the types inside google.protobuf.Any for rendering
 	// the messages.
 	Types dynamic.TypeResolver
+	// Bytes says how the entry shows bytes fields (Config.Bytes).
+	Bytes dynamic.BytesMode
 
-	// render renders the entry with Types, remembering repeated messages;
-	// nil renders without a memory.
+	// render renders the entry with Types and Bytes, remembering repeated
+	// messages; nil renders without a memory.
 	render    *journal.Renderer
 	entryOnce sync.Once
 	entry     journal.Entry
@@ -72,7 +74,7 @@ func (ev *Event) Entry() journal.Entry {
 		if ev.render != nil {
 			ev.entry = ev.render.FromEvent(ev.Call, string(ev.By))
 		} else {
-			ev.entry = journal.FromEvent(ev.Call, string(ev.By), ev.Types)
+			ev.entry = journal.FromEvent(ev.Call, string(ev.By), journal.Rendering{Resolver: ev.Types, Bytes: ev.Bytes})
 		}
 		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
 		if ev.entry.Status == nil {

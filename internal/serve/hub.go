@@ -64,6 +64,11 @@ type HubConfig struct {
 	// JournalBacklog is how many recent events are kept for subscribers
 	// that ask for the past (default 10000; negative keeps none).
 	JournalBacklog int
+	// Bytes says how the events' journal entries (and so the journal sink,
+	// the admin API and the TUI) show bytes fields: "" is base64, as
+	// protobuf JSON writes them; dynamic.BytesText shows UTF-8 bytes as
+	// text.
+	Bytes dynamic.BytesMode
 	// NoDiscovery turns off listing each peer's backchannel services by
 	// reflection when it connects.
 	NoDiscovery bool
@@ -117,8 +122,8 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		discSem: make(chan struct{}, discoveryConcurrency),
 		started: time.Now(),
 	}
-	h.renderForward = journal.NewRenderer(cfg.Schema.Types())
-	h.renderReverse = journal.NewRenderer(cfg.PeerSchema.Types())
+	h.renderForward = journal.NewRenderer(journal.Rendering{Resolver: cfg.Schema.Types(), Bytes: cfg.Bytes})
+	h.renderReverse = journal.NewRenderer(journal.Rendering{Resolver: cfg.PeerSchema.Types(), Bytes: cfg.Bytes})
 	if cfg.Journal != nil {
 		h.journal = newJournalQueue(cfg.Journal, h.journalFailed)
 	}
@@ -140,6 +145,9 @@ func (h *Hub) Registry() *backchannel.Registry { return h.reg }
 
 // PeerSchema is the schema assumed for peers' backchannels.
 func (h *Hub) PeerSchema() dynamic.Source { return h.cfg.PeerSchema }
+
+// Bytes is how the journal's entries show bytes fields (HubConfig.Bytes).
+func (h *Hub) Bytes() dynamic.BytesMode { return h.cfg.Bytes }
 
 // Peers returns the live registry, ordered by peer ID.
 func (h *Hub) Peers() []PeerView { return h.peers.list() }

@@ -53,7 +53,7 @@ func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, ty
 			types, render = h.cfg.PeerSchema.Types(), h.renderReverse
 		}
 	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, render: render}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes, render: render}
 	h.add(e)
 	return e
 }

@@ -58,7 +58,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, stopCh: make(chan struct{})}
 	hub, err := NewHub(HubConfig{
 		Registry: backchannel.NewRegistry(), Schema: cfg.Schema, PeerSchema: cfg.PeerSchema,
-		Logger: cfg.Logger, Journal: cfg.Journal, JournalBacklog: cfg.JournalBacklog,
+		Logger: cfg.Logger, Journal: cfg.Journal, JournalBacklog: cfg.JournalBacklog, Bytes: cfg.Bytes,
 		NoDiscovery: cfg.NoDiscovery, DiscoveryTimeout: cfg.DiscoveryTimeout,
 		Count: func(rec calls.Record) { s.engine.Count(rec) },
 		OnConnect: func(ctx context.Context, peer calls.Peer) error {
@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(cfg.ReadBufferSize),
 	}, cfg.BackchannelDialOptions...)
-	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts))
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
 	opts := []grpc.ServerOption{
 		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),

@@ -41,7 +41,7 @@ func (m AnswerModel) detailSections(cv *callView) []msgview.Section {
 		if c.ClientStreams() {
 			title = fmt.Sprintf("Request %d", i+1)
 		}
-		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(req, types)})
+		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(req, types, m.cfg.Bytes)})
 	}
 	if c.ClientStreams() && cv.halfClosed && len(cv.requests) > 0 {
 		out = append(out, msgview.Section{Body: "the caller has finished sending", Tone: "muted"})
@@ -110,7 +110,7 @@ func (m AnswerModel) sentSections(cv *callView) []msgview.Section {
 		if cv.call.ServerStreams() {
 			title = fmt.Sprintf("Sent %d by %s", i+1, s.by)
 		}
-		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, m.cfg.Resolver)})
+		out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, m.cfg.Resolver, m.cfg.Bytes)})
 	}
 	return out
 }

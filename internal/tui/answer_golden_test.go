@@ -105,9 +105,12 @@ func TestAnswerGolden(t *testing.T) {
 		width, height int
 		forward       bool
 		script        bool
+		bytes         dynamic.BytesMode
 		msgs          []tea.Msg
 	}{
 		{name: "empty", width: 100, height: 24, forward: true},
+		// --bytes text: the vote's reference_updates_hash reads "abc", not "YWJj".
+		{name: "bytes-text", width: 120, height: 32, bytes: dynamic.BytesText, msgs: events},
 		{name: "pending", width: 120, height: 32, forward: true, msgs: events},
 		{name: "narrow", width: 80, height: 24, forward: true, msgs: events},
 		// Item 8: every key fits at 80 columns (the groups wrap), the line
@@ -163,7 +166,9 @@ func TestAnswerGolden(t *testing.T) {
 			if tt.script {
 				opts.Script = tuitest.DownstreamEngine(t, "backchannel:\n  - name: vote\n    match: {method: gitaly.RefTransaction/VoteTransaction}\n    reply: {state: COMMIT}\n", nil)
 			}
-			_, s := screen(t, newAnswerModel(t, opts, tt.forward), tt.width, tt.height, tt.msgs...)
+			m := newAnswerModel(t, opts, tt.forward)
+			m.cfg.Bytes = tt.bytes
+			_, s := screen(t, m, tt.width, tt.height, tt.msgs...)
 			golden.RequireEqual(t, []byte(s))
 		})
 	}

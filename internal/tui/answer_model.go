@@ -27,6 +27,9 @@ type AnswerConfig struct {
 	// Responder is hosted on the backchannel and brings the reverse calls.
 	// Required.
 	Responder *answer.Responder
+	// Bytes says how bytes fields are shown ("" is base64, as protobuf JSON
+	// writes them; dynamic.BytesText shows UTF-8 bytes as text).
+	Bytes dynamic.BytesMode
 	// Resolver resolves the types inside google.protobuf.Any for display;
 	// nil means the program's registry.
 	Resolver dynamic.TypeResolver

@@ -28,6 +28,7 @@ func ServeEngine(srv *serve.Hub) ServeConfig {
 		Journal: serveJournal{srv},
 		Caller:  serveCaller{srv},
 		Schema:  srv.PeerSchema(),
+		Bytes:   srv.Bytes(),
 	}
 }
 

@@ -41,6 +41,9 @@ type ServeConfig struct {
 	Schema dynamic.Source
 	// Headers are sent with every reverse call made from the TUI.
 	Headers metadata.MD
+	// Bytes says how bytes fields of the reverse calls made from the TUI
+	// are shown (the journal's entries come as serve rendered them).
+	Bytes dynamic.BytesMode
 	// CallTimeout is the deadline reverse calls made from the TUI start
 	// with (the screen's deadline field changes it); zero means
 	// DefaultCallTimeout.
@@ -151,7 +154,7 @@ func NewServeModel(cfg ServeConfig) ServeModel {
 		m.cfg.CallTimeout = cfg.CallTimeout
 	}
 	if cfg.Caller != nil {
-		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers, Timeout: cfg.CallTimeout, Now: cfg.Now}, th)
+		m.fwd = forward.New(forward.Config{Source: cfg.Schema, Invoker: m.invoker(0), Headers: cfg.Headers, Timeout: cfg.CallTimeout, Now: cfg.Now, Bytes: cfg.Bytes}, th)
 	}
 	m.setPane(panePeers)
 	return m

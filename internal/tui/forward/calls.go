@@ -283,7 +283,7 @@ func (m Model) sections() []msgview.Section {
 		case stepSent:
 			sent++
 			if c.method.IsStreamingClient() {
-				out = append(out, msgview.Section{Title: fmt.Sprintf("Sent %d", sent), Body: msgview.JSON(s.msg, types), Tone: "muted"})
+				out = append(out, msgview.Section{Title: fmt.Sprintf("Sent %d", sent), Body: msgview.JSON(s.msg, types, m.cfg.Bytes), Tone: "muted"})
 			}
 		case stepHeader:
 			out = append(out, msgview.Section{Title: "Response headers", Body: msgview.Metadata(s.header)})
@@ -293,7 +293,7 @@ func (m Model) sections() []msgview.Section {
 			if streams {
 				title = fmt.Sprintf("Response %d", received)
 			}
-			out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, types)})
+			out = append(out, msgview.Section{Title: title, Body: msgview.JSON(s.msg, types, m.cfg.Bytes)})
 		}
 	}
 	switch {

@@ -53,6 +53,10 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock of the history; nil means time.Now.
 	Now func() time.Time
+	// Bytes says how bytes fields of the messages are shown ("" is
+	// base64; dynamic.BytesText shows UTF-8 bytes as text). Requests are
+	// written as protobuf JSON all the same.
+	Bytes dynamic.BytesMode
 }
 
 // KeyMap are the pane's keys.

@@ -171,9 +171,10 @@ func (m Model) View() string {
 }
 
 // JSON renders msg as indented JSON with proto field names and every field
-// shown, as a person reading a call wants it.
-func JSON(msg proto.Message, resolver dynamic.TypeResolver) string {
-	f, err := dynamic.NewFormatter(dynamic.FormatJSON, resolver, dynamic.FormatOptions{EmitDefaults: true, ProtoNames: true})
+// shown, as a person reading a call wants it; bytes fields as bytes says
+// (dynamic.BytesText for --bytes text).
+func JSON(msg proto.Message, resolver dynamic.TypeResolver, bytes dynamic.BytesMode) string {
+	f, err := dynamic.NewFormatter(dynamic.FormatJSON, resolver, dynamic.FormatOptions{EmitDefaults: true, ProtoNames: true, Bytes: bytes})
 	if err != nil {
 		return "cannot render: " + err.Error()
 	}

@@ -11,8 +11,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/tui/internal/viewtest"
 	"github.com/bcctl/bcctl/internal/tui/theme"
 )
@@ -60,7 +63,7 @@ func TestMsgviewGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	call := []Section{
-		{Title: "Request", Body: JSON(req, nil)},
+		{Title: "Request", Body: JSON(req, nil, "")},
 		{Title: "Metadata", Body: Metadata(metadata.Pairs("x-transaction", "42", "x-trace-bin", "\x01\x02"))},
 		{Title: "Trailers", Body: Metadata(nil), Tone: "muted"},
 		{Title: "Status", Body: Status(st, nil), Tone: StatusTone(st)},
@@ -157,5 +160,29 @@ func TestRenderers(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// TestJSONBytes checks that JSON shows bytes as protobuf JSON does by
+// default and as text with dynamic.BytesText (--bytes text).
+func TestJSONBytes(t *testing.T) {
+	msg := &errdetails.DebugInfo{Detail: "main"}
+	wrapped, err := anypb.New(wrapperspb.Bytes([]byte("refs/heads/main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		bytes dynamic.BytesMode
+		want  string
+	}{
+		{"", `"value": "cmVmcy9oZWFkcy9tYWlu"`},
+		{dynamic.BytesText, `"value": "refs/heads/main"`},
+	} {
+		if got := JSON(wrapped, nil, tt.bytes); !strings.Contains(got, tt.want) {
+			t.Errorf("bytes %q: got %s, want it to contain %s", tt.bytes, got, tt.want)
+		}
+	}
+	if got := JSON(msg, nil, dynamic.BytesText); !strings.Contains(got, `"detail": "main"`) {
+		t.Errorf("a message without bytes: got %s", got)
 	}
 }
