@@ -73,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.Hub = hub
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
-		Caller:   script.CallerFunc(s.targets),
+		Caller:   s.Hub,
 		Observer: calls.ObserverFunc(s.observeEngine),
 		Logger:   cfg.Logger,
 		Env:      cfg.Env,
