@@ -50,7 +50,7 @@ import (
 )
 
 // docFiles are the files whose examples are run, relative to this package.
-var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md"}
+var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md", "../../docs/sidechannel.md"}
 
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {
