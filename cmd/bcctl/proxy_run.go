@@ -33,7 +33,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{})
+		jw, err = journal.Create(opts.Journal, journal.Options{Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
@@ -99,7 +99,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if w.record != nil {

@@ -47,13 +47,9 @@ func runAdmin(addr *Address, backend admin.Backend, opts admin.Options) *serve.A
 	}
 }
 
-// journalSink writes each event of a hub to the --journal file.
-func journalSink(jw *journal.Writer) serve.JournalSink {
-	return serve.JournalSinkFunc(func(ev *serve.Event) error {
-		_, err := jw.Write(ev.Entry())
-		return err
-	})
-}
+// journalSink writes each event of a hub to the --journal file, which
+// must be a buffered journal.Writer: the hub flushes it after each batch.
+func journalSink(jw *journal.Writer) serve.JournalSink { return serve.JournalWriter(jw) }
 
 // checkExpectations returns the script's expectations' error when they
 // failed; with -v it prints the report when they held.

@@ -30,7 +30,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types()})
+		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types(), Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
@@ -58,7 +58,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if len(errs) > 0 {

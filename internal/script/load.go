@@ -58,7 +58,9 @@ type Script struct {
 	sidechannels []*SidechannelAnswer
 	// none is set for the script of no file (Parse with a nil source): a
 	// call no rule matches was not given a script at all.
-	none         bool
+	none bool
+	// sections are the top-level keys the file names.
+	sections     map[string]bool
 	onConnect    []*step
 	onConnectPos calls.Pos
 	vars         map[string]any
@@ -68,6 +70,17 @@ type Script struct {
 
 // HasOnConnect reports whether the script has on_connect steps.
 func (s *Script) HasOnConnect() bool { return len(s.onConnect) > 0 }
+
+// Empty reports whether the script does nothing and expects nothing
+// without saying so: no rules of any kind, no on_connect steps, no
+// expectations, and no `rules`, `backchannel` or `expect` key in the file
+// (an empty file, or one of comments or vars only). A file that wants no
+// rules says `rules: []`.
+func (s *Script) Empty() bool {
+	return len(s.Rules) == 0 && len(s.Backchannel) == 0 && len(s.sidechannels) == 0 &&
+		len(s.onConnect) == 0 && len(s.Expectations) == 0 &&
+		!s.sections["rules"] && !s.sections["backchannel"] && !s.sections["expect"]
+}
 
 // section returns the rules of sec.
 func (s *Script) section(sec Section) []*Rule {
@@ -174,6 +187,10 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 		}
 	}
 	l.d.checkKeys(checked, "the script", topKeys...)
+	s.sections = map[string]bool{}
+	for _, p := range ps {
+		s.sections[p.key] = true
+	}
 	get := func(k string) *yaml.Node {
 		for _, p := range ps {
 			if p.key == k {
