@@ -98,9 +98,13 @@ func newStreamRouter(session *yamux.Session, mux *listenmux.Mux, logger *slog.Lo
 func (r *streamRouter) acceptLoop() {
 	defer r.wg.Done()
 	for {
+		// The loop runs until the session ends, also after Close: the
+		// handshakers' streams (sidechannels) still come, and the others
+		// must be refused promptly rather than left unacknowledged.
 		select {
 		case r.routing <- struct{}{}:
-		case <-r.done:
+		case <-r.session.CloseChan():
+			r.stop(yamux.ErrSessionShutdown)
 			return
 		}
 		stream, err := r.session.AcceptStream()
@@ -145,11 +149,18 @@ func (r *streamRouter) Accept() (net.Conn, error) {
 	}
 }
 
-// Close closes the session, which ends every stream on it.
+// Close stops Accept. It leaves the session open: grpc.Server closes its
+// listeners first when it stops, and closing the session there would cut
+// the answers still on their way (and the sidechannels). The connection's
+// own close closes the session, after the backchannel server has stopped.
 func (r *streamRouter) Close() error {
 	r.stop(net.ErrClosed)
-	return r.session.Close()
+	return nil
 }
+
+// IsClosed reports whether the session has ended, as yamux.Session's
+// IsClosed does.
+func (r *streamRouter) IsClosed() bool { return r.session.IsClosed() }
 
 // Addr is the session's address.
 func (r *streamRouter) Addr() net.Addr { return r.session.Addr() }

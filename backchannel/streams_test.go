@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 // lineHandshaker takes the server-opened streams that begin with its
@@ -157,4 +160,52 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		}
 	}
 	return s, "", false
+}
+
+// closingServer is a backchannel server that closes its listener at once
+// and serves nothing.
+type closingServer struct{ closed chan error }
+
+func (s *closingServer) Serve(lis net.Listener) error {
+	err := lis.Close()
+	if _, accErr := lis.Accept(); accErr == nil {
+		err = errors.New("Accept after Close returned a connection")
+	}
+	s.closed <- err
+	return nil
+}
+
+func (s *closingServer) Stop() {}
+
+// TestStreamRouterCloseKeepsSession checks that closing the routed
+// listener only stops Accept: the forward connection and the routed
+// streams go on, as grpc.Server closes its listeners before its answers
+// are flushed.
+func TestStreamRouterCloseKeepsSession(t *testing.T) {
+	srv := startServer(t, transports[0], func(reg *backchannel.Registry) testgrpc.TestServiceServer {
+		return &streamOpenerService{registry: reg}
+	})
+	closing := &closingServer{closed: make(chan error, 1)}
+	h := &lineHandshaker{}
+	handshaker := backchannel.NewClientHandshaker(nil, func() backchannel.Server { return closing },
+		backchannel.DefaultConfiguration(), backchannel.WithStreamHandshaker(h))
+	cc := dial(t, srv.addr, grpc.WithTransportCredentials(handshaker.ClientHandshake(transports[0].client(t))))
+	ctx := testContext(t)
+	if _, err := testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("EmptyCall: %v, want UNIMPLEMENTED from the server (the connection works)", err)
+	}
+	if err := <-closing.closed; err != nil {
+		t.Fatalf("closing the listener: %v", err)
+	}
+	// The routed stream still works; the reverse call beside it cannot
+	// (nothing serves the backchannel), so UnaryCall fails after it.
+	_, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, payloadRequest("hello-world ping\n"))
+	if err == nil || !strings.Contains(err.Error(), "reverse call") {
+		t.Fatalf("UnaryCall: %v, want the reverse call to fail", err)
+	}
+	if _, err := testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("EmptyCall after: %v, want the connection still working", err)
+	}
+	cc.Close()
+	h.wg.Wait()
 }

@@ -119,18 +119,8 @@ func serveGRPCBench(_ any, stream grpc.ServerStream) error {
 	msg := new(wrapperspb.BytesValue)
 	switch method {
 	case "/bench/Up":
-		total := 0
-		for {
-			err := stream.RecvMsg(msg)
-			if errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return err
-			}
-			total += len(msg.GetValue())
-		}
-		if total != benchTotal {
-			return fmt.Errorf("received %d bytes, want %d", total, benchTotal)
+		if err := recvAll(stream.RecvMsg); err != nil {
+			return err
 		}
 		return stream.SendMsg(msg)
 	case "/bench/Down":
@@ -173,6 +163,26 @@ func serveGRPCBench(_ any, stream grpc.ServerStream) error {
 		return err
 	}
 	return stream.SendMsg(msg)
+}
+
+// recvAll receives BytesValue messages with recv until the stream ends and
+// checks that they carried benchTotal bytes.
+func recvAll(recv func(any) error) error {
+	total := 0
+	msg := new(wrapperspb.BytesValue)
+	for {
+		err := recv(msg)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		total += len(msg.GetValue())
+	}
+	if total != benchTotal {
+		return fmt.Errorf("received %d bytes, want %d", total, benchTotal)
+	}
+	return nil
 }
 
 // drain reads exactly n bytes from r.
@@ -278,21 +288,7 @@ func newBenchLanes(b *testing.B, s *benchServer, up bool, window uint32) []bench
 			if err := stream.CloseSend(); err != nil {
 				return err
 			}
-			total := 0
-			msg := new(wrapperspb.BytesValue)
-			for {
-				err := stream.RecvMsg(msg)
-				if errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
-					return err
-				}
-				total += len(msg.GetValue())
-			}
-			if total != benchTotal {
-				return fmt.Errorf("received %d bytes, want %d", total, benchTotal)
-			}
-			return nil
+			return recvAll(stream.RecvMsg)
 		}},
 		{name: "sidechannel", op: sidechannelOp(cc, registry, "/bench/SideDown", func(c *sidechannel.ClientConn) error {
 			if err := c.CloseWrite(); err != nil {

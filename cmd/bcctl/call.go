@@ -26,9 +26,10 @@ type CallOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 
-	Client ClientFlags
-	Answer AnswerFlags
-	Format FormatFlags
+	Client      ClientFlags
+	Answer      AnswerFlags
+	Format      FormatFlags
+	Sidechannel SidechannelFlags
 
 	// Address and Method are the arguments.
 	Address string
@@ -110,12 +111,13 @@ NOT_FOUND). See docs/exit-codes.md.`,
 	fs.Lookup("max-time").Usage = "the most the whole command may take (`seconds` or a duration), and the call's deadline; its passing exits 68, DEADLINE_EXCEEDED"
 	opts.Answer.AddFlags(fs)
 	opts.Answer.AddLingerFlag(fs)
+	opts.Sidechannel.AddFlags(fs)
 	fs.BoolVar(&opts.TUI, "tui", false, "answer reverse calls interactively in a terminal UI")
 	return cmd
 }
 
 // callRun runs `bcctl call`.
-func callRun(ctx context.Context, opts *CallOptions) error {
+func callRun(ctx context.Context, opts *CallOptions) (retErr error) {
 	opts.Factory.verboseLog(opts.Verbosity)
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output %q: want text or json", opts.Output)
@@ -142,6 +144,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	if opts.Client.Conn.NoMux && (opts.Answer.Answer != "" || opts.Answer.WaitReverse > 0 || opts.TUI) {
 		return usageErrorf("--no-mux connects without a backchannel: --answer, --wait-reverse and --tui need one")
 	}
+	if err := opts.Sidechannel.validate(opts); err != nil {
+		return err
+	}
 	input, closeInput, err := openData(opts.Data, opts.IO.In)
 	if err != nil {
 		return err
@@ -151,7 +156,11 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	ctx, cancel := opts.Client.withMaxTime(ctx)
 	defer cancel()
 	streams := opts.IO
-	out := streams.SyncOut()
+	out, docOut := streams.SyncOut(), streams.Out
+	if opts.Sidechannel.Out == "-" {
+		// stdout carries the sidechannel's bytes.
+		out, docOut = streams.SyncErrOut(), streams.ErrOut
+	}
 	if opts.TUI {
 		// The TUI owns the terminal until the session closes: what the
 		// call prints waits until then.
@@ -211,6 +220,19 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return err
 	}
 	inv := client.Invocation{Method: md, Metadata: plan.rpcMD, Next: parser.Next}
+	answer := s.SidechannelAnswer(dynamic.MethodName(md))
+	if opts.Sidechannel.wants(dynamic.MethodName(md), answer, opts.Client.Conn.NoMux) {
+		side, closeFiles, err := opts.Sidechannel.open(streams, answer)
+		if err != nil {
+			return err
+		}
+		inv.Sidechannel = side
+		defer func() {
+			if err := closeFiles(); err != nil && retErr == nil {
+				retErr = err
+			}
+		}()
+	}
 	var printing *dynamic.PrintingHandler
 	if opts.Output == "text" {
 		printing = &dynamic.PrintingHandler{Out: out, Formatter: formatter, Text: opts.Format.Format == "text", Verbosity: opts.Verbosity}
@@ -232,6 +254,9 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 	}
 	if printing != nil && printing.Err != nil {
 		return printing.Err
+	}
+	if opts.Output == "text" {
+		reportSidechannel(out, streams.SyncErrOut(), fc.Sidechannel, &opts.Sidechannel, opts.Verbosity)
 	}
 
 	if interrupted(ctx) { // during the call itself
@@ -262,7 +287,7 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		}
 		doc.setCall(entry)
 		doc.setReport(report)
-		if err := doc.write(streams.Out); err != nil {
+		if err := doc.write(docOut); err != nil {
 			return err
 		}
 	} else if st.Code() != codes.OK {
@@ -288,6 +313,8 @@ func callRun(ctx context.Context, opts *CallOptions) error {
 		return &StatusError{Code: st.Code()}
 	case report != nil && !report.OK():
 		return report.Err()
+	case fc.SidechannelErr != nil:
+		return sidechannelError(fc.SidechannelErr)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/client"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/host"
@@ -123,6 +124,7 @@ func (c *ClientFlags) hostConfig(p *clientPlan, f *Factory) host.Config {
 		MaxRecvMsgSize: c.Conn.MaxMsgSize,
 		Limits:         host.Limits{MaxReverseCalls: c.Conn.MaxReverseCalls, MaxReverseConns: c.Conn.MaxReverseConns},
 		UserAgent:      c.Conn.UserAgent,
+		Backchannel:    backchannel.Configuration{MaximumStreamWindowSizeBytes: c.Conn.MuxWindow},
 		Logger:         f.Logger,
 	}
 }

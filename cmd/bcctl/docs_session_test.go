@@ -48,6 +48,8 @@ const docWait = 20 * time.Second
 type docSession struct {
 	t    *testing.T
 	file string
+	// root is the repository's root directory.
+	root string
 	// sockDir holds the unix sockets and address files of background
 	// commands: a short path, since a socket's path is at most 108 bytes.
 	sockDir string
@@ -89,13 +91,20 @@ func (b *docBackground) shownBeforeInterrupt() []string {
 	return b.c.want[:b.c.interrupt]
 }
 
-// newDocSession starts the test server "localhost:9000" stands for and
-// moves the test into a directory of its own that holds the corpus at
-// internal/corpus, as a checkout does.
+// newDocSession moves the test into a directory of its own that holds
+// what the examples use of a checkout: the corpus at internal/corpus and
+// the files of examples/. The examples start the servers they call (a
+// "console run background" bcctl serve), as a reader does.
 func newDocSession(t *testing.T, file string) *docSession {
-	srv := newServer(t, testServerOptions{})
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(t.TempDir())
 	if err := writeCorpus(filepath.Join("internal", "corpus")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS("examples", os.DirFS(filepath.Join(root, "examples"))); err != nil {
 		t.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "bcdoc")
@@ -103,9 +112,53 @@ func newDocSession(t *testing.T, file string) *docSession {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	s := &docSession{t: t, file: file, sockDir: sockDir, addrs: []docAddr{{"localhost:9000", srv.Addr}}}
+	s := &docSession{t: t, file: file, root: root, sockDir: sockDir}
 	t.Cleanup(s.kill)
 	return s
+}
+
+// writeFile writes the body of a block with file=NAME (writeDocFile).
+func (s *docSession) writeFile(b docBlock, name string) {
+	if err := writeDocFile(s.root, b, name); err != nil {
+		s.t.Errorf("%s:%d: %v", s.file, b.line, err)
+	}
+}
+
+// writeDocFile writes the body of a block with file=NAME to NAME. A NAME
+// that is a file of the repository at root (examples/vote.yaml) is there
+// already: the block must show it as it is.
+func writeDocFile(root string, b docBlock, name string) error {
+	if repo, err := os.ReadFile(filepath.Join(root, name)); err == nil {
+		if string(repo) != b.body {
+			return fmt.Errorf("the block of %s is not the repository's %s:\n%s", name, name, b.body)
+		}
+		return nil
+	}
+	return os.WriteFile(name, []byte(b.body), 0o644)
+}
+
+// checkStarted fails the test when args name a server that no example
+// before them started (unstartedServer).
+func (s *docSession) checkStarted(c docCommand, args []string) {
+	if addr := unstartedServer(args); addr != "" {
+		s.t.Fatalf("%s:%d: bcctl %s: no example before it started a server on %s (start one with a \"console run background\" bcctl serve)",
+			s.file, c.line, strings.Join(c.args, " "), addr)
+	}
+}
+
+// unstartedServer is the address the examples give their servers when
+// args (with the started servers' addresses put in) still name it: the
+// example calls a server that no example before it started, and would
+// reach whatever listens there on this machine.
+func unstartedServer(args []string) string {
+	for _, a := range args {
+		for _, addr := range []string{"127.0.0.1:9000", "localhost:9000"} {
+			if strings.Contains(a, addr) {
+				return addr
+			}
+		}
+	}
+	return ""
 }
 
 // run runs a command and compares its exit code and output (stdout, then
@@ -114,7 +167,9 @@ func (s *docSession) run(c docCommand) {
 	s.settle(c)
 	streams, _, out, errOut := TestIO()
 	streams.SetStdoutTTY(true)
-	code := Run(testCtx(s.t), s.realArgs(c.args), TestFactory(streams))
+	args := s.realArgs(c.args)
+	s.checkStarted(c, args)
+	code := Run(testCtx(s.t), args, TestFactory(streams))
 	got := s.docLines(out.String() + errOut.String())
 	if code != c.wantCode || !matchDoc(c.want, got) {
 		s.t.Errorf("%s:%d: bcctl %s\nexit %d (want %d)\ngot:\n%s\nwant:\n%s", s.file, c.line,
@@ -131,6 +186,7 @@ func (s *docSession) start(c docCommand) {
 		args, plan = s.serveArgs(args)
 	}
 	args = s.realArgs(args)
+	s.checkStarted(c, args)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	b := &docBackground{c: c, out: newSyncBuffer(), cancel: cancel, done: make(chan struct{})}
 	streams := &IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.out}
@@ -496,5 +552,48 @@ func TestDocServeArgs(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") || strings.Join(plan.listen, " ") != strings.Join(tc.listen, " ") || plan.admin != tc.admin {
 			t.Errorf("serveArgs(%q) = %q, listen %q, admin %q\nwant %q, listen %q, admin %q", tc.args, got, plan.listen, plan.admin, tc.want, tc.listen, tc.admin)
 		}
+	}
+}
+
+func TestUnstartedServer(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"call", "--plaintext", "127.0.0.1:41234", "acme.Users/Get"}, ""},
+		{[]string{"call", "--plaintext", "127.0.0.1:9000", "acme.Users/Get"}, "127.0.0.1:9000"},
+		{[]string{"list", "localhost:9000"}, "localhost:9000"},
+		{[]string{"call", "--plaintext", "127.0.0.1:1", "acme.Users/Get"}, ""},
+	} {
+		if got := unstartedServer(tc.args); got != tc.want {
+			t.Errorf("unstartedServer(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestDocWriteFile(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "examples"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "examples", "vote.yaml"), []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct {
+		name, body string
+		differs    bool
+	}{
+		{"examples/vote.yaml", "a: 1\n", false},
+		{"examples/vote.yaml", "a: 2\n", true},
+		{"mine.yaml", "b: 1\n", false},
+	} {
+		err := writeDocFile(root, docBlock{line: 3, body: tc.body}, tc.name)
+		if (err != nil) != tc.differs {
+			t.Errorf("block of %s %q: error %v, want one: %v", tc.name, tc.body, err, tc.differs)
+		}
+	}
+	if data, err := os.ReadFile("mine.yaml"); err != nil || string(data) != "b: 1\n" {
+		t.Errorf("mine.yaml: %q, %v; want the block written", data, err)
 	}
 }

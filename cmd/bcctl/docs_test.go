@@ -4,7 +4,9 @@ package main
 // what they show is what bcctl does. In a Markdown file:
 //
 //   - a fenced block whose info string has file=NAME (```yaml file=vote.yaml)
-//     is written to NAME in the example's directory;
+//     is written to NAME in the example's directory; when NAME is a file of
+//     the repository (```yaml file=examples/vote.yaml), the block must be
+//     that file as it is;
 //   - a fenced block with the info string "console run" holds commands
 //     ("$ bcctl ...", or "$ go run ./cmd/bcctl ..." as in a checkout,
 //     continued with a trailing backslash) each followed by its output:
@@ -27,11 +29,14 @@ package main
 //
 // Every file's examples run in one directory, in order, with stdout a
 // terminal (as a person sees them: tables and text, not JSON lines) and
-// colors off. The directory holds the schema corpus at internal/corpus, as
-// a checkout does. "localhost:9000" stands for a Gitaly-like test server
-// (testserver_test.go); the addresses a background bcctl serve is given
-// stand for the ones it really listens on (docs_session_test.go). Blocks
-// that are only "console" are shown, not run.
+// colors off. The directory holds the schema corpus at internal/corpus and
+// the files of examples/, as a checkout does. The examples call only the
+// servers they start themselves, as a reader would (README.md starts
+// `bcctl serve --script examples/server.yaml` before its first call): the
+// addresses a background bcctl serve is given stand for the ones it really
+// listens on (docs_session_test.go), and an example that names
+// 127.0.0.1:9000 or localhost:9000 before a serve listens there fails.
+// Blocks that are only "console" are shown, not run.
 
 import (
 	"bufio"
@@ -45,7 +50,7 @@ import (
 )
 
 // docFiles are the files whose examples are run, relative to this package.
-var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md"}
+var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md", "../../docs/sidechannel.md"}
 
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {
@@ -323,9 +328,7 @@ func TestDocExamples(t *testing.T) {
 			for _, b := range fencedBlocks(string(data)) {
 				for _, f := range strings.Fields(b.info) {
 					if name, ok := strings.CutPrefix(f, "file="); ok {
-						if err := os.WriteFile(name, []byte(b.body), 0o644); err != nil {
-							t.Fatal(err)
-						}
+						s.writeFile(b, name)
 					}
 				}
 				mode := docModeOf(b.info)

@@ -26,6 +26,10 @@ type ConnFlags struct {
 	Unix            bool
 	NoMux           bool
 	UserAgent       string
+	// MuxWindow is --mux-window: the yamux stream window this side of the
+	// multiplexed connection advertises (0: yamux's 256 KiB, Gitaly's
+	// client's).
+	MuxWindow uint32
 }
 
 // AddFlags adds the flags of a client connection.
@@ -40,6 +44,7 @@ func (c *ConnFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Unix, "unix", false, "the address is the path of a unix socket")
 	fs.BoolVar(&c.NoMux, "no-mux", false, "connect as a plain gRPC client: no backchannel handshake (for servers that do not speak it)")
 	fs.StringVar(&c.UserAgent, "user-agent", "", "`text` put in front of the User-Agent header")
+	fs.Var(muxWindowValue{&c.MuxWindow}, "mux-window", muxWindowUsage("256KiB, Gitaly's client's"))
 }
 
 // secondsValue is a duration flag that takes grpcurl's float seconds

@@ -174,7 +174,7 @@ func (p *proxyPrinter) streamText(e journal.Entry) string {
 	b.WriteString(p.cs.Dim(e.Time.Local().Format(proxyTimeFormat)))
 	b.WriteString(proxyIndent(e.Cause))
 	fmt.Fprintf(&b, " #%d %s stream to client %d: %s to the client, %s to the upstream, %s", e.ID, s.Kind, s.Conn,
-		proxyBytes(s.ToClient), proxyBytes(s.ToUpstream), serveMS(e.DurationMS))
+		words.Bytes(s.ToClient), words.Bytes(s.ToUpstream), serveMS(e.DurationMS))
 	var notes []string
 	if s.Error != "" {
 		notes = append(notes, p.cs.Red(s.Error))
@@ -214,17 +214,6 @@ func proxyKind(c *proxy.Conn) string {
 		return fmt.Sprintf("multiplexed, backchannel peer %d", c.PeerID)
 	}
 	return "plain gRPC"
-}
-
-// proxyBytes formats a byte count: "14B", "3.0KiB", "1.2MiB".
-func proxyBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 func addrOrUnknown(a interface{ String() string }) string {

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/bcctl/bcctl/internal/admin"
 	"github.com/bcctl/bcctl/internal/journal"
@@ -36,7 +33,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{})
+		jw, err = journal.Create(opts.Journal, journal.Options{Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
@@ -75,18 +72,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		Serving: func(l serve.Listening) { proxyAnnounce(opts, plan, l, stderr) },
 	}
 	if plan.admin != nil {
-		rc.Admin = &serve.AdminConfig{
-			Listen: func() (net.Listener, error) {
-				lis, err := plan.admin.Listen()
-				if err != nil {
-					return nil, fmt.Errorf("--admin: %w", err)
-				}
-				return lis, nil
-			},
-			New: func(l serve.Listening) (*grpc.Server, error) {
-				return admin.NewServer(backend, admin.Options{Kind: "proxy", Upstream: plan.upstream.String(), Listen: l.Listen, Logger: opts.Factory.Logger})
-			},
-		}
+		rc.Admin = runAdmin(plan.admin, backend, admin.Options{Kind: "proxy", Upstream: plan.upstream.String(), Logger: opts.Factory.Logger})
 	}
 	if opts.TUI {
 		rc.Foreground = func(ctx context.Context, l serve.Listening) error {
@@ -103,7 +89,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 
 	fmt.Fprintf(stderr, "bcctl proxy: stopped (%s) after %s: %s\n",
-		proxyStopText(stopped, opts), time.Since(w.started).Round(time.Millisecond), w.summary())
+		runStopText(stopped, opts.MaxTime), time.Since(w.started).Round(time.Millisecond), w.summary())
 	if stopped.ShutdownErr != nil {
 		fmt.Fprintf(stderr, "bcctl proxy: %v\n", stopped.ShutdownErr)
 	}
@@ -113,7 +99,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if w.record != nil {
@@ -129,30 +115,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if w.tamper == nil {
 		return nil
 	}
-	report := w.tamper.forward.Check()
-	if len(report.Results) == 0 {
-		return nil
-	}
-	if err := report.Err(); err != nil {
-		return err
-	}
-	if opts.Verbosity > 0 {
-		fmt.Fprintln(stderr, report.String())
-	}
-	return nil
-}
-
-// proxyStopText says why the proxy stopped, for the last line it prints.
-func proxyStopText(st *serve.Stopped, opts *ProxyOptions) string {
-	switch st.Reason {
-	case serve.StopMaxTime:
-		return fmt.Sprintf("--max-time %s passed", opts.MaxTime)
-	case serve.StopListenerFailed:
-		return "a listener failed"
-	case serve.StopForeground:
-		return "the terminal UI was closed"
-	}
-	return st.Detail
+	return checkExpectations(w.tamper.forward.Check(), opts.Verbosity, stderr)
 }
 
 // proxyAnnounce says where the proxy listens and where it relays to, once
@@ -193,10 +156,7 @@ func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *jou
 		cfg.PeerSchema = plan.decoder.Forward
 	}
 	if jw != nil {
-		cfg.Journal = serve.JournalSinkFunc(func(ev *serve.Event) error {
-			_, err := jw.Write(ev.Entry())
-			return err
-		})
+		cfg.Journal = journalSink(jw)
 	}
 	if tamper != nil {
 		cfg.Count = tamper.forward.Count

@@ -66,7 +66,7 @@ backchannel:
     match: {method: gitaly.RefTransaction/VoteTransaction}
     reply: {state: COMMIT}
 expect:
-  - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 1}
+  - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 2}
 `)
 	for _, tc := range []struct {
 		name     string
@@ -96,7 +96,7 @@ expect:
 			name:     "expectations fail",
 			args:     []string{"call", "--plaintext", srv.Addr, "acme.Users/Get", "-d", `{"id": "1"}`, "--answer", commit},
 			wantCode: ExitExpectations,
-			wantErr:  []string{"want exactly 1 reverse calls to gitaly.RefTransaction/VoteTransaction, got 0"},
+			wantErr:  []string{"want exactly 2 reverse calls to gitaly.RefTransaction/VoteTransaction, got 0"},
 		},
 		{
 			name:    "client stream from stdin",
@@ -143,7 +143,7 @@ func TestCallOutputJSON(t *testing.T) {
 backchannel:
   - {name: commit, match: {method: gitaly.RefTransaction/VoteTransaction}, reply: {state: COMMIT}}
 expect:
-  - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 1}
+  - {method: gitaly.RefTransaction/VoteTransaction, dir: reverse, count: 2}
 `)
 	code, out, errOut := runBcctl(t, "", "call", "--plaintext", srv.Addr, "gitaly.OperationService/UserCreateBranch",
 		"-H", "gitaly-reference-transaction: eyJpZCI6MTIsIm5vZGUiOiJnaXRhbHktMSIsInByaW1hcnkiOnRydWV9", "-d", `{"branch_name": "ZmVhdHVyZS9kb2M="}`, "--answer", answer, "-o", "json")
@@ -169,21 +169,23 @@ expect:
 	if got := compactJSON(t, doc.Responses[0]); got != `{"branch":{"name":"ZmVhdHVyZS9kb2M=","target_commit":{"id":"HEAD"}}}` {
 		t.Errorf("response = %s", got)
 	}
-	if len(doc.Calls) != 1 {
-		t.Fatalf("calls = %+v, want the vote", doc.Calls)
+	if len(doc.Calls) != 2 {
+		t.Fatalf("calls = %+v, want the two votes", doc.Calls)
 	}
-	vote := doc.Calls[0]
-	if vote.Dir != journal.DirReverse || vote.Origin != journal.OriginAnswered || vote.Rule == nil || vote.Rule.Name != "commit" {
-		t.Errorf("vote = %+v", vote)
+	for i, phase := range []string{"PREPARED_PHASE", "COMMITTED_PHASE"} {
+		vote := doc.Calls[i]
+		if vote.Dir != journal.DirReverse || vote.Origin != journal.OriginAnswered || vote.Rule == nil || vote.Rule.Name != "commit" {
+			t.Errorf("vote %d = %+v", i, vote)
+		}
+		if got := compactJSON(t, vote.Requests[0]); !strings.Contains(got, `"transaction_id":"12"`) || !strings.Contains(got, `"phase":"`+phase+`"`) {
+			t.Errorf("vote %d request = %s, want transaction 12 in %s", i, got, phase)
+		}
+		if doc.ID <= vote.ID {
+			t.Errorf("the forward call (id %d) ended after vote %d (id %d): want the larger id", doc.ID, i, vote.ID)
+		}
 	}
-	if got := compactJSON(t, vote.Requests[0]); !strings.Contains(got, `"transaction_id":"12"`) {
-		t.Errorf("vote request = %s", got)
-	}
-	if !doc.Expectations.OK || doc.Expectations.Results[0].Count != 1 {
+	if !doc.Expectations.OK || doc.Expectations.Results[0].Count != 2 {
 		t.Errorf("expectations = %+v", doc.Expectations)
-	}
-	if doc.ID <= vote.ID {
-		t.Errorf("the forward call (id %d) ended after the vote (id %d): want the larger id", doc.ID, vote.ID)
 	}
 }
 

@@ -39,6 +39,9 @@ type ServeOptions struct {
 	NoDiscovery bool
 	// MaxMsgSize is the largest message serve accepts (0: gRPC's 4 MiB).
 	MaxMsgSize int
+	// MuxWindow is --mux-window: the yamux stream window serve advertises
+	// (0: Gitaly's 16 MiB).
+	MuxWindow uint32
 	// Output is "auto", "text", "json" or "none"; Verbosity adds messages
 	// (1) and metadata (2) to text output.
 	Output    string
@@ -142,6 +145,7 @@ exits 1; bad flags exit 2.`,
 	fs.Var(secondsValue{&opts.Grace}, "grace", "how long calls in flight may take to finish when serve stops (`seconds` or a duration)")
 	fs.BoolVar(&opts.NoDiscovery, "no-discovery", false, "do not list each peer's backchannel services by reflection when it connects")
 	fs.IntVar(&opts.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
+	fs.Var(muxWindowValue{&opts.MuxWindow}, "mux-window", muxWindowUsage("16MiB, Gitaly's server's"))
 	fs.StringVarP(&opts.Output, "output", "o", "auto", "`mode` of the calls printed: auto (text on a terminal, json otherwise), text, json (JSON lines), or none")
 	opts.Bytes.AddFlag(fs)
 	fs.CountVarP(&opts.Verbosity, "verbose", "v", "print each call's messages (-vv: also metadata), and the expectations' report when it passes")

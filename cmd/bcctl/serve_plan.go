@@ -148,7 +148,7 @@ func servePlanOf(ctx context.Context, opts *ServeOptions) (*servePlan, error) {
 		Schema: p.schema, PeerSchema: p.peers, Script: p.script, Creds: creds,
 		Logger: opts.Factory.Logger, MaxCalls: opts.MaxCalls, NoDiscovery: opts.NoDiscovery,
 		Env: opts.Factory.Getenv, ServerOptions: srvOpts, BackchannelDialOptions: dialOpts,
-		Bytes: bytes,
+		MuxWindow: opts.MuxWindow, Bytes: bytes,
 	}
 	return p, nil
 }

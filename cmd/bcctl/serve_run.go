@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/bcctl/bcctl/internal/admin"
 	"github.com/bcctl/bcctl/internal/journal"
@@ -33,15 +30,12 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 
 	var jw *journal.Writer
 	if opts.Journal != "" {
-		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types()})
+		jw, err = journal.Create(opts.Journal, journal.Options{Resolver: plan.schema.Types(), Buffered: true})
 		if err != nil {
 			return fmt.Errorf("--journal: %w", err)
 		}
 		defer jw.Close()
-		plan.serveCfg.Journal = serve.JournalSinkFunc(func(ev *serve.Event) error {
-			_, err := jw.Write(ev.Entry())
-			return err
-		})
+		plan.serveCfg.Journal = journalSink(jw)
 	}
 	srv, err := serve.New(plan.serveCfg)
 	if err != nil {
@@ -54,7 +48,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 
 	st := srv.Stats()
 	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %s answered, %s made\n",
-		serveStopText(stopped, opts), time.Since(st.Started).Round(time.Millisecond), words.Count(st.ForwardCalls, "forward call"), words.Count(st.ReverseCalls, "reverse call"))
+		runStopText(stopped, opts.MaxTime), time.Since(st.Started).Round(time.Millisecond), words.Count(st.ForwardCalls, "forward call"), words.Count(st.ReverseCalls, "reverse call"))
 	if stopped.ShutdownErr != nil {
 		fmt.Fprintf(stderr, "bcctl serve: %v\n", stopped.ShutdownErr)
 	}
@@ -64,23 +58,13 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("--journal %s lost entries: %w", opts.Journal, err))
+			errs = append(errs, fmt.Errorf("--journal %s: %w", opts.Journal, err))
 		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	report := srv.Check()
-	if len(report.Results) == 0 {
-		return nil
-	}
-	if err := report.Err(); err != nil {
-		return err
-	}
-	if opts.Verbosity > 0 {
-		fmt.Fprintln(stderr, report.String())
-	}
-	return nil
+	return checkExpectations(srv.Check(), opts.Verbosity, stderr)
 }
 
 // serveRunConfig is what serve.Run runs for `bcctl serve`: the listeners
@@ -97,18 +81,7 @@ func serveRunConfig(opts *ServeOptions, plan *servePlan, srv *serve.Server, news
 		rc.Listen = append(rc.Listen, a.Listen)
 	}
 	if plan.admin != nil {
-		rc.Admin = &serve.AdminConfig{
-			Listen: func() (net.Listener, error) {
-				lis, err := plan.admin.Listen()
-				if err != nil {
-					return nil, fmt.Errorf("--admin: %w", err)
-				}
-				return lis, nil
-			},
-			New: func(l serve.Listening) (*grpc.Server, error) {
-				return admin.NewServer(srv, admin.Options{Listen: l.Listen, Logger: plan.serveCfg.Logger})
-			},
-		}
+		rc.Admin = runAdmin(plan.admin, srv, admin.Options{Logger: plan.serveCfg.Logger})
 	}
 	if opts.TUI {
 		rc.Foreground = func(ctx context.Context, l serve.Listening) error {
@@ -156,19 +129,6 @@ func serveRunConfig(opts *ServeOptions, plan *servePlan, srv *serve.Server, news
 		})
 	}
 	return rc
-}
-
-// serveStopText says why serve stopped, for the last line it prints.
-func serveStopText(st *serve.Stopped, opts *ServeOptions) string {
-	switch st.Reason {
-	case serve.StopMaxTime:
-		return fmt.Sprintf("--max-time %s passed", opts.MaxTime)
-	case serve.StopListenerFailed:
-		return "a listener failed"
-	case serve.StopForeground:
-		return "the terminal UI was closed"
-	}
-	return st.Detail // the signal ("interrupted"), or serve's own reason
 }
 
 // serveAnnounce says where serve listens, once it does, and writes

@@ -295,11 +295,12 @@ func transactionOf(md metadata.MD) (transaction, error) {
 	return txn, nil
 }
 
-// createBranch does what Gitaly does: before it creates the branch it asks
-// the caller to vote through the caller's backchannel, with the id and node
-// of the request's transaction and the SHA-1 of the branch name, and fails
-// with ABORTED unless the vote is COMMIT. (Gitaly votes again, in
-// COMMITTED_PHASE, once the reference is updated: bcctl demo shows both.)
+// createBranch does what Gitaly does: it asks the caller to vote through
+// the caller's backchannel, with the id and node of the request's
+// transaction and the SHA-1 of the branch name, twice: when the reference
+// is locked (PREPARED_PHASE) and when it is updated (COMMITTED_PHASE). A
+// vote that fails, or is not COMMIT, ends the call with ABORTED (and the
+// second vote is not made).
 func (ts *testServer) createBranch(call dynamic.Call) error {
 	req, err := call.Recv()
 	if err != nil {
@@ -314,25 +315,10 @@ func (ts *testServer) createBranch(call dynamic.Call) error {
 	if err != nil {
 		return err
 	}
-	txn := tx.ID
-	hash := sha1.Sum(branch)
-	vote := ts.message("gitaly.VoteTransactionRequest", fmt.Sprintf(
-		`{"transaction_id": "%d", "node": %q, "phase": "PREPARED_PHASE", "reference_updates_hash": %q}`,
-		txn, tx.Node, base64.StdEncoding.EncodeToString(hash[:])))
-	reply := ts.message("gitaly.VoteTransactionResponse", "")
-	ctx, cancel := context.WithTimeout(call.Context(), 10*time.Second)
-	defer cancel()
-	err = conn.Invoke(ctx, "/gitaly.RefTransaction/VoteTransaction", vote, reply)
-	if err != nil {
-		st := status.Convert(err)
-		ts.record("vote failed: " + st.Code().String())
-		return status.Errorf(codes.Aborted, "vote on transaction %d failed: %s: %s", txn, st.Code(), st.Message())
-	}
-	state := field(reply, "state").Enum()
-	stateName := string(reply.ProtoReflect().Descriptor().Fields().ByName("state").Enum().Values().ByNumber(state).Name())
-	ts.record("vote " + stateName)
-	if stateName != "COMMIT" {
-		return status.Errorf(codes.Aborted, "transaction %d: vote was %s", txn, stateName)
+	for _, phase := range []string{"PREPARED_PHASE", "COMMITTED_PHASE"} {
+		if err := ts.vote(call.Context(), conn, tx, sha1.Sum(branch), phase); err != nil {
+			return err
+		}
 	}
 	start := string(field(req, "start_point").Bytes())
 	if start == "" {
@@ -340,6 +326,30 @@ func (ts *testServer) createBranch(call dynamic.Call) error {
 	}
 	return call.Send(ts.message("gitaly.UserCreateBranchResponse", fmt.Sprintf(
 		`{"branch": {"name": %q, "target_commit": {"id": %q}}}`, base64.StdEncoding.EncodeToString(branch), start)))
+}
+
+// vote makes one vote of transaction tx on the caller's backchannel conn,
+// records its outcome ("vote COMMIT") and fails with ABORTED unless it is
+// COMMIT.
+func (ts *testServer) vote(ctx context.Context, conn *grpc.ClientConn, tx transaction, hash [sha1.Size]byte, phase string) error {
+	req := ts.message("gitaly.VoteTransactionRequest", fmt.Sprintf(
+		`{"transaction_id": "%d", "node": %q, "phase": %q, "reference_updates_hash": %q}`,
+		tx.ID, tx.Node, phase, base64.StdEncoding.EncodeToString(hash[:])))
+	reply := ts.message("gitaly.VoteTransactionResponse", "")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.Invoke(ctx, "/gitaly.RefTransaction/VoteTransaction", req, reply); err != nil {
+		st := status.Convert(err)
+		ts.record("vote failed: " + st.Code().String())
+		return status.Errorf(codes.Aborted, "vote on transaction %d failed: %s: %s", tx.ID, st.Code(), st.Message())
+	}
+	state := field(reply, "state").Enum()
+	stateName := string(reply.ProtoReflect().Descriptor().Fields().ByName("state").Enum().Values().ByNumber(state).Name())
+	ts.record("vote " + stateName)
+	if stateName != "COMMIT" {
+		return status.Errorf(codes.Aborted, "transaction %d: vote was %s", tx.ID, stateName)
+	}
+	return nil
 }
 
 // deleteBranch answers at once and then, once released (release), tells

@@ -110,14 +110,19 @@ func wait[T any](t *testing.T, ch <-chan T) T {
 	return zero
 }
 
-// TestCallTUI: bcctl call --tui shows the vote the forward call causes, the
-// person sends the template's COMMIT, the call ends, the TUI closes and
-// the response is printed after it.
+// TestCallTUI: bcctl call --tui shows the votes the forward call causes
+// (PREPARED_PHASE, then COMMITTED_PHASE, as Gitaly votes), the person sends
+// the template's COMMIT to each, the call ends, the TUI closes and the
+// response is printed after it.
 func TestCallTUI(t *testing.T) {
 	srv := newServer(t, testServerOptions{})
 	keys, term, done := tuiRunBcctl(t, "call", "--plaintext", srv.Addr, "gitaly.OperationService/UserCreateBranch",
 		"-d", `{"branch_name": "ZmVhdHVyZS90dWk=", "start_point": "YWJj"}`, "-H", "gitaly-reference-transaction: eyJpZCI6OSwibm9kZSI6ImdpdGFseS0xIiwicHJpbWFyeSI6dHJ1ZX0=", "--tui", "--protoset", corpusProtoset)
-	term.waitFor(t, "gitaly.RefTransaction/VoteTransaction", "left", `"transaction_id": "9"`)
+	term.waitFor(t, "gitaly.RefTransaction/VoteTransaction", "left", `"transaction_id": "9"`, `"phase": "PREPARED_PHASE"`)
+	if _, err := keys.Write([]byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	term.waitFor(t, `"phase": "COMMITTED_PHASE"`)
 	if _, err := keys.Write([]byte("s")); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +130,8 @@ func TestCallTUI(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
 	}
-	if log := srv.reverseLog(1, time.Second); len(log) != 1 || log[0] != "vote COMMIT" {
-		t.Errorf("the server saw %v, want the COMMIT vote", log)
+	if log := srv.reverseLog(2, time.Second); len(log) != 2 || log[0] != "vote COMMIT" || log[1] != "vote COMMIT" {
+		t.Errorf("the server saw %v, want two COMMIT votes", log)
 	}
 	out := term.String()
 	i := strings.LastIndex(out, `"name": "ZmVhdHVyZS90dWk="`) // feature/tui

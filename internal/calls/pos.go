@@ -1,6 +1,9 @@
 package calls
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Pos is a place in a script file. Line and Col are 1-based; both are 0 when
 // unknown.
@@ -16,9 +19,10 @@ func (p Pos) String() string {
 	case p.Line == 0:
 		return p.File
 	case p.Col == 0:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
+		return p.File + ":" + strconv.Itoa(p.Line)
 	default:
-		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+		// Not fmt: every journal entry names its rule's position.
+		return p.File + ":" + strconv.Itoa(p.Line) + ":" + strconv.Itoa(p.Col)
 	}
 }
 

@@ -73,8 +73,14 @@ rules:
 
 func startUpstream(t *testing.T) *upstream {
 	t.Helper()
+	return startUpstreamWith(t, upstreamScript)
+}
+
+// startUpstreamWith starts an upstream that answers with the script src.
+func startUpstreamWith(t *testing.T, scriptSrc string) *upstream {
+	t.Helper()
 	src := corpusFiles(t)
-	sc, err := script.Parse(context.Background(), "upstream.yaml", []byte(upstreamScript), script.Config{Upstream: src})
+	sc, err := script.Parse(context.Background(), "upstream.yaml", []byte(scriptSrc), script.Config{Upstream: src})
 	if err != nil {
 		t.Fatal(err)
 	}

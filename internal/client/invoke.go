@@ -28,6 +28,8 @@ type Invocation struct {
 	Next func(proto.Message) error
 	// Handler, when set, is told of the call as it goes (printing).
 	Handler dynamic.InvocationEventHandler
+	// Sidechannel, when set, registers a sidechannel for the call.
+	Sidechannel *Sidechannel
 }
 
 // ForwardCall is a forward call made with Session.Invoke, as it ended.
@@ -40,6 +42,13 @@ type ForwardCall struct {
 	Duration time.Duration
 	// JournalErr says why the journal file lost the entry, if it did.
 	JournalErr error
+	// Sidechannel is what went through the call's sidechannel (with
+	// Invocation.Sidechannel).
+	Sidechannel *calls.Sidechannel
+	// SidechannelErr says how the sidechannel failed: a broken stream,
+	// ErrSidechannelNotOpened, or a script expectation it did not meet
+	// (wrapping script.ErrExpectationsFailed).
+	SidechannelErr error
 }
 
 // ErrNoStatus is Invoke's error for a call that ended without a status
@@ -65,22 +74,34 @@ func (s *Session) Invoke(ctx context.Context, inv Invocation) (*ForwardCall, err
 		}
 		return err
 	}
+	var side *sidechannelCall
+	if inv.Sidechannel != nil {
+		var err error
+		if ctx, side, err = s.startSidechannel(ctx, inv.Sidechannel); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	err := dynamic.Invoke(ctx, s.conn.ClientConn(), inv.Method, inv.Metadata, handler, next)
 	took := time.Since(start)
+	var sideRec *calls.Sidechannel
+	var sideErr error
+	if side != nil {
+		sideRec, sideErr = s.finishSidechannel(side)
+	}
 	if !rec.ended {
 		if err == nil {
 			err = ErrNoStatus
 		}
 		return nil, err
 	}
-	fc := &ForwardCall{Status: rec.status, Duration: took}
+	fc := &ForwardCall{Status: rec.status, Duration: took, Sidechannel: sideRec, SidechannelErr: sideErr}
 	fc.Entry, fc.JournalErr = s.journal.NewCall(journal.Call{
 		Dir: journal.DirForward, Origin: journal.OriginMade, By: journal.ByCLI,
 		Peer: calls.Peer{Addr: s.cfg.Target}, Method: dynamic.MethodName(inv.Method),
 		Metadata: inv.Metadata, Header: rec.header, Trailer: rec.trailer,
 		Requests: rec.sentRequests(), Responses: rec.responses, Status: rec.status,
-		Start: start, Duration: took,
+		Start: start, Duration: took, Sidechannel: sideRec,
 	})
 	if s.engine != nil {
 		r, _ := fc.Entry.Record()

@@ -17,6 +17,7 @@ import (
 	"github.com/bcctl/bcctl/internal/host"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
+	"github.com/bcctl/bcctl/sidechannel"
 )
 
 // Config configures Open.
@@ -83,6 +84,9 @@ type Session struct {
 	hasScript    bool
 	journal      *journal.Writer
 	closers      []func() error
+	// sidechannels routes the sidechannels the server opens; nil without a
+	// multiplexed connection.
+	sidechannels *sidechannelRouter
 }
 
 // Open dials (with Config.Dial), resolves the forward schema (unless
@@ -112,7 +116,17 @@ func Open(ctx context.Context, cfg Config) (_ *Session, err error) {
 	}
 
 	if cfg.Dial != nil {
-		s.conn, err = host.Dial(ctx, *cfg.Dial)
+		dial := *cfg.Dial
+		if !dial.NoMux {
+			// Every multiplexed connection takes its sidechannels, as
+			// Gitaly's clients do (with their 1 s stream close timeout).
+			s.sidechannels = newSidechannelRouter()
+			dial.StreamHandshakers = append(dial.StreamHandshakers[:len(dial.StreamHandshakers):len(dial.StreamHandshakers)], s.sidechannels)
+			if dial.Backchannel.StreamCloseTimeout == 0 {
+				dial.Backchannel.StreamCloseTimeout = sidechannel.ClientConfiguration().StreamCloseTimeout
+			}
+		}
+		s.conn, err = host.Dial(ctx, dial)
 		if err != nil {
 			return nil, explainDialError(err)
 		}

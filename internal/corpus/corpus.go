@@ -8,8 +8,10 @@
 //     types and enum values (a test checks them): OperationService
 //     (UserCreateBranch, UserDeleteBranch: the operations Gitaly votes on
 //     through Praefect), RefService (FindDefaultBranchName, FindAllBranches,
-//     DeleteRefs) and RefTransaction (VoteTransaction answers COMMIT, ABORT
-//     or STOP). Requests and scripts written against it work unchanged
+//     DeleteRefs), RefTransaction (VoteTransaction answers COMMIT, ABORT
+//     or STOP), and the calls whose data goes through a sidechannel
+//     (SmartHTTPService/PostUploadPackWithSidechannel,
+//     SSHService/SSHUploadPackWithSidechannel). Requests and scripts written against it work unchanged
 //     against a real Gitaly or Praefect.
 //   - package acme (acme/*.proto): a user directory whose Users service has
 //     every call kind (unary, server, client and bidi streaming), uses the
@@ -53,5 +55,7 @@ var ProtoFiles = []string{
 	"gitaly/operations.proto",
 	"gitaly/ref.proto",
 	"gitaly/shared.proto",
+	"gitaly/smarthttp.proto",
+	"gitaly/ssh.proto",
 	"gitaly/transaction.proto",
 }

@@ -24,6 +24,10 @@ var gitalyMethods = map[string]string{
 	"gitaly.RefService/DeleteRefs":             "gitaly.DeleteRefsRequest -> gitaly.DeleteRefsResponse",
 	"gitaly.RefService/FindAllBranches":        "gitaly.FindAllBranchesRequest -> stream gitaly.FindAllBranchesResponse",
 	"gitaly.OperationService/UserDeleteBranch": "gitaly.UserDeleteBranchRequest -> gitaly.UserDeleteBranchResponse",
+	// The sidechannel RPCs (sidechannel-wire-facts.md names them; their
+	// messages are from Gitaly's smarthttp.proto and ssh.proto).
+	"gitaly.SmartHTTPService/PostUploadPackWithSidechannel": "gitaly.PostUploadPackWithSidechannelRequest -> gitaly.PostUploadPackWithSidechannelResponse",
+	"gitaly.SSHService/SSHUploadPackWithSidechannel":        "gitaly.SSHUploadPackWithSidechannelRequest -> gitaly.SSHUploadPackWithSidechannelResponse",
 }
 
 // gitalyMessages are the fields of Gitaly's messages the corpus has, as
@@ -55,6 +59,11 @@ var gitalyMessages = map[string][]string{
 	"gitaly.DeleteRefsResponse":             {"git_error 1 string"},
 	"gitaly.UserDeleteBranchRequest":        {"repository 1 gitaly.Repository", "branch_name 2 bytes", "user 3 gitaly.User", "expected_old_oid 4 string"},
 	"gitaly.UserDeleteBranchResponse":       {},
+	// From Gitaly's smarthttp.proto and ssh.proto.
+	"gitaly.PostUploadPackWithSidechannelRequest":  {"repository 1 gitaly.Repository", "git_config_options 2 repeated string", "git_protocol 3 string"},
+	"gitaly.PostUploadPackWithSidechannelResponse": {},
+	"gitaly.SSHUploadPackWithSidechannelRequest":   {"repository 1 gitaly.Repository", "git_config_options 2 repeated string", "git_protocol 3 string"},
+	"gitaly.SSHUploadPackWithSidechannelResponse":  {},
 }
 
 // gitalyEnums are the values of Gitaly's enums, as "NAME number".

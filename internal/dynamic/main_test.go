@@ -35,7 +35,8 @@ const corpusDir = "../corpus"
 
 var corpusFiles = []string{
 	"acme/errors.proto", "acme/user.proto", "acme/users.proto",
-	"gitaly/operations.proto", "gitaly/ref.proto", "gitaly/shared.proto", "gitaly/transaction.proto",
+	"gitaly/operations.proto", "gitaly/ref.proto", "gitaly/shared.proto", "gitaly/smarthttp.proto", "gitaly/ssh.proto",
+	"gitaly/transaction.proto",
 }
 
 // testContext returns a context that ends with the test or after 30s.

@@ -165,7 +165,7 @@ func TestServedReflectionV1Alpha(t *testing.T) {
 		got[i] = string(n)
 	}
 	sort.Strings(got)
-	want := "acme.Users gitaly.OperationService gitaly.RefService gitaly.RefTransaction grpc.health.v1.Health grpc.reflection.v1.ServerReflection grpc.reflection.v1alpha.ServerReflection"
+	want := "acme.Users gitaly.OperationService gitaly.RefService gitaly.RefTransaction gitaly.SSHService gitaly.SmartHTTPService grpc.health.v1.Health grpc.reflection.v1.ServerReflection grpc.reflection.v1alpha.ServerReflection"
 	if strings.Join(got, " ") != want {
 		t.Errorf("v1alpha services = %v, want %s", got, want)
 	}

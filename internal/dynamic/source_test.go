@@ -21,7 +21,7 @@ import (
 )
 
 func TestListServices(t *testing.T) {
-	schema := []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction"}
+	schema := []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction", "gitaly.SSHService", "gitaly.SmartHTTPService"}
 	eachSource(t, func(t *testing.T, src Source) {
 		got, err := src.ListServices(testContext(t))
 		if err != nil {
@@ -31,7 +31,7 @@ func TestListServices(t *testing.T) {
 		if _, ok := src.(*ReflectionSource); ok {
 			// The dynamic server also serves health and reflection, and
 			// lists nothing else (no stray services from the binary).
-			want = []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction",
+			want = []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction", "gitaly.SSHService", "gitaly.SmartHTTPService",
 				"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
 		}
 		if !reflect.DeepEqual(got, want) {
@@ -212,8 +212,8 @@ func TestReflectionNotSupported(t *testing.T) {
 		t.Errorf("composite FindMethod: %v", err)
 	}
 	names, err := comp.ListServices(testContext(t))
-	if err != nil || len(names) != 4 {
-		t.Errorf("composite ListServices = %v, %v; want the 4 file services", names, err)
+	if err != nil || len(names) != 6 {
+		t.Errorf("composite ListServices = %v, %v; want the 6 file services", names, err)
 	}
 	if _, err := comp.FindSymbol(testContext(t), "acme.Nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("composite unknown symbol: error = %v, want ErrNotFound", err)
@@ -323,7 +323,7 @@ func TestReflectionFallsBackToV1Alpha(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction", "grpc.reflection.v1alpha.ServerReflection"}
+	want := []protoreflect.FullName{"acme.Users", "gitaly.OperationService", "gitaly.RefService", "gitaly.RefTransaction", "gitaly.SSHService", "gitaly.SmartHTTPService", "grpc.reflection.v1alpha.ServerReflection"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("services = %v, want %v", names, want)
 	}

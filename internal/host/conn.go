@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/listenmux"
 )
 
 // DefaultConnectTimeout is Config.ConnectTimeout when it is zero (grpcurl's
@@ -57,6 +58,10 @@ type Config struct {
 	// zero fields mean backchannel.DefaultConfiguration()'s, except the
 	// accept backlog, DefaultAcceptBacklog.
 	Backchannel backchannel.Configuration
+	// StreamHandshakers take the streams the server opens that begin with
+	// their magic (Gitaly's sidechannel) out of the backchannel server
+	// (backchannel.WithStreamHandshaker).
+	StreamHandshakers []listenmux.Handshaker
 	// Limits bound what the server can make the hosted backchannel server
 	// spend.
 	Limits Limits
@@ -117,8 +122,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if bcfg.AcceptBacklog == 0 {
 			bcfg.AcceptBacklog = DefaultAcceptBacklog
 		}
+		var opts []backchannel.ClientHandshakerOption
+		for _, h := range cfg.StreamHandshakers {
+			opts = append(opts, backchannel.WithStreamHandshaker(h))
+		}
 		creds = &outerCreds{
-			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg).ClientHandshake(creds),
+			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg, opts...).ClientHandshake(creds),
 			d:                    c.diag,
 		}
 	}

@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"encoding/json"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -22,8 +24,9 @@ func (e Entry) WithDefaults() Entry {
 	}
 	r := m.r
 	r.EmitDefaults = true
-	e.Requests = messagesJSON(m.requests, r)
-	e.Responses = messagesJSON(m.responses, r)
+	render := func(msg proto.Message) json.RawMessage { return MessageJSON(msg, r) }
+	e.Requests = messagesJSON(m.requests, render)
+	e.Responses = messagesJSON(m.responses, render)
 	return e
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
@@ -290,6 +291,11 @@ type Rendering struct {
 // NewEntry builds the entry of c (without an ID), its messages rendered
 // as r says.
 func NewEntry(c Call, r Rendering) Entry {
+	return newEntry(c, r, func(m proto.Message) json.RawMessage { return MessageJSON(m, r) })
+}
+
+// newEntry builds the entry of c, rendering its messages with render.
+func newEntry(c Call, r Rendering, render func(proto.Message) json.RawMessage) Entry {
 	resolver := r.Resolver
 	return Entry{
 		messages:    &entryMessages{requests: c.Requests, responses: c.Responses, r: r},
@@ -300,9 +306,9 @@ func NewEntry(c Call, r Rendering) Entry {
 		Peer:        peerOf(c.Peer),
 		Method:      c.Method,
 		Metadata:    MetadataJSON(c.Metadata),
-		Requests:    messagesJSON(c.Requests, r),
+		Requests:    messagesJSON(c.Requests, render),
 		Header:      MetadataJSON(c.Header),
-		Responses:   messagesJSON(c.Responses, r),
+		Responses:   messagesJSON(c.Responses, render),
 		Trailer:     MetadataJSON(c.Trailer),
 		Status:      StatusOf(c.Status, resolver),
 		DurationMS:  durationMS(c.Duration),
@@ -314,12 +320,16 @@ func NewEntry(c Call, r Rendering) Entry {
 // IDs (a Writer renumbers them) and by as Entry.By, its messages rendered
 // as r says.
 func FromEvent(ev *calls.Event, by string, r Rendering) Entry {
-	e := NewEntry(Call{
+	return fromEvent(ev, by, r, func(m proto.Message) json.RawMessage { return MessageJSON(m, r) })
+}
+
+func fromEvent(ev *calls.Event, by string, r Rendering, render func(proto.Message) json.RawMessage) Entry {
+	e := newEntry(Call{
 		Dir: ev.Dir.String(), Origin: ev.Origin.String(), By: by, Peer: ev.Peer, Method: ev.Method,
 		Metadata: ev.Metadata, Header: ev.Header, Trailer: ev.Trailer,
 		Requests: ev.Requests, Responses: ev.Responses, Status: ev.Status,
 		Start: ev.Start, Duration: ev.Duration, Sidechannel: ev.Sidechannel,
-	}, r)
+	}, r, render)
 	e.ID, e.Cause = ev.ID, ev.Cause
 	if !ev.Rule.IsZero() {
 		e.Rule = &Rule{Name: ev.Rule.Name, Pos: posString(ev.Rule.Pos)}
@@ -362,7 +372,7 @@ func MetadataJSON(md metadata.MD) map[string][]string {
 			}
 			vs = enc
 		}
-		out[k] = append([]string(nil), vs...)
+		out[k] = vs
 	}
 	return out
 }
@@ -380,13 +390,13 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 	return s
 }
 
-func messagesJSON(msgs []proto.Message, r Rendering) []json.RawMessage {
+func messagesJSON(msgs []proto.Message, render func(proto.Message) json.RawMessage) []json.RawMessage {
 	if len(msgs) == 0 {
 		return nil
 	}
 	out := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = MessageJSON(m, r)
+		out[i] = render(m)
 	}
 	return out
 }
@@ -400,12 +410,14 @@ func MessageJSON(msg proto.Message, r Rendering) json.RawMessage {
 	if resolver == nil {
 		resolver = protoregistry.GlobalTypes
 	}
-	data, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: r.EmitDefaults, Resolver: resolver}.Marshal(msg)
+	// AllowPartial: a message missing a proto2 required field is journaled
+	// as it is (and protojson skips a costly walk of every dynamic message).
+	data, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: r.EmitDefaults, AllowPartial: true, Resolver: resolver}.Marshal(msg)
 	if err == nil {
 		if r.Bytes == dynamic.BytesText {
 			return dynamic.BytesAsText(data, msg.ProtoReflect().Descriptor(), resolver)
 		}
-		return compact(data)
+		return unspace(data)
 	}
 	wire, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	fallback, _ := json.Marshal(map[string]string{
@@ -416,12 +428,46 @@ func MessageJSON(msg proto.Message, r Rendering) json.RawMessage {
 	return fallback
 }
 
-// compact removes the whitespace protojson puts in (it varies on purpose
-// from build to build), so lines are stable.
-func compact(data []byte) json.RawMessage {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, data); err != nil {
-		return append(json.RawMessage(nil), data...)
+// protojsonSpaces tells whether this program's protojson puts a space after
+// some commas: single-line protojson varies its output on purpose from
+// build to build (a space after commas, or none), so that nobody depends on
+// its bytes. Journal lines must not vary, so the spaces are taken out.
+var protojsonSpaces = func() bool {
+	data, _ := protojson.Marshal(&descriptorpb.FieldDescriptorProto{Name: proto.String("a"), Number: proto.Int32(1)})
+	return bytes.Contains(data, []byte(", "))
+}()
+
+// unspace removes the spaces protojson put after commas (outside strings),
+// when this program's protojson puts them in.
+func unspace(data []byte) json.RawMessage {
+	if !protojsonSpaces {
+		return data
 	}
-	return json.RawMessage(buf.Bytes())
+	return stripCommaSpaces(data)
+}
+
+// stripCommaSpaces removes the spaces that follow a comma outside JSON
+// strings.
+func stripCommaSpaces(data []byte) []byte {
+	out := data[:0:0]
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && c == ',':
+			out = append(out, c)
+			for i+1 < len(data) && data[i+1] == ' ' {
+				i++
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -30,29 +30,16 @@ import (
 // processes falls on all of them alike; each benchmark reports every
 // lane's rate and the ratio of each proxied lane to its direct lane.
 
-// benchService answers the benchmark's calls on either side.
+// benchService answers the benchmark's calls on either side: unary calls
+// with their own payload, uploads as echoService drains them, and
+// downloads with a ready payload, so that the lanes measure the relaying.
 type benchService struct {
-	testgrpc.UnimplementedTestServiceServer
+	*echoService
 	payload []byte
 }
 
 func (s *benchService) UnaryCall(_ context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
 	return &testgrpc.SimpleResponse{Payload: req.GetPayload()}, nil
-}
-
-// StreamingInputCall drains an upload.
-func (s *benchService) StreamingInputCall(stream testgrpc.TestService_StreamingInputCallServer) error {
-	total := 0
-	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			return stream.SendAndClose(&testgrpc.StreamingInputCallResponse{AggregatedPayloadSize: int32(total)})
-		}
-		if err != nil {
-			return err
-		}
-		total += len(req.GetPayload().GetBody())
-	}
 }
 
 // StreamingOutputCall sends one message of s.payload per response
@@ -80,7 +67,7 @@ type benchLane struct {
 // against one upstream.
 func benchLanes(b *testing.B, edit ...func(*proxy.Config)) []benchLane {
 	tr := transports[0]
-	svc := &benchService{payload: make([]byte, streamMessageSize)}
+	svc := &benchService{echoService: newEchoService(), payload: make([]byte, streamMessageSize)}
 	u := startUpstream(b, tr, func(*backchannel.Registry) testgrpc.TestServiceServer { return svc })
 	env := startProxy(b, tr, u.lis.Addr(), append([]func(*proxy.Config){func(c *proxy.Config) {
 		c.Observer, c.KeepMessages = nil, 0
@@ -236,7 +223,7 @@ func BenchmarkStream1MiB(b *testing.B) {
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1000x ./internal/proxy
 func BenchmarkIdleConnMemory(b *testing.B) {
 	tr := transports[0]
-	svc := &benchService{}
+	svc := &benchService{echoService: newEchoService()}
 	u := startUpstream(b, tr, func(*backchannel.Registry) testgrpc.TestServiceServer { return svc })
 	env := startProxy(b, tr, u.lis.Addr(), func(c *proxy.Config) { c.Observer, c.KeepMessages = nil, 0 })
 	ctx := testContext(b)

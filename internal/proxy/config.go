@@ -89,6 +89,10 @@ const (
 	// readBufferSize is the read buffer of the HTTP/2 transports the
 	// proxy runs on yamux streams, whose reads copy from memory already.
 	readBufferSize = 8 << 10
+	// writeBufferSize is the write buffer of the same transports: large,
+	// so that a large message goes out in few yamux frames (each one a
+	// system call); shared, so an idle connection holds none.
+	writeBufferSize = 256 << 10
 	// streamWorkers is how many goroutines each of the proxy's servers
 	// keeps to run calls, so that a call does not start a goroutine and
 	// grow its stack (calls beyond that many in flight still get their

@@ -74,6 +74,8 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(readBufferSize),
 		grpc.WithDisableRetry(),
+		grpc.WithWriteBufferSize(writeBufferSize),
+		grpc.WithSharedWriteBuffer(true),
 		grpc.WithStaticStreamWindowSize(relayStreamWindow),
 		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(
@@ -91,6 +93,8 @@ func New(cfg Config) (*Proxy, error) {
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.WaitForHandlers(true),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.WriteBufferSize(writeBufferSize),
+		grpc.SharedWriteBuffer(true),
 		grpc.StaticStreamWindowSize(relayStreamWindow),
 		grpc.StaticConnWindowSize(relayConnWindow),
 	}

@@ -37,6 +37,8 @@ func (p *Proxy) dialUpstream(l *link) (*grpc.ClientConn, error) {
 		// channel would close it, and with it the upstream's way back.
 		grpc.WithIdleTimeout(0),
 		grpc.WithReadBufferSize(readBufferSize),
+		grpc.WithWriteBufferSize(writeBufferSize),
+		grpc.WithSharedWriteBuffer(true),
 		grpc.WithStaticStreamWindowSize(relayStreamWindow),
 		grpc.WithStaticConnWindowSize(relayConnWindow),
 		grpc.WithDefaultCallOptions(

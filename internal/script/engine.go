@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -339,7 +341,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		}
 		err = toStatus(err)
 		ev.Status = statusOf(err)
-		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.in, rec.out, rec.header, rec.trailer
+		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.received(), rec.out, rec.header, rec.trailer
 		ev.Sidechannel = rec.sidechannel
 		ev.Duration = time.Since(start)
 		e.tally.add(ev.Record())
@@ -459,7 +461,12 @@ func toStatus(err error) error {
 type recorder struct {
 	dynamic.Call
 	pending []proto.Message
-	in, out []proto.Message
+	// mu guards in: a rule that relays (bcctl proxy) receives in a
+	// goroutine of the relay's, which may still be waiting for the caller
+	// when the call has its answer.
+	mu      sync.Mutex
+	in      []proto.Message
+	out     []proto.Message
 	header  metadata.MD
 	trailer metadata.MD
 	// sidechannel is what a sidechannel step saw of the call's
@@ -479,9 +486,18 @@ func (r *recorder) Recv() (proto.Message, error) {
 	}
 	m, err := r.Call.Recv()
 	if err == nil {
+		r.mu.Lock()
 		r.in = append(r.in, m)
+		r.mu.Unlock()
 	}
 	return m, err
+}
+
+// received returns the requests received so far.
+func (r *recorder) received() []proto.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.in)
 }
 
 func (r *recorder) Send(m proto.Message) error {

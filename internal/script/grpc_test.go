@@ -57,19 +57,24 @@ func (c *streamCall) SendHeader(md metadata.MD) error { return c.stream.SendHead
 func (c *streamCall) Send(m proto.Message) error      { return c.stream.SendMsg(m) }
 func (c *streamCall) SetTrailer(md metadata.MD)       { c.stream.SetTrailer(md) }
 
-// serveEngine serves r on a real gRPC server on 127.0.0.1 for every
-// method of the test schema.
-func serveEngine(t *testing.T, r dynamic.Responder) *grpc.ClientConn {
-	t.Helper()
+// engineHandler answers every method of the test schema with r.
+func engineHandler(t *testing.T, r dynamic.Responder) grpc.ServerOption {
 	sc := loadTestSchema(t)
-	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+	return grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
 		name, _ := grpc.MethodFromServerStream(stream)
 		d, err := sc.FindSymbol(stream.Context(), name)
 		if err != nil {
 			return status.Errorf(codes.Unimplemented, "unknown method %s", name)
 		}
 		return r.Respond(&streamCall{stream: stream, method: d.(protoreflect.MethodDescriptor)})
-	}))
+	})
+}
+
+// serveEngine serves r on a real gRPC server on 127.0.0.1 for every
+// method of the test schema.
+func serveEngine(t *testing.T, r dynamic.Responder) *grpc.ClientConn {
+	t.Helper()
+	srv := grpc.NewServer(engineHandler(t, r))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,7 @@ func TestJSONSchemaMatchesLoader(t *testing.T) {
 	same("raw-bytes forms", props(def("bytes")), bytesFormKeys)
 	same("sidechannel step keys", props(def("sidechannel")), sidechannelKeys)
 	same("sidechannel data fields", props(def("sidechannelExpect")), sidechannelFields)
+	same("sidechannel answer keys", props(def("sidechannelAnswer")), sidechannelAnswerKeys)
 
 	var steps []string
 	for _, alt := range def("step")["oneOf"].([]any) {

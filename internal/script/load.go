@@ -55,9 +55,12 @@ type Script struct {
 	// Expectations are the `expect` entries.
 	Expectations []*Expectation
 
+	sidechannels []*SidechannelAnswer
 	// none is set for the script of no file (Parse with a nil source): a
 	// call no rule matches was not given a script at all.
-	none         bool
+	none bool
+	// sections are the top-level keys the file names.
+	sections     map[string]bool
 	onConnect    []*step
 	onConnectPos calls.Pos
 	vars         map[string]any
@@ -68,6 +71,17 @@ type Script struct {
 // HasOnConnect reports whether the script has on_connect steps.
 func (s *Script) HasOnConnect() bool { return len(s.onConnect) > 0 }
 
+// Empty reports whether the script does nothing and expects nothing
+// without saying so: no rules of any kind, no on_connect steps, no
+// expectations, and no `rules`, `backchannel` or `expect` key in the file
+// (an empty file, or one of comments or vars only). A file that wants no
+// rules says `rules: []`.
+func (s *Script) Empty() bool {
+	return len(s.Rules) == 0 && len(s.Backchannel) == 0 && len(s.sidechannels) == 0 &&
+		len(s.onConnect) == 0 && len(s.Expectations) == 0 &&
+		!s.sections["rules"] && !s.sections["backchannel"] && !s.sections["expect"]
+}
+
 // section returns the rules of sec.
 func (s *Script) section(sec Section) []*Rule {
 	if sec == SectionBackchannel {
@@ -77,7 +91,7 @@ func (s *Script) section(sec Section) []*Rule {
 }
 
 // Top-level keys of a script.
-var topKeys = []string{"vars", "rules", "backchannel", "on_connect", "expect"}
+var topKeys = []string{"vars", "rules", "backchannel", "sidechannel", "on_connect", "expect"}
 
 // LoadFile reads and validates the script at path.
 func LoadFile(ctx context.Context, path string, cfg Config) (*Script, error) {
@@ -173,6 +187,10 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 		}
 	}
 	l.d.checkKeys(checked, "the script", topKeys...)
+	s.sections = map[string]bool{}
+	for _, p := range ps {
+		s.sections[p.key] = true
+	}
 	get := func(k string) *yaml.Node {
 		for _, p := range ps {
 			if p.key == k {
@@ -194,6 +212,7 @@ func (l *loader) script(doc *yaml.Node, name string) *Script {
 	names := map[string]calls.Pos{}
 	s.Rules = l.rules(get("rules"), SectionRules, names)
 	s.Backchannel = l.rules(get("backchannel"), SectionBackchannel, names)
+	s.sidechannels = l.sidechannelAnswers(get("sidechannel"))
 	if on := get("on_connect"); on != nil {
 		s.onConnectPos = l.d.pos(deref(on))
 		sc := &stepCtx{l: l, where: "on_connect", peers: l.backchannel, anyTo: true, types: l.upTypes,

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
@@ -154,5 +155,51 @@ func TestRelayNeedsProxy(t *testing.T) {
 	err = NewEngine(sc, Upstream, Options{}).Respond(newCall(t, "acme.Users/Get", nil, `{"id":"1"}`))
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("relay without a Relayer: got %v", err)
+	}
+}
+
+// lateRelayer passes a call on and leaves its request pump waiting for
+// the caller, as the proxy's relay does when the callee answers first.
+type lateRelayer struct {
+	done chan struct{}
+}
+
+func (r *lateRelayer) Relay(call dynamic.Call) error {
+	go func() {
+		defer close(r.done)
+		for {
+			if _, err := call.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// TestRelayReceivesAfterTheAnswer: the requests a relay receives after the
+// call has its answer do not race with the engine's record of the call.
+func TestRelayReceivesAfterTheAnswer(t *testing.T) {
+	sc, err := parseRelay(t, "rules:\n  - match: {method: acme.Users/Chat}\n    relay: {}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs events
+	relayer := &lateRelayer{done: make(chan struct{})}
+	e := NewEngine(sc, Upstream, Options{Relayer: relayer, Observer: &evs})
+	call := newCall(t, "acme.Users/Chat", nil)
+	call.recvs = make(chan proto.Message)
+	late := msg(t, call.method.Input(), `{"text": "late"}`)
+	// The caller's message comes as it does from a transport: ordered by
+	// nothing with the engine's goroutine.
+	go func() {
+		call.recvs <- late
+		close(call.recvs)
+	}()
+	if err := e.Respond(call); err != nil {
+		t.Fatal(err)
+	}
+	<-relayer.done
+	if got := len(evs.all()); got != 1 {
+		t.Errorf("%d events, want 1", got)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
@@ -39,19 +38,11 @@ type sidechannelEnv struct {
 
 func newSidechannelEnv(t *testing.T, src string) *sidechannelEnv {
 	t.Helper()
-	sc := loadTestSchema(t)
 	env := &sidechannelEnv{registry: sidechannel.NewRegistry(), events: &events{}}
 	e := NewEngine(parse(t, src), Upstream, Options{Observer: env.events})
 	mux := listenmux.New(insecure.NewCredentials())
 	mux.Register(backchannel.NewServerHandshaker(nil, backchannel.NewRegistry(), nil))
-	srv := grpc.NewServer(grpc.Creds(mux), grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		name, _ := grpc.MethodFromServerStream(stream)
-		d, err := sc.FindSymbol(stream.Context(), name)
-		if err != nil {
-			return status.Errorf(codes.Unimplemented, "unknown method %s", name)
-		}
-		return e.Respond(&streamCall{stream: stream, method: d.(protoreflect.MethodDescriptor)})
-	}))
+	srv := grpc.NewServer(grpc.Creds(mux), engineHandler(t, e))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

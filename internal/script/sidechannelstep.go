@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -225,26 +224,17 @@ func (d *diags) size(n *yaml.Node, what string) (int64, bool) {
 	return v, true
 }
 
-// parseSize parses "4096", "64KiB", "8MiB" or "1GiB".
+// parseSize parses a size (words.ParseBytes) of at most
+// MaxSidechannelReplySize.
 func parseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
+	v, err := words.ParseBytes(s)
+	if err != nil {
+		return 0, err
 	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 || v > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size such as 4096, 64KiB or 8MiB", s)
-	}
-	if v*mult > MaxSidechannelReplySize {
+	if v > MaxSidechannelReplySize {
 		return 0, fmt.Errorf("%s is more than the largest size, 1GiB", s)
 	}
-	return v * mult, nil
+	return v, nil
 }
 
 // writeTo sends the payload to w.

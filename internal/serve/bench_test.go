@@ -2,15 +2,18 @@ package serve
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -58,7 +62,7 @@ func testServiceSchema(tb testing.TB) *dynamic.FileSource {
 // startBenchServe runs a serve of the TestService with benchReplyScript,
 // configured as bcctl serve runs by default (the journal kept in memory
 // for the admin API, no journal file unless journal is set).
-func startBenchServe(tb testing.TB, journal JournalSink) string {
+func startBenchServe(tb testing.TB, journal JournalSink) (*Server, string) {
 	tb.Helper()
 	src := testServiceSchema(tb)
 	sc, err := script.Parse(context.Background(), "bench.yaml", []byte(benchReplyScript), script.Config{Upstream: src})
@@ -79,7 +83,7 @@ func startBenchServe(tb testing.TB, journal JournalSink) string {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return lis.Addr().String()
+	return srv, lis.Addr().String()
 }
 
 func startCompiled(tb testing.TB) string {
@@ -100,6 +104,10 @@ func startCompiled(tb testing.TB) string {
 type loadClient struct {
 	clients []testgrpc.TestServiceClient
 	req     *testpb.SimpleRequest
+	// vary makes every request differ (its payload starts with a
+	// counter), so that nothing about it repeats.
+	vary bool
+	seq  atomic.Uint64
 }
 
 func newLoadClient(tb testing.TB, addr string, conns int) *loadClient {
@@ -127,8 +135,15 @@ func (lc *loadClient) run(tb testing.TB, n, inFlight int) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			req := lc.req
+			if lc.vary {
+				req = proto.Clone(lc.req).(*testpb.SimpleRequest)
+			}
 			for range per {
-				if _, err := client.UnaryCall(context.Background(), lc.req); err != nil {
+				if lc.vary {
+					binary.BigEndian.PutUint64(req.Payload.Body, lc.seq.Add(1))
+				}
+				if _, err := client.UnaryCall(context.Background(), req); err != nil {
 					tb.Error(err)
 					return
 				}
@@ -143,7 +158,8 @@ func (lc *loadClient) run(tb testing.TB, n, inFlight int) time.Duration {
 // same answer, so that the benchmark compares equal work.
 func TestBenchServersAgree(t *testing.T) {
 	var got []*testpb.SimpleResponse
-	for _, addr := range []string{startBenchServe(t, nil), startCompiled(t)} {
+	_, serveAddr := startBenchServe(t, nil)
+	for _, addr := range []string{serveAddr, startCompiled(t)} {
 		lc := newLoadClient(t, addr, 1)
 		resp, err := lc.clients[0].UnaryCall(testContext(t), lc.req)
 		if err != nil {
@@ -167,29 +183,43 @@ func BenchmarkScriptedUnary(b *testing.B) {
 		name            string
 		conns, inFlight int
 		journal         bool
+		vary            bool
 	}{
-		{"serial", 1, 1, false},
-		{"4conns-32inflight", 4, 32, false},
-		{"4conns-32inflight-journal", 4, 32, true},
+		{"serial", 1, 1, false, false},
+		{"4conns-32inflight", 4, 32, false, false},
+		{"4conns-32inflight-journal", 4, 32, true, false},
+		{"4conns-32inflight-journal-varied", 4, 32, true, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var sink JournalSink
 			if tc.journal {
-				f, err := os.CreateTemp(b.TempDir(), "journal-*.jsonl")
+				jw, err := journal.Create(filepath.Join(b.TempDir(), "journal.jsonl"), journal.Options{Buffered: true})
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.Cleanup(func() { f.Close() })
-				sink = benchFileJournal(f)
+				b.Cleanup(func() { jw.Close() })
+				sink = JournalWriter(jw) // as bcctl serve --journal FILE
 			}
+			srv, serveAddr := startBenchServe(b, sink)
 			servers := []*loadClient{
-				newLoadClient(b, startBenchServe(b, sink), tc.conns),
+				newLoadClient(b, serveAddr, tc.conns),
 				newLoadClient(b, startCompiled(b), tc.conns),
+			}
+			for _, s := range servers {
+				s.vary = tc.vary
+			}
+			// serve's batch ends when its journal has written every entry,
+			// so that the work taken off the calls' path is counted too.
+			drain := func() {
+				if srv.journal != nil {
+					srv.journal.sync()
+				}
 			}
 			const batch = 256
 			for _, s := range servers { // warm up connections and pools
 				s.run(b, batch, tc.inFlight)
 			}
+			drain()
 			var elapsed [2]time.Duration
 			var calls [2]int
 			b.ResetTimer()
@@ -200,7 +230,12 @@ func BenchmarkScriptedUnary(b *testing.B) {
 					order = []int{1, 0}
 				}
 				for _, k := range order {
-					elapsed[k] += servers[k].run(b, batch, tc.inFlight)
+					start := time.Now()
+					servers[k].run(b, batch, tc.inFlight)
+					if k == 0 {
+						drain()
+					}
+					elapsed[k] += time.Since(start)
 					calls[k] += batch
 				}
 				i++
@@ -212,22 +247,6 @@ func BenchmarkScriptedUnary(b *testing.B) {
 			b.ReportMetric(serveRate/compiledRate, "serve/compiled")
 		})
 	}
-}
-
-// benchFileJournal writes each event's journal line to f, as bcctl serve
-// --journal does (journal.Writer is one JSON line per Write).
-func benchFileJournal(f *os.File) JournalSink {
-	var mu sync.Mutex
-	return JournalSinkFunc(func(ev *Event) error {
-		line, err := jsonLine(ev)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		_, err = f.Write(line)
-		return err
-	})
 }
 
 // ---- Memory per idle multiplexed peer ----

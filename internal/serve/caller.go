@@ -15,7 +15,7 @@ import (
 	"github.com/bcctl/bcctl/internal/script"
 )
 
-// targets is the script engine's Caller: it finds the backchannels a `call`
+// Targets makes a Hub a script.Caller: it finds the backchannels a `call`
 // step goes to. to is "" (the caller, or in on_connect the peer that
 // arrived), "all", or a peer ID written in the script. The caller's ID is
 // the one its connection's handshake assigned, never anything it sent.
@@ -25,7 +25,7 @@ import (
 // UNAVAILABLE and the reason: the call is then made, fails, and is
 // journaled like any other, so that the journal shows every call the
 // script tried.
-func (h *Hub) targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
+func (h *Hub) Targets(_ context.Context, from calls.Peer, to string) ([]script.Target, error) {
 	switch to {
 	case "", "caller":
 		if from.BackchannelID == 0 {

@@ -8,18 +8,37 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
-// JournalSink receives every journal event, in the goroutine of the call,
-// before the call's status reaches the caller (for answered calls) or the
-// script (for made calls). A file journal writes and flushes its line
-// there, so that no entry is lost when a peer disconnects or serve stops.
-// It is called concurrently.
+// JournalSink receives every journal event, in the order the events were
+// recorded, from a goroutine of the Hub's: a call does not wait for its
+// entry to be rendered and written (up to JournalQueueLen events wait for
+// the sink; beyond that, calls wait for room, so no entry is ever lost).
+// Hub.Close (Server.Shutdown) returns once every event recorded before it
+// has been written; an event recorded after Close is written in the
+// goroutine that records it. The sink is never called concurrently. An
+// error counts as one lost entry, or as many as a *journal.LostError says.
 type JournalSink interface {
 	WriteEvent(ev *Event) error
 }
+
+// JournalWriter is the JournalSink of a journal file: each event's entry
+// written as a JSON line. Give it a buffered journal.Writer, which the hub
+// flushes whenever no event is waiting.
+func JournalWriter(w *journal.Writer) JournalFlusher { return journalWriter{w} }
+
+type journalWriter struct{ w *journal.Writer }
+
+func (j journalWriter) WriteEvent(ev *Event) error {
+	_, err := j.w.Write(ev.Entry())
+	return err
+}
+
+func (j journalWriter) Flush() error { return j.w.Flush() }
 
 // JournalSinkFunc adapts a function to a JournalSink.
 type JournalSinkFunc func(ev *Event) error
@@ -85,6 +104,11 @@ type Config struct {
 	// BackchannelDialOptions are added to the options of the dial-back
 	// connections (message size limits, per-RPC credentials).
 	BackchannelDialOptions []grpc.DialOption
+	// MuxWindow is the yamux stream window serve advertises to each
+	// multiplexed peer: how much a peer may send on one stream (its forward
+	// calls, a sidechannel's body) before serve has read it. Zero means
+	// Gitaly's 16 MiB (backchannel.DefaultServerConfiguration).
+	MuxWindow uint32
 }
 
 const (
@@ -97,6 +121,16 @@ const (
 	// that hundreds of peers joining at once do not all reflect at once.
 	discoveryConcurrency = 16
 )
+
+// muxConfiguration is the yamux configuration of serve's side of each
+// multiplexed connection.
+func (c *Config) muxConfiguration() backchannel.Configuration {
+	mc := backchannel.DefaultServerConfiguration()
+	if c.MuxWindow > 0 {
+		mc.MaximumStreamWindowSizeBytes = c.MuxWindow
+	}
+	return mc
+}
 
 func (c *Config) validate() error {
 	if c.Schema == nil {

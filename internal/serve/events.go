@@ -50,6 +50,9 @@ type Event struct {
 	// Bytes says how the entry shows bytes fields (Config.Bytes).
 	Bytes dynamic.BytesMode
 
+	// render renders the entry with Types and Bytes, remembering repeated
+	// messages; nil renders without a memory.
+	render    *journal.Renderer
 	entryOnce sync.Once
 	entry     journal.Entry
 }
@@ -68,7 +71,11 @@ func EventOf(entry journal.Entry, call *calls.Event, by Maker) *Event {
 // built once, on first use, and shared: do not modify it.
 func (ev *Event) Entry() journal.Entry {
 	ev.entryOnce.Do(func() {
-		ev.entry = journal.FromEvent(ev.Call, string(ev.By), journal.Rendering{Resolver: ev.Types, Bytes: ev.Bytes})
+		if ev.render != nil {
+			ev.entry = ev.render.FromEvent(ev.Call, string(ev.By))
+		} else {
+			ev.entry = journal.FromEvent(ev.Call, string(ev.By), journal.Rendering{Resolver: ev.Types, Bytes: ev.Bytes})
+		}
 		ev.entry.ID, ev.entry.Cause = ev.ID, ev.Cause
 		if ev.entry.Status == nil {
 			// A nil *status.Status means OK (the script engine's made calls

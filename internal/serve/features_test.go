@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -311,80 +312,122 @@ func TestSubscribeFollowsLive(t *testing.T) {
 	}
 }
 
-func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
+// watchHarness runs a serve whose script file is watched, as bcctl serve
+// --watch does.
+type watchHarness struct {
+	t        *testing.T
+	ctx      context.Context
+	path     string
+	srv      *Server
+	plain    *grpc.ClientConn
+	outcomes chan ReloadOutcome
+}
+
+func startWatch(t *testing.T, first string) *watchHarness {
 	ctx := testContext(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "serve.yaml")
-	// Each version is written whole and renamed into place: WriteFile
-	// truncates first, and a watcher that ticks twice between the
-	// truncation and the write (a loaded machine, a 5ms interval) would
-	// rightly load the empty file, a valid script with no rules.
-	write := func(s string) {
-		t.Helper()
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	const v1 = "rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v1}}\n"
-	write(v1)
-	srv, addr, _ := startServe(t, v1)
-	outcomes := make(chan ReloadOutcome)
+	h := &watchHarness{t: t, ctx: ctx, path: filepath.Join(t.TempDir(), "serve.yaml"), outcomes: make(chan ReloadOutcome)}
+	h.write(first)
+	srv, addr, _ := startServe(t, first)
+	h.srv = srv
 	wctx, stop := context.WithCancel(ctx)
 	watching := make(chan struct{})
 	go func() {
 		defer close(watching)
 		srv.WatchScript(wctx, WatchOptions{
-			Path: path, Loaded: []byte(v1), Interval: 5 * time.Millisecond,
+			Path: h.path, Loaded: []byte(first), Interval: 5 * time.Millisecond,
 			Load: func(ctx context.Context, src []byte) (*script.Script, error) {
-				return script.Parse(ctx, path, src, script.Config{Upstream: corpusSchema(t)})
+				return script.Parse(ctx, h.path, src, script.Config{Upstream: corpusSchema(t)})
 			},
-			Report: func(o ReloadOutcome) { outcomes <- o },
+			Report: func(o ReloadOutcome) { h.outcomes <- o },
 		})
 	}()
-	defer func() { stop(); <-watching }()
-	plain := dialPlain(t, addr)
-	get := func() string {
-		got, st := call(t, ctx, plain, "acme.Users/Get", `{}`)
-		if st.Code() != codes.OK {
-			t.Fatalf("Get: %v", st)
-		}
-		return got
-	}
+	t.Cleanup(func() { stop(); <-watching })
+	h.plain = dialPlain(t, addr)
+	return h
+}
 
-	next := func() ReloadOutcome {
-		t.Helper()
-		select {
-		case o := <-outcomes:
-			return o
-		case <-ctx.Done():
-			t.Fatal("no reload")
-			return ReloadOutcome{}
-		}
+// write replaces the script file whole: WriteFile truncates first, and a
+// watcher that ticks twice between the truncation and the write (a loaded
+// machine, a 5ms interval) would see an empty file.
+func (h *watchHarness) write(s string) {
+	h.t.Helper()
+	tmp := h.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+		h.t.Fatal(err)
 	}
-	write("rules:\n  - {match: {method: acme.Users/Get}, reply: {nme: v2}}\n")
-	o := next()
+	if err := os.Rename(tmp, h.path); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// next returns the outcome of the next reload.
+func (h *watchHarness) next() ReloadOutcome {
+	h.t.Helper()
+	select {
+	case o := <-h.outcomes:
+		return o
+	case <-h.ctx.Done():
+		h.t.Fatal("no reload")
+		return ReloadOutcome{}
+	}
+}
+
+// get calls acme.Users/Get and returns the answer and status.
+func (h *watchHarness) get() (string, *status.Status) {
+	h.t.Helper()
+	return call(h.t, h.ctx, h.plain, "acme.Users/Get", `{}`)
+}
+
+func TestWatchScriptKeepsTheOldScriptOnError(t *testing.T) {
+	const v1 = "rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v1}}\n"
+	h := startWatch(t, v1)
+	h.write("rules:\n  - {match: {method: acme.Users/Get}, reply: {nme: v2}}\n")
+	o := h.next()
 	if o.Err == nil || !strings.Contains(o.Err.Error(), "serve.yaml:2:47") || !strings.Contains(o.Err.Error(), `did you mean "name"`) {
 		t.Errorf("reload of a bad script: %v, want the file:line:col and a suggestion", o.Err)
 	}
-	if got := get(); got != `{"name":"v1"}` {
+	if got, _ := h.get(); got != `{"name":"v1"}` {
 		t.Errorf("after a failed reload: %s, want the old script's answer", got)
 	}
-	if st := srv.ScriptState(); st.Name != "serve.yaml" || st.Reloads != 0 || !strings.Contains(st.LastError, "nme") {
+	if st := h.srv.ScriptState(); st.Name != "serve.yaml" || st.Reloads != 0 || !strings.Contains(st.LastError, "nme") {
 		t.Errorf("script state after a failed reload: %+v", st)
 	}
-	write("rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v3}}\n")
-	if o := next(); o.Err != nil || o.Script == nil {
+	h.write("rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v3}}\n")
+	if o := h.next(); o.Err != nil || o.Script == nil {
 		t.Fatalf("reload of a good script: %v", o.Err)
 	}
-	if got := get(); got != `{"name":"v3"}` {
+	if got, _ := h.get(); got != `{"name":"v3"}` {
 		t.Errorf("after a reload: %s, want the new script's answer", got)
 	}
-	if st := srv.ScriptState(); st.Name != path || st.Reloads != 1 || st.LastError != "" {
+	if st := h.srv.ScriptState(); st.Name != h.path || st.Reloads != 1 || st.LastError != "" {
 		t.Errorf("script state after a reload: %+v", st)
+	}
+}
+
+// TestWatchScriptRefusesAnEmptyReload empties the watched file: the reload
+// is refused like a bad script (the rules and the expectations stay),
+// until the file says explicitly that it wants no rules.
+func TestWatchScriptRefusesAnEmptyReload(t *testing.T) {
+	const v1 = "rules:\n  - {match: {method: acme.Users/Get}, reply: {name: v1}}\nexpect:\n  - {method: acme.Users/Get, min: 1}\n"
+	h := startWatch(t, v1)
+	for _, empty := range []string{"", "# nothing yet\n", "vars: {a: 1}\n"} {
+		h.write(empty)
+		if o := h.next(); !errors.Is(o.Err, ErrEmptyReload) || o.Script != nil {
+			t.Fatalf("reload of %q: %v, want ErrEmptyReload", empty, o.Err)
+		}
+		if got, _ := h.get(); got != `{"name":"v1"}` {
+			t.Errorf("after the reload of %q was refused: %s, want the old script's answer", empty, got)
+		}
+	}
+	if n := len(h.srv.Check().Results); n != 1 {
+		t.Errorf("%d expectations after the refused reloads, want the old script's 1", n)
+	}
+	h.write("rules: []\n")
+	if o := h.next(); o.Err != nil {
+		t.Fatalf("reload of an explicit `rules: []`: %v", o.Err)
+	}
+	if _, st := h.get(); st.Code() != codes.Unimplemented {
+		t.Errorf("with `rules: []` in force: %v, want UNIMPLEMENTED", st)
 	}
 }
 

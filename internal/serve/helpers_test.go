@@ -113,6 +113,9 @@ backchannel:
 type memJournal struct {
 	mu     sync.Mutex
 	events []*Event
+	// sync, when set, returns once the server's journal queue has handed
+	// over every event recorded so far.
+	sync func()
 }
 
 func (j *memJournal) WriteEvent(ev *Event) error {
@@ -122,7 +125,11 @@ func (j *memJournal) WriteEvent(ev *Event) error {
 	return nil
 }
 
+// all returns the events recorded so far.
 func (j *memJournal) all() []*Event {
+	if j.sync != nil {
+		j.sync()
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return append([]*Event(nil), j.events...)
@@ -140,6 +147,9 @@ func startServe(t testing.TB, src string, configure ...func(*Config)) (*Server, 
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if srv.journal != nil {
+		j.sync = srv.journal.sync
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
 )
 
 // Hub is the live registry and the journal of a bcctl process that
@@ -21,12 +22,16 @@ import (
 // by reflection, makes reverse calls on demand (CallPeer), and numbers,
 // keeps and streams every finished call.
 type Hub struct {
-	cfg    HubConfig
-	log    *slog.Logger
-	reg    *backchannel.Registry
-	peers  *peerTable
-	events *eventLog
-	ids    journalIDs
+	cfg     HubConfig
+	log     *slog.Logger
+	reg     *backchannel.Registry
+	peers   *peerTable
+	events  *eventLog
+	ids     journalIDs
+	journal *journalQueue // nil without a journal sink
+	// renderForward and renderReverse render the entries of each
+	// direction's calls with its schema.
+	renderForward, renderReverse *journal.Renderer
 
 	ctx     context.Context // ends at Close: background work stops
 	cancel  context.CancelFunc
@@ -117,6 +122,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		discSem: make(chan struct{}, discoveryConcurrency),
 		started: time.Now(),
 	}
+	h.renderForward = journal.NewRenderer(journal.Rendering{Resolver: cfg.Schema.Types(), Bytes: cfg.Bytes})
+	h.renderReverse = journal.NewRenderer(journal.Rendering{Resolver: cfg.PeerSchema.Types(), Bytes: cfg.Bytes})
+	if cfg.Journal != nil {
+		h.journal = newJournalQueue(cfg.Journal, h.journalFailed)
+	}
 	h.peers = newPeerTable(h.reg)
 	h.peers.onJoin = h.peerJoined
 	if !cfg.NoDiscovery {
@@ -185,14 +195,18 @@ func (h *Hub) Add(ev *Event) { h.add(ev) }
 // waiting for it.
 func (h *Hub) stop() { h.cancel() }
 
-// Close stops the hub's background work and waits for it, and ends the
-// journal subscriptions once they have delivered what they have queued.
-// Events recorded after Close still reach the journal sink.
+// Close stops the hub's background work and waits for it, ends the journal
+// subscriptions once they have delivered what they have queued, and
+// returns once every event recorded so far is in the journal sink. Events
+// recorded after Close still reach the journal sink.
 func (h *Hub) Close() {
 	h.closeOnce.Do(func() {
 		h.cancel()
 		h.wg.Wait()
 		h.events.close()
+		if h.journal != nil {
+			h.journal.close()
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
+	"github.com/bcctl/bcctl/internal/journal"
 )
 
 // observeEngine records an event of the script engine.
@@ -44,13 +46,14 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 // direction.
 func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := h.ids.assign(engineID, engineCause)
+	var render *journal.Renderer
 	if types == nil {
-		types = h.cfg.Schema.Types()
+		types, render = h.cfg.Schema.Types(), h.renderForward
 		if ev.Dir == calls.Reverse {
-			types = h.cfg.PeerSchema.Types()
+			types, render = h.cfg.PeerSchema.Types(), h.renderReverse
 		}
 	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes}
+	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes, render: render}
 	h.add(e)
 	return e
 }
@@ -70,14 +73,26 @@ func (h *Hub) add(e *Event) {
 			h.peers.count(backchannel.ID(ev.Peer.BackchannelID), ev.Dir, ev.Method, ev.Status.Code(), ev.Start.Add(ev.Duration))
 		}
 	}
-	if h.cfg.Journal != nil {
-		if err := h.cfg.Journal.WriteEvent(e); err != nil {
-			if h.journalErrors.Add(1) == 1 {
-				h.log.Error("serve: journal: cannot write an entry (further errors are counted, not logged)", "id", e.ID, "err", err)
-			}
-		}
+	if h.journal != nil {
+		h.journal.push(e)
 	}
 	h.events.add(e)
+}
+
+// journalFailed counts the entries the journal sink lost, and logs the
+// first failure.
+func (h *Hub) journalFailed(e *Event, err error) {
+	n := uint64(1)
+	if lost := (*journal.LostError)(nil); errors.As(err, &lost) {
+		n = uint64(lost.N)
+	}
+	if h.journalErrors.Add(n) == n {
+		attrs := []any{"err", err}
+		if e != nil {
+			attrs = append(attrs, "id", e.ID)
+		}
+		h.log.Error("serve: journal: cannot write an entry (further errors are counted, not logged)", attrs...)
+	}
 }
 
 // unknownService answers calls to methods that are not in the schema:

@@ -73,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.Hub = hub
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
-		Caller:   script.CallerFunc(s.targets),
+		Caller:   s.Hub,
 		Observer: calls.ObserverFunc(s.observeEngine),
 		Logger:   cfg.Logger,
 		Env:      cfg.Env,
@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.WithIdleTimeout(cfg.BackchannelIdleTimeout),
 		grpc.WithReadBufferSize(cfg.ReadBufferSize),
 	}, cfg.BackchannelDialOptions...)
-	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts))
+	mux.Register(backchannel.NewServerHandshaker(cfg.Logger, hub.reg, dialOpts, backchannel.WithServerConfiguration(cfg.muxConfiguration())))
 	opts := []grpc.ServerOption{
 		grpc.Creds(newReportingCreds(mux, s)),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),

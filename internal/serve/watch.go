@@ -3,6 +3,8 @@ package serve
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -18,6 +20,12 @@ type ReloadOutcome struct {
 	// force.
 	Err error
 }
+
+// ErrEmptyReload refuses a watched script that changed into one with no
+// rules and no expectations that does not say so: an empty file, most
+// likely caught being rewritten, which would make every call UNIMPLEMENTED
+// and every expectation vanish. A file that wants no rules says `rules: []`.
+var ErrEmptyReload = errors.New("the script now has no rules and no expectations (an empty file?); write `rules: []` to run without any")
 
 // DefaultWatchInterval is how often WatchScript looks at the file.
 const DefaultWatchInterval = 500 * time.Millisecond
@@ -77,6 +85,9 @@ func (s *Server) WatchScript(ctx context.Context, opts WatchOptions) {
 		last, pending = data, nil
 		out := ReloadOutcome{At: time.Now()}
 		out.Script, out.Err = opts.Load(ctx, data)
+		if out.Err == nil && out.Script.Empty() && !s.engine.Script().Empty() {
+			out.Script, out.Err = nil, fmt.Errorf("%s: %w", opts.Path, ErrEmptyReload)
+		}
 		if out.Err != nil {
 			s.reloadFailed(out.Err)
 			if opts.Report == nil { // else the reporter says it, once

@@ -1,0 +1,78 @@
+package serve
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/bcctl/bcctl/internal/journal"
+)
+
+// TestFileJournalKeepsEveryEntry makes many calls at once to a serve whose
+// journal is a buffered file, as bcctl serve --journal writes it: the calls
+// do not wait for their entries, and after Shutdown the file holds one
+// complete line for every call, each ID once.
+func TestFileJournalKeepsEveryEntry(t *testing.T) {
+	const callers, each = 8, 50
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	jw, err := journal.Create(path, journal.Options{Buffered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "serve.yaml", voteScript), Journal: JournalWriter(jw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	addr := lis.Addr().String()
+	ctx := testContext(t)
+	conn := dialPlain(t, addr)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				if _, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`); st.Code() != codes.OK {
+					t.Errorf("call: %v", st)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if err := jw.Close(); err != nil {
+		t.Fatalf("journal: %v", err)
+	}
+
+	entries, err := journal.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read the journal: %v", err)
+	}
+	seen := map[uint64]bool{}
+	for _, e := range entries {
+		if seen[e.ID] {
+			t.Errorf("entry %d is in the journal twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if len(entries) != callers*each {
+		t.Errorf("the journal holds %d entries, want %d", len(entries), callers*each)
+	}
+}
