@@ -98,6 +98,7 @@ func (h *Hub) journalFailed(e *Event, err error) {
 // unknownService answers calls to methods that are not in the schema:
 // UNIMPLEMENTED with the names that do exist, journaled like every call.
 func (s *Server) unknownService(_ any, stream grpc.ServerStream) error {
+	dynamic.MarkReached(stream.Context())
 	start := time.Now()
 	full, _ := grpc.MethodFromServerStream(stream)
 	name := strings.TrimPrefix(full, "/")

@@ -96,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ReadBufferSize(cfg.ReadBufferSize),
 		grpc.WaitForHandlers(true),
 		grpc.UnknownServiceHandler(s.unknownService),
+		grpc.StatsHandler(dynamic.UnreachedCalls{Report: s.unreached}),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	hs, err := dynamic.RegisterSource(hub.ctx, s.grpc, cfg.Schema, s.engine, dynamic.WithLogger(cfg.Logger))
