@@ -153,7 +153,7 @@ func (x *caller) invoke(cs *callSpec, t Target, req proto.Message, md metadata.M
 		ev.Responses = []proto.Message{reply}
 		res.reply = reply
 	}
-	x.e.tally.add(ev.Record())
+	x.e.count(ev.Record())
 	if x.e.opts.Observer != nil {
 		x.e.opts.Observer.ObserveCall(ev)
 	}
