@@ -86,5 +86,10 @@ func (w *proxyWatch) summary() string {
 		fmt.Sprintf("%d forward and %d reverse calls relayed", w.forward.Load(), w.reverse.Load()),
 		words.Count(w.streams.Load(), "side stream"),
 	}
+	if w.tamper != nil {
+		if n := w.tamper.madeCalls.Load(); n > 0 {
+			parts = append(parts, words.Count(n, "call")+" made by the script")
+		}
+	}
 	return strings.Join(parts, ", ")
 }

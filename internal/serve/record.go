@@ -46,6 +46,25 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 // direction.
 func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := h.ids.assign(engineID, engineCause)
+	e := h.event(ev, id, cause, by, types)
+	h.add(e)
+	return e
+}
+
+// AddCall records a call whose ID and Cause are journal IDs already
+// (NextID gave them: bcctl proxy's script engine numbers its calls so),
+// with its messages rendered by the schema of its direction; by says who
+// made or answered it. It counts the call, writes it to the journal sink
+// and hands it to the subscribers, in the caller's goroutine.
+func (h *Hub) AddCall(ev *calls.Event, by Maker) *Event {
+	e := h.event(ev, ev.ID, ev.Cause, by, nil)
+	h.add(e)
+	return e
+}
+
+// event makes the journal event of ev. types resolves Any in the
+// messages; nil means the schema of the call's direction.
+func (h *Hub) event(ev *calls.Event, id, cause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	var render *journal.Renderer
 	if types == nil {
 		types, render = h.cfg.Schema.Types(), h.renderForward
@@ -53,9 +72,7 @@ func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, ty
 			types, render = h.cfg.PeerSchema.Types(), h.renderReverse
 		}
 	}
-	e := &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes, render: render}
-	h.add(e)
-	return e
+	return &Event{ID: id, Cause: cause, By: by, Call: ev, Types: types, Bytes: h.cfg.Bytes, render: render}
 }
 
 // add counts an event, writes it to the journal sink and hands it to the
