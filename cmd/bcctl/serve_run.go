@@ -47,8 +47,12 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 
 	st := srv.Stats()
-	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %s answered, %s made\n",
-		runStopText(stopped, opts.MaxTime), time.Since(st.Started).Round(time.Millisecond), words.Count(st.ForwardCalls, "forward call"), words.Count(st.ReverseCalls, "reverse call"))
+	var cut string
+	if st.CutCalls > 0 {
+		cut = fmt.Sprintf(", %s cut short by the stop (their clients got UNAVAILABLE)", words.Count(st.CutCalls, "forward call"))
+	}
+	fmt.Fprintf(stderr, "bcctl serve: stopped (%s) after %s: %s answered, %s made%s\n",
+		runStopText(stopped, opts.MaxTime), time.Since(st.Started).Round(time.Millisecond), words.Count(st.ForwardCalls, "forward call"), words.Count(st.ReverseCalls, "reverse call"), cut)
 	if stopped.ShutdownErr != nil {
 		fmt.Fprintf(stderr, "bcctl serve: %v\n", stopped.ShutdownErr)
 	}

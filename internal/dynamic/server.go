@@ -171,6 +171,7 @@ func (h *methodHandler) handleStream(_ any, stream grpc.ServerStream) error {
 
 // respond runs the Responder and turns what it did into the call's status.
 func (h *methodHandler) respond(call *serverCall) (err error) {
+	MarkReached(call.ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			h.cfg.logger.Error("dynamic: responder panicked",

@@ -160,7 +160,7 @@ func (b *backchannelServer) build(spec *Backchannel) (*grpc.Server, error) {
 	if b.maxRecv > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(b.maxRecv))
 	}
-	opts = append(opts, b.limits.serverOptions()...)
+	opts = append(opts, b.limits.serverOptions(spec.Observer)...)
 	opts = append(opts, spec.ServerOptions...)
 	srv := grpc.NewServer(opts...)
 	if err := dynamic.RegisterServices(srv, spec.Services, spec.Responder, dynamic.WithLogger(b.logger)); err != nil {
@@ -179,6 +179,7 @@ func (b *backchannelServer) unhosted(spec *Backchannel) grpc.StreamHandler {
 	}
 	sort.Strings(hosted)
 	return func(_ any, stream grpc.ServerStream) error {
+		dynamic.MarkReached(stream.Context())
 		start := time.Now()
 		full, _ := grpc.MethodFromServerStream(stream)
 		method := strings.TrimPrefix(full, "/")
@@ -199,17 +200,23 @@ func (b *backchannelServer) unhosted(spec *Backchannel) grpc.StreamHandler {
 			if md == nil {
 				md = metadata.MD{}
 			}
-			var p calls.Peer
-			if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
-				p.Addr = pr.Addr.String()
-			}
 			spec.Observer.ObserveCall(&calls.Event{
-				Dir: calls.Reverse, Origin: calls.Answered, Peer: p, Method: method,
+				Dir: calls.Reverse, Origin: calls.Answered, Peer: callPeer(ctx), Method: method,
 				Metadata: md, Status: st, Start: start, Duration: time.Since(start),
 			})
 		}
 		return st.Err()
 	}
+}
+
+// callPeer is who made the reverse call of ctx: the server, at the
+// connection's address.
+func callPeer(ctx context.Context) calls.Peer {
+	var p calls.Peer
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		p.Addr = pr.Addr.String()
+	}
+	return p
 }
 
 // counted reports whether a method's calls count as reverse calls:

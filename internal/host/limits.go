@@ -14,6 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/dynamic"
 )
 
 // Limits bound what the server can make the backchannel server that a Conn
@@ -103,13 +106,26 @@ func (w *limitWarnings) requestSize() {
 const defaultMaxRecv = 4 << 20
 
 // serverOptions are the options of the hosted grpc.Server that enforce the
-// limits and report reaching them.
-func (w *limitWarnings) serverOptions() []grpc.ServerOption {
+// limits and report reaching them. A reverse call that ends before a
+// handler had it (refused for its size, a request the codec could not
+// decode) is reported to observer, when set, as a reverse call answered
+// by no rule.
+func (w *limitWarnings) serverOptions(observer calls.Observer) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(w.limits.MaxReverseCalls),
 		grpc.ConnectionTimeout(w.limits.HandshakeTimeout),
 		grpc.StatsHandler(&limitStats{w: w}),
-		grpc.ChainUnaryInterceptor(markHandled),
+		grpc.StatsHandler(dynamic.UnreachedCalls{Report: func(ctx context.Context, c dynamic.UnreachedCall) {
+			if c.Status.Code() == codes.ResourceExhausted {
+				w.requestSize()
+			}
+			if observer != nil {
+				observer.ObserveCall(&calls.Event{
+					Dir: calls.Reverse, Origin: calls.Answered, Peer: callPeer(ctx), Method: c.Method,
+					Metadata: c.Metadata, Status: c.Status, Start: c.Start, Duration: c.Duration,
+				})
+			}
+		}}),
 		grpc.ChainStreamInterceptor(w.watchRecv),
 	}
 }
@@ -178,16 +194,10 @@ func (c *limitedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// limitStats counts the reverse calls in flight on each connection, and
-// notices requests refused for their size before a handler saw them.
+// limitStats counts the reverse calls in flight on each connection.
 type limitStats struct{ w *limitWarnings }
 
 type inFlightKey struct{}
-
-// rpcState is what limitStats and the interceptors know of one call.
-type rpcState struct{ handled atomic.Bool }
-
-type rpcStateKey struct{}
 
 func (s *limitStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
 	return context.WithValue(ctx, inFlightKey{}, new(atomic.Int64))
@@ -195,43 +205,26 @@ func (s *limitStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.
 
 func (s *limitStats) HandleConn(context.Context, stats.ConnStats) {}
 
-func (s *limitStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, rpcStateKey{}, new(rpcState))
-}
+func (s *limitStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 
 func (s *limitStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
-	inFlight, _ := ctx.Value(inFlightKey{}).(*atomic.Int64)
-	switch rs := rs.(type) {
+	inFlight, ok := ctx.Value(inFlightKey{}).(*atomic.Int64)
+	if !ok {
+		return
+	}
+	switch rs.(type) {
 	case *stats.Begin:
-		if inFlight != nil && inFlight.Add(1) >= int64(s.w.limits.MaxReverseCalls) {
+		if inFlight.Add(1) >= int64(s.w.limits.MaxReverseCalls) {
 			s.w.reverseCalls()
 		}
 	case *stats.End:
-		if inFlight != nil {
-			inFlight.Add(-1)
-		}
-		// A unary request over the size limit is refused before the
-		// handler runs: RESOURCE_EXHAUSTED from gRPC itself.
-		if st, ok := ctx.Value(rpcStateKey{}).(*rpcState); ok && !st.handled.Load() && status.Code(rs.Error) == codes.ResourceExhausted {
-			s.w.requestSize()
-		}
+		inFlight.Add(-1)
 	}
-}
-
-// markHandled records that a unary call reached its handler.
-func markHandled(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if st, ok := ctx.Value(rpcStateKey{}).(*rpcState); ok {
-		st.handled.Store(true)
-	}
-	return handler(ctx, req)
 }
 
 // watchRecv reports streamed requests refused for their size: an error
 // from RecvMsg comes from gRPC, never from the handler.
 func (w *limitWarnings) watchRecv(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if st, ok := ss.Context().Value(rpcStateKey{}).(*rpcState); ok {
-		st.handled.Store(true)
-	}
 	return handler(srv, &recvWatch{ServerStream: ss, w: w})
 }
 

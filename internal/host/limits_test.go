@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/backchannel"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/listenmux"
 )
@@ -139,7 +140,7 @@ func (r *heldVotes) Respond(call dynamic.Call) error {
 
 // dialLimited connects a client with limits and a responder for votes;
 // its warnings go to logs.
-func dialLimited(t *testing.T, addr string, limits Limits, maxRecv int, r dynamic.Responder, logs *warnings) *Conn {
+func dialLimited(t *testing.T, addr string, limits Limits, maxRecv int, r dynamic.Responder, logs *warnings, obs ...calls.Observer) *Conn {
 	t.Helper()
 	c, err := Dial(ctxT(t), Config{
 		Address: addr, Creds: insecure.NewCredentials(), ConnectTimeout: time.Minute,
@@ -149,7 +150,11 @@ func dialLimited(t *testing.T, addr string, limits Limits, maxRecv int, r dynami
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{service(t, "gitaly.RefTransaction")}, Responder: r}); err != nil {
+	b := Backchannel{Services: []protoreflect.ServiceDescriptor{service(t, "gitaly.RefTransaction")}, Responder: r}
+	if len(obs) > 0 {
+		b.Observer = obs[0]
+	}
+	if err := c.Host(b); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -322,7 +327,13 @@ func TestReverseConnectionsAreBounded(t *testing.T) {
 func TestOversizedReverseRequestIsRefused(t *testing.T) {
 	u := startUpstream(t)
 	logs := &warnings{}
-	c := dialLimited(t, u.addr, Limits{}, 1<<10, newHeldVotes(true), logs)
+	var mu sync.Mutex
+	var seen []*calls.Event
+	c := dialLimited(t, u.addr, Limits{}, 1<<10, newHeldVotes(true), logs, calls.ObserverFunc(func(ev *calls.Event) {
+		mu.Lock()
+		seen = append(seen, ev)
+		mu.Unlock()
+	}))
 	cc := dialBack(t, u.session(t, c))
 	ctx := ctxT(t)
 	for range 2 {
@@ -330,6 +341,13 @@ func TestOversizedReverseRequestIsRefused(t *testing.T) {
 			t.Fatalf("oversized reverse call: %v, want RESOURCE_EXHAUSTED", err)
 		}
 	}
+	// The refused calls are reported as reverse calls, as connect prints
+	// them.
+	mu.Lock()
+	if len(seen) != 2 || seen[0].Method != "gitaly.RefTransaction/VoteTransaction" || seen[0].Dir != calls.Reverse || seen[0].Status.Code() != codes.ResourceExhausted {
+		t.Errorf("observed %d calls (%+v), want the 2 refused reverse calls", len(seen), seen)
+	}
+	mu.Unlock()
 	if err := vote(ctx, t, cc, 16); err != nil {
 		t.Fatalf("reverse call after the refused one: %v", err)
 	}

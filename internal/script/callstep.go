@@ -153,7 +153,7 @@ func (x *caller) invoke(cs *callSpec, t Target, req proto.Message, md metadata.M
 		ev.Responses = []proto.Message{reply}
 		res.reply = reply
 	}
-	x.e.tally.add(ev.Record())
+	x.e.count(ev.Record())
 	if x.e.opts.Observer != nil {
 		x.e.opts.Observer.ObserveCall(ev)
 	}
@@ -211,7 +211,9 @@ func captureJSON(results []*callResult, failed int, sc *scope, types dynamic.Typ
 	each := make([]any, 0, len(results))
 	var pick map[string]any
 	for _, r := range results {
-		reply := any(map[string]any{})
+		// A call that failed has no reply: its fields read as absent
+		// (empty in text), never as the zero values of a reply.
+		var reply any
 		if r.reply != nil {
 			v, err := messageJSON(r.reply, types)
 			if err != nil {
@@ -228,7 +230,7 @@ func captureJSON(results []*callResult, failed int, sc *scope, types dynamic.Typ
 			pick = c
 		}
 	}
-	out := map[string]any{"code": "OK", "message": "", "reply": map[string]any{}, "ok": true, "peer": peerJSON(sc.peer)}
+	out := map[string]any{"code": "OK", "message": "", "reply": nil, "ok": true, "peer": peerJSON(sc.peer)}
 	for k, v := range pick {
 		out[k] = v
 	}

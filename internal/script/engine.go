@@ -62,6 +62,11 @@ type Options struct {
 	// NewID numbers the events the engine reports (calls.Event.ID and
 	// Cause); nil numbers them from 1. A Numbered call keeps its own ID.
 	NewID func() uint64
+	// Cut, when set, reports whether the calls still running are being cut
+	// short (a server stopping after its grace period): a call that ends
+	// while it does is not counted for the expectations, as the other side
+	// never saw it through.
+	Cut func() bool
 }
 
 // Engine runs a script: it answers calls with the script's rules (it is a
@@ -156,7 +161,15 @@ func (e *Engine) callID(call dynamic.Call) uint64 {
 // Count counts a call the engine did not handle itself (bcctl call's own
 // forward call, a reverse call answered by hand in the TUI) for the
 // expectations.
-func (e *Engine) Count(rec calls.Record) { e.tally.add(rec) }
+func (e *Engine) Count(rec calls.Record) { e.count(rec) }
+
+// count counts rec for the expectations, unless calls are being cut.
+func (e *Engine) count(rec calls.Record) {
+	if e.opts.Cut != nil && e.opts.Cut() {
+		return
+	}
+	e.tally.add(rec)
+}
 
 // Check checks the expectations of the script in force against every call
 // counted so far.
@@ -364,7 +377,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		ev.Requests, ev.Responses, ev.Header, ev.Trailer = rec.received(), rec.out, rec.header, rec.trailer
 		ev.Sidechannel = rec.sidechannel
 		ev.Duration = time.Since(start)
-		e.tally.add(ev.Record())
+		e.count(ev.Record())
 		if e.opts.Observer != nil {
 			e.opts.Observer.ObserveCall(ev)
 		}

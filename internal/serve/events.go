@@ -50,6 +50,8 @@ type Event struct {
 	// Bytes says how the entry shows bytes fields (Config.Bytes).
 	Bytes dynamic.BytesMode
 
+	// cut marks a forward call cut short by the stop.
+	cut bool
 	// render renders the entry with Types and Bytes, remembering repeated
 	// messages; nil renders without a memory.
 	render    *journal.Renderer

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/bcctl/bcctl/internal/calls"
+	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/script"
 )
 
@@ -249,8 +250,71 @@ func TestShutdownCutsShortAtTheDeadline(t *testing.T) {
 	if c := <-done; c == codes.OK {
 		t.Errorf("a call cut short by shutdown succeeded")
 	}
-	if got := j.all(); len(got) != 1 || got[0].Call.Status.Code() != codes.Canceled {
-		t.Errorf("journal after a cut-short call: %d entries, want 1 CANCELLED", len(got))
+	// The client got UNAVAILABLE (its connection was closed), and that is
+	// what the journal and the counters say.
+	if got := j.all(); len(got) != 1 || got[0].Call.Status.Code() != codes.Unavailable {
+		t.Errorf("journal after a cut-short call: %d entries, want 1 UNAVAILABLE", len(got))
+	}
+	if st := srv.Stats(); st.ForwardCalls != 0 || st.CutCalls != 1 {
+		t.Errorf("stats after a cut-short call: %d answered, %d cut; want 0 and 1", st.ForwardCalls, st.CutCalls)
+	}
+}
+
+// TestCutReverseCallsDoNotMeetExpectations stops serve while a reverse
+// call is waiting in a peer that never answers: once the grace period has
+// run out, the reverse call is cut, the forward call that made it is
+// journaled as the UNAVAILABLE its client got, and neither counts for the
+// expectations.
+func TestCutReverseCallsDoNotMeetExpectations(t *testing.T) {
+	ctx := testContext(t)
+	j := &memJournal{}
+	srv, err := New(Config{Schema: corpusSchema(t), Journal: j, Script: parseScript(t, "serve.yaml", `
+rules:
+  - match: {method: gitaly.OperationService/UserCreateBranch}
+    do:
+      - call: {method: gitaly.RefTransaction/VoteTransaction, expect: {code: OK}, else: {code: ABORTED, message: "no vote"}}
+      - reply: {}
+expect:
+  - {name: voted, method: gitaly.RefTransaction/VoteTransaction, dir: reverse, min: 1}
+  - {name: asked, method: gitaly.OperationService/UserCreateBranch, min: 1}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	voting := make(chan struct{}, 1)
+	peer := dialPeer(t, lis.Addr().String(), peerOptions{responder: dynamic.ResponderFunc(func(call dynamic.Call) error {
+		voting <- struct{}{}
+		<-call.Context().Done()
+		return call.Context().Err()
+	})})
+	done := make(chan codes.Code, 1)
+	go func() {
+		_, st := call(t, ctx, peer, "gitaly.OperationService/UserCreateBranch", `{}`)
+		done <- st.Code()
+	}()
+	<-voting
+	sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	<-served
+	if c := <-done; c != codes.Unavailable {
+		t.Errorf("the client got %v, want UNAVAILABLE", c)
+	}
+	if report := srv.Check(); report.OK() {
+		t.Errorf("expectations met by calls cut short:\n%s", report)
+	}
+	for _, ev := range j.all() {
+		if ev.Call.Dir == calls.Forward && ev.Call.Status.Code() != codes.Unavailable {
+			t.Errorf("forward call journaled as %v, want the UNAVAILABLE its client got", ev.Call.Status.Code())
+		}
 	}
 }
 

@@ -40,8 +40,9 @@ type Hub struct {
 
 	closeOnce     sync.Once
 	started       time.Time
-	forward       atomic.Uint64 // forward calls recorded
+	forward       atomic.Uint64 // forward calls recorded, but those cut short
 	reverse       atomic.Uint64 // reverse calls recorded
+	cut           atomic.Uint64 // forward calls cut short by the stop
 	journalErrors atomic.Uint64
 }
 
@@ -176,6 +177,7 @@ func (h *Hub) Stats() Stats {
 		Started:       h.started,
 		Peers:         h.reg.Len(),
 		ForwardCalls:  h.forward.Load(),
+		CutCalls:      h.cut.Load(),
 		ReverseCalls:  h.reverse.Load(),
 		JournalErrors: h.journalErrors.Load(),
 	}

@@ -30,6 +30,16 @@ func (s *Server) observeEngine(ev *calls.Event) {
 // answered forward calls. It runs in the goroutine of the call, before
 // the call's outcome goes further.
 func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
+	if ev.Dir == calls.Forward && ev.Origin == calls.Answered && s.cut.Load() {
+		// The connections are closed: the peer got UNAVAILABLE, whatever
+		// the script came to say.
+		cut := *ev
+		cut.Status = status.Newf(codes.Unavailable, "serve stopped: the call was cut short when the grace period ran out (the script would have answered %s)", calls.CodeName(ev.Status.Code()))
+		e := s.Hub.newEvent(&cut, engineID, engineCause, by, types)
+		e.cut = true
+		s.Hub.add(e)
+		return e
+	}
 	e := s.Hub.record(ev, engineID, engineCause, by, types)
 	if ev.Dir == calls.Forward && ev.Origin == calls.Answered {
 		n := s.answered.Add(1)
@@ -45,6 +55,13 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 // types resolves Any in the messages; nil means the schema of the call's
 // direction.
 func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
+	e := h.newEvent(ev, engineID, engineCause, by, types)
+	h.add(e)
+	return e
+}
+
+// newEvent numbers an event and gives it the renderer of its direction.
+func (h *Hub) newEvent(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := h.ids.assign(engineID, engineCause)
 	e := h.event(ev, id, cause, by, types)
 	h.add(e)
@@ -81,9 +98,12 @@ func (h *Hub) event(ev *calls.Event, id, cause uint64, by Maker, types dynamic.T
 func (h *Hub) add(e *Event) {
 	ev := e.Call
 	if ev.Method != "" {
-		if ev.Dir == calls.Reverse {
+		switch {
+		case ev.Dir == calls.Reverse:
 			h.reverse.Add(1)
-		} else {
+		case e.cut:
+			h.cut.Add(1)
+		default:
 			h.forward.Add(1)
 		}
 		if ev.Peer.BackchannelID != 0 {
@@ -115,6 +135,7 @@ func (h *Hub) journalFailed(e *Event, err error) {
 // unknownService answers calls to methods that are not in the schema:
 // UNIMPLEMENTED with the names that do exist, journaled like every call.
 func (s *Server) unknownService(_ any, stream grpc.ServerStream) error {
+	dynamic.MarkReached(stream.Context())
 	start := time.Now()
 	full, _ := grpc.MethodFromServerStream(stream)
 	name := strings.TrimPrefix(full, "/")

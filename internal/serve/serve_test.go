@@ -338,3 +338,30 @@ backchannel:
 		t.Fatalf("journal %+v, want the call with 2 requests and 2 responses", evs)
 	}
 }
+
+// TestFailedReverseCallHasNoReply: a reverse call that fails has no reply,
+// so a template reading its reply's fields renders them as absent, never
+// as the zero values of a reply (COMMIT is the zero of the vote's state).
+func TestFailedReverseCallHasNoReply(t *testing.T) {
+	ctx := testContext(t)
+	_, addr, _ := startServe(t, `
+rules:
+  - match: {method: gitaly.OperationService/UserCreateBranch}
+    do:
+      - call:
+          method: gitaly.RefTransaction/VoteTransaction
+          expect: {code: OK}
+          as: vote
+          else: {code: ABORTED, message: "vote was ${vote.code} [${vote.reply.state}] [${vote.reply}]"}
+      - reply: {}
+`)
+	peer := dialPeer(t, addr, peerOptions{responder: script.NewEngine(parseScript(t, "peer.yaml", `
+backchannel:
+  - match: {method: gitaly.RefTransaction/VoteTransaction}
+    fail: {code: UNAVAILABLE, message: "no quorum"}
+`), script.Downstream, script.Options{})})
+	_, st := call(t, ctx, peer, "gitaly.OperationService/UserCreateBranch", `{}`)
+	if want := "vote was UNAVAILABLE [] []"; st.Code() != codes.Aborted || st.Message() != want {
+		t.Errorf("forward call: %v, want ABORTED %q", st, want)
+	}
+}

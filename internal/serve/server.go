@@ -47,6 +47,9 @@ type Server struct {
 
 	answered atomic.Uint64 // forward calls answered, for MaxCalls
 	rejected atomic.Uint64
+	// cut is set when Shutdown's grace period has run out: the calls still
+	// running are cut short, and their peers never get their answers.
+	cut atomic.Bool
 }
 
 // New builds a Server from cfg. It listens on nothing until Serve.
@@ -73,6 +76,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.Hub = hub
 	s.engine = script.NewEngine(cfg.Script, script.Upstream, script.Options{
+		Cut:      s.cut.Load,
 		Caller:   s.Hub,
 		Observer: calls.ObserverFunc(s.observeEngine),
 		Logger:   cfg.Logger,
@@ -96,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ReadBufferSize(cfg.ReadBufferSize),
 		grpc.WaitForHandlers(true),
 		grpc.UnknownServiceHandler(s.unknownService),
+		grpc.StatsHandler(dynamic.UnreachedCalls{Report: s.unreached}),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	hs, err := dynamic.RegisterSource(hub.ctx, s.grpc, cfg.Schema, s.engine, dynamic.WithLogger(cfg.Logger))
@@ -206,6 +211,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			s.cut.Store(true)
 			s.grpc.Stop()
 			<-done
 			s.shutErr = fmt.Errorf("serve: calls still running at shutdown were cancelled: %w", ctx.Err())
@@ -224,6 +230,9 @@ type Stats struct {
 	// included); ReverseCalls the reverse calls made.
 	ForwardCalls uint64
 	ReverseCalls uint64
+	// CutCalls counts the forward calls cut short when Shutdown's grace
+	// period ran out: their peers got UNAVAILABLE, not an answer.
+	CutCalls uint64
 	// RejectedConnections counts connections that failed the handshake
 	// (TLS, backchannel, or bytes that are neither).
 	RejectedConnections uint64
