@@ -63,9 +63,7 @@ func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, ty
 // newEvent numbers an event and gives it the renderer of its direction.
 func (h *Hub) newEvent(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := h.ids.assign(engineID, engineCause)
-	e := h.event(ev, id, cause, by, types)
-	h.add(e)
-	return e
+	return h.event(ev, id, cause, by, types)
 }
 
 // AddCall records a call whose ID and Cause are journal IDs already
