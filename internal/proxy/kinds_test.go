@@ -26,12 +26,17 @@ import (
 // statuses with details, and reports calls its callers cancelled.
 type echoService struct {
 	testgrpc.UnimplementedTestServiceServer
+	// arrived receives the deadline of each blocked UnaryCall (payload
+	// "block") when it arrives; zero for none.
+	arrived chan time.Time
 	// ended receives "Method: context error" for each call that ended
 	// because its context did.
 	ended chan string
 }
 
-func newEchoService() *echoService { return &echoService{ended: make(chan string, 16)} }
+func newEchoService() *echoService {
+	return &echoService{arrived: make(chan time.Time, 16), ended: make(chan string, 16)}
+}
 
 func (s *echoService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
 	if st := req.GetResponseStatus(); st != nil {
@@ -43,6 +48,8 @@ func (s *echoService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest
 		return nil, s2.Err()
 	}
 	if string(req.GetPayload().GetBody()) == "block" {
+		dl, _ := ctx.Deadline()
+		s.arrived <- dl
 		<-ctx.Done()
 		s.ended <- "UnaryCall: " + ctx.Err().Error()
 		return nil, ctx.Err()
@@ -237,6 +244,8 @@ func cancelBidi(ctx context.Context, c testgrpc.TestServiceClient) error {
 type drivingUpstream struct {
 	*echoService
 	u *upstream
+	// release ends the reverse call of "deadline reverse".
+	release chan struct{}
 }
 
 func (s *drivingUpstream) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
@@ -248,11 +257,21 @@ func (s *drivingUpstream) UnaryCall(ctx context.Context, req *testgrpc.SimpleReq
 		scenario = cancelBidi
 	case "deadline reverse":
 		scenario = func(ctx context.Context, c testgrpc.TestServiceClient) error {
-			dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			// The deadline is far enough that the call arrives before
+			// it (TestDeadlines checks the client sees it), and the test
+			// releases the call then.
+			dctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
+			go func() {
+				select {
+				case <-s.release:
+					cancel()
+				case <-dctx.Done():
+				}
+			}()
 			_, err := c.UnaryCall(dctx, payload("block"))
-			if status.Code(err) != codes.DeadlineExceeded {
-				return fmt.Errorf("got %v, want DEADLINE_EXCEEDED", err)
+			if status.Code(err) != codes.Canceled {
+				return fmt.Errorf("got %v, want CANCELED once released", err)
 			}
 			return nil
 		}
@@ -273,18 +292,19 @@ func (s *drivingUpstream) UnaryCall(ctx context.Context, req *testgrpc.SimpleReq
 // client whose backchannel echoes.
 type kindsEnv struct {
 	*proxyEnv
+	upstream                 *drivingUpstream
 	upstreamEcho, clientEcho *echoService
 	client                   testgrpc.TestServiceClient
 }
 
 func newKindsEnv(t *testing.T, tr transport) *kindsEnv {
-	up := &drivingUpstream{echoService: newEchoService()}
+	up := &drivingUpstream{echoService: newEchoService(), release: make(chan struct{}, 1)}
 	u := startUpstream(t, tr, func(*backchannel.Registry) testgrpc.TestServiceServer { return up })
 	up.u = u
 	env := startProxy(t, tr, u.lis.Addr())
 	clientEcho := newEchoService()
 	cc := dialMux(t, tr, env.lis, clientEcho)
-	return &kindsEnv{proxyEnv: env, upstreamEcho: up.echoService, clientEcho: clientEcho, client: testgrpc.NewTestServiceClient(cc)}
+	return &kindsEnv{proxyEnv: env, upstream: up, upstreamEcho: up.echoService, clientEcho: clientEcho, client: testgrpc.NewTestServiceClient(cc)}
 }
 
 // TestCallKinds relays unary, server-streaming, client-streaming and
@@ -364,36 +384,74 @@ func TestCancellation(t *testing.T) {
 
 // TestDeadlines: a deadline that passes ends the call on both sides of the
 // proxy, forward and reverse.
+// TestDeadlines: a call's deadline reaches the callee through the proxy,
+// forward and reverse: the callee's context has the proxy's copy of it (no
+// later than the caller's), which gRPC ends as a direct caller's would. The
+// deadlines are far off, so that no call can miss them on its way (a short
+// one could pass before the call reached the callee, which then never saw
+// it); the calls are ended by cancellation once the deadline is checked.
 func TestDeadlines(t *testing.T) {
 	ctx := testContext(t)
 	env := newKindsEnv(t, transports[0])
 
 	t.Run("forward", func(t *testing.T) {
-		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		start := time.Now()
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if _, err := env.client.UnaryCall(dctx, payload("block")); status.Code(err) != codes.DeadlineExceeded {
-			t.Fatalf("got %v, want DEADLINE_EXCEEDED", err)
+		deadline, _ := dctx.Deadline() // the test's own, when that is sooner
+		done := make(chan error, 1)
+		go func() {
+			_, err := env.client.UnaryCall(dctx, payload("block"))
+			done <- err
+		}()
+		checkDeadline(t, ctx, env.upstreamEcho, deadline, start)
+		cancel()
+		if err := <-done; status.Code(err) != codes.Canceled {
+			t.Errorf("got %v, want CANCELED", err)
 		}
-		// The proxy's copy of the deadline (a little earlier than the
-		// upstream's, which starts when the call arrives there) cancels
-		// the upstream's call, as a direct client's would.
-		if got := <-env.upstreamEcho.ended; !deadlineEnd(got) {
-			t.Errorf("upstream: got %q, want the call's context to end", got)
+		if got := <-env.upstreamEcho.ended; got != "UnaryCall: context canceled" {
+			t.Errorf("upstream: got %q, want the call's context cancelled", got)
 		}
 	})
 	t.Run("reverse", func(t *testing.T) {
-		if _, err := env.client.UnaryCall(ctx, payload("deadline reverse")); err != nil {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() {
+			_, err := env.client.UnaryCall(ctx, payload("deadline reverse"))
+			done <- err
+		}()
+		// The upstream gives it a minute once the forward call has reached
+		// it, or what is left of the test's deadline, which its context
+		// has (a copy of) when that is sooner.
+		deadline := start.Add(time.Minute)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		checkDeadline(t, ctx, env.clientEcho, deadline, start)
+		env.upstream.release <- struct{}{}
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got := <-env.clientEcho.ended; !deadlineEnd(got) {
-			t.Errorf("client: got %q, want the call's context to end", got)
+		if got := <-env.clientEcho.ended; got != "UnaryCall: context canceled" {
+			t.Errorf("client: got %q, want the call's context cancelled", got)
 		}
 	})
 }
 
-// deadlineEnd reports an echoService end of a blocked UnaryCall by the
-// caller's deadline: its own timer, or the cancellation of the hop before
-// it, whichever came first.
-func deadlineEnd(ended string) bool {
-	return ended == "UnaryCall: context deadline exceeded" || ended == "UnaryCall: context canceled"
+// checkDeadline waits for a blocked call to arrive at callee and checks
+// that it has the caller's deadline, as each hop copies it: a hop takes the
+// time left when the call left the last one, so the copy is later by the
+// time the call was on its way (at most since start), and otherwise the
+// same (gRPC sends it to the microsecond).
+func checkDeadline(t *testing.T, ctx context.Context, callee *echoService, deadline, start time.Time) {
+	t.Helper()
+	select {
+	case dl := <-callee.arrived:
+		onTheWay := time.Since(start)
+		if dl.IsZero() || dl.Before(deadline.Add(-time.Millisecond)) || dl.After(deadline.Add(onTheWay+time.Millisecond)) {
+			t.Errorf("the callee's deadline is %v, want the caller's %v (plus at most the %v the call took to arrive)", dl, deadline, onTheWay)
+		}
+	case <-ctx.Done():
+		t.Fatal("the call never reached the callee")
+	}
 }
