@@ -34,12 +34,18 @@ var _ proxy.Observer = (*proxyWatch)(nil)
 
 func (w *proxyWatch) ConnOpened(c *proxy.Conn) {
 	w.conns.Add(1)
+	if c.Kind == proxy.Plain {
+		w.hub.PlainClientJoined()
+	}
 	if w.printer != nil {
 		w.printer.connOpened(c)
 	}
 }
 
 func (w *proxyWatch) ConnClosed(c *proxy.Conn, by proxy.Side) {
+	if c.Kind == proxy.Plain {
+		w.hub.PlainClientLeft()
+	}
 	if w.printer != nil {
 		w.printer.connClosed(c, by)
 	}
