@@ -57,6 +57,11 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if err != nil {
 		return err
 	}
+	if plan.decoder.Reverse == nil && plan.cfg.KeepMessages > 0 {
+		// No schema of the clients' backchannels: each client's is asked
+		// for, by reflection over it, when a reverse call needs it.
+		plan.decoder.Clients = proxy.NewClientSchemas(p, opts.ConnectTimeout)
+	}
 	hub, err = serve.NewHub(proxyHubConfig(opts, plan, p, jw, w.tamper, w.printer))
 	if err != nil {
 		return err
@@ -73,7 +78,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		backend.schema = plan.decoder.Forward
 	}
 	rc := serve.RunConfig{
-		Service: proxyService{Proxy: p, hub: hub},
+		Service: proxyService{Proxy: p, hub: hub, watch: w},
 		MaxTime: opts.MaxTime,
 		Grace:   opts.Grace,
 		Serving: func(l serve.Listening) { proxyAnnounce(opts, plan, l, stderr) },

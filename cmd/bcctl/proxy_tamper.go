@@ -99,7 +99,7 @@ func (t *proxyTamper) upstreamTarget(ctx context.Context, _ calls.Peer, _ string
 // Tamper offers a call whose method the schema knows to the engine of its
 // direction.
 func (t *proxyTamper) Tamper(c *proxy.Call, caller proxy.Stream, relay proxy.RelayFunc) (bool, error) {
-	md := t.decoder.Method(caller.Context(), c)
+	md := t.decoder.GivenMethod(caller.Context(), c)
 	if md == nil {
 		return false, nil
 	}
