@@ -79,7 +79,9 @@ func newPeersCmd(f *Factory) *cobra.Command {
 		Long: `List the multiplexed peers connected to a running bcctl serve, through its admin
 API (bcctl serve --admin ADMIN): ID, address, connected since, calls each way,
 last call, and the services each peer's backchannel offers. On a terminal the
-list is a table; otherwise one JSON object per line.
+list is a table, whose first line also counts the plain gRPC clients connected
+(they have no backchannel, so they are not peers); otherwise one JSON object
+per peer and line.
 
 The subcommands make a reverse call into a peer (call), follow joins and
 leaves (watch), stream the journal (journal), and check the script's
@@ -189,13 +191,23 @@ func peersListRun(ctx context.Context, opts *PeersOptions) error {
 	if kind == "" {
 		kind = "serve"
 	}
+	connected := words.Count(len(peers), "peer")
+	if info.PlainClients > 0 {
+		connected += ", " + words.Count(info.PlainClients, "plain client")
+	}
 	fmt.Fprintf(opts.IO.Out, "%s %s · script %s · %s · %d forward, %d reverse calls\n",
-		cs.Bold("bcctl "+kind), where, script,
-		words.Count(len(peers), "peer"), info.ForwardCalls, info.ReverseCalls)
+		cs.Bold("bcctl "+kind), where, script, connected, info.ForwardCalls, info.ReverseCalls)
 	if info.ScriptError != "" {
 		fmt.Fprintf(opts.IO.Out, "%s\n%s\n", cs.Red("the last change of the script did not load; the previous script stays in force:"), info.ScriptError)
 	}
-	if len(peers) == 0 {
+	switch {
+	case len(peers) == 0 && info.PlainClients == 1:
+		fmt.Fprintln(opts.IO.Out, cs.Dim("no multiplexed peer is connected (1 plain client is: it has no backchannel)"))
+		return nil
+	case len(peers) == 0 && info.PlainClients > 1:
+		fmt.Fprintln(opts.IO.Out, cs.Dim(fmt.Sprintf("no multiplexed peer is connected (%d plain clients are: they have no backchannel)", info.PlainClients)))
+		return nil
+	case len(peers) == 0:
 		fmt.Fprintln(opts.IO.Out, cs.Dim("no peer is connected"))
 		return nil
 	}

@@ -82,8 +82,9 @@ Each call is printed as it ends, reverse calls and side streams under the
 forward call that caused them (for people on a terminal; -v also prints each
 call as it starts, and its messages), or as journal lines when stdout is not a
 terminal. --journal writes the same lines to a file. Messages are decoded when
-a schema knows them (--proto, --protoset, or reflection on the upstream) and
-kept as base64 otherwise.
+a schema knows them (--proto, --protoset, or reflection on the upstream; for
+reverse calls --backchannel-proto, or else reflection over the client's own
+backchannel) and kept as base64 otherwise.
 
 The listening side uses TLS when given --cert and --key (mTLS with --cacert),
 as serve does; the upstream side uses TLS unless --plaintext, as call does,

@@ -45,16 +45,22 @@ func (b proxyBackend) Check() *script.Report {
 	return b.tamper.forward.Check()
 }
 
-// proxyService is the proxy as serve.Run runs it: its hub closes once the
-// proxy has shut down, which ends the journal streams of the admin API and
-// the TUI before Run stops those.
+// proxyService is the proxy as serve.Run runs it: once the proxy has shut
+// down, it stops learning the clients' schemas, delivers the entries that
+// waited for them, and closes the hub, which ends the journal streams of
+// the admin API and the TUI before Run stops those.
 type proxyService struct {
 	*proxy.Proxy
-	hub *serve.Hub
+	hub   *serve.Hub
+	watch *proxyWatch
 }
 
 func (s proxyService) Shutdown(ctx context.Context) error {
 	err := s.Proxy.Shutdown(ctx)
+	if clients := s.watch.decoder.Clients; clients != nil {
+		clients.Close()
+	}
+	s.watch.flush()
 	s.hub.Close()
 	return err
 }

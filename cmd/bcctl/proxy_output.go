@@ -74,11 +74,38 @@ func (p *proxyPrinter) entry(e journal.Entry) {
 		_, _ = p.w.Write(append(line, '\n'))
 		return
 	}
-	if e.Stream != nil {
+	switch {
+	case e.Stream != nil:
 		_, _ = io.WriteString(p.w, p.streamText(e))
+	case e.Relay == nil:
+		_, _ = io.WriteString(p.w, p.madeText(e))
+	default:
+		_, _ = io.WriteString(p.w, p.callText(e))
+	}
+}
+
+// madeText renders a call of the proxy's own, which a `call` step of
+// --script made, as serve renders those it makes:
+//
+//	15:04:05.001   #3 reverse gitaly.RefTransaction/StopTransaction to peer 1: OK 0.4ms (made by "stop" at tamper.yaml:6:11, for #2)
+//	15:04:05.002   #5 forward acme.Users/Get to the upstream: OK 0.6ms (made by "ask" at tamper.yaml:12:11, for #4)
+func (p *proxyPrinter) madeText(e journal.Entry) string {
+	who := serveWho(e)
+	if e.Dir == journal.DirForward {
+		who = "to the upstream"
+	}
+	sp := servePrinter{verbosity: p.verbosity, cs: p.cs}
+	return sp.textAs(e, proxyIndent(e.Cause), who)
+}
+
+// onConnectFailed says that the on_connect steps of --script failed for a
+// client.
+func (p *proxyPrinter) onConnectFailed(peer calls.Peer, err error) {
+	if p.json {
 		return
 	}
-	_, _ = io.WriteString(p.w, p.callText(e))
+	fmt.Fprintf(p.w, "%s backchannel peer %d (%s): %s\n", p.cs.Dim(time.Now().Local().Format(proxyTimeFormat)),
+		peer.BackchannelID, peer.Addr, p.cs.Red(err.Error()))
 }
 
 // callText renders a call for people:

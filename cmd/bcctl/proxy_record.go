@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/proxy"
 	"github.com/bcctl/bcctl/internal/recording"
@@ -21,15 +23,23 @@ type proxyRecorder struct {
 	decoder *proxy.Decoder
 
 	mu    sync.Mutex
-	calls []*proxy.Call
+	calls []recordedCall
+}
+
+// recordedCall is a call kept, with its method's descriptor (nil when no
+// schema knew it).
+type recordedCall struct {
+	c  *proxy.Call
+	md protoreflect.MethodDescriptor
 }
 
 // add keeps c; its method is looked up now, while the upstream (whose
-// reflection may be the schema) is there.
+// reflection may be the schema) and c's client (whose backchannel's may
+// be) are there.
 func (r *proxyRecorder) add(c *proxy.Call) {
-	r.decoder.Method(context.Background(), c)
+	md := r.decoder.Method(context.Background(), c)
 	r.mu.Lock()
-	r.calls = append(r.calls, c)
+	r.calls = append(r.calls, recordedCall{c: c, md: md})
 	r.mu.Unlock()
 }
 
@@ -38,14 +48,14 @@ func (r *proxyRecorder) write(ctx context.Context, about string) error {
 	r.mu.Lock()
 	cs := slices.Clone(r.calls)
 	r.mu.Unlock()
-	slices.SortFunc(cs, func(a, b *proxy.Call) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(cs, func(a, b recordedCall) int { return cmp.Compare(a.c.ID, b.c.ID) })
 
 	session := make([]*recording.Call, 0, len(cs))
 	var undecoded []string
-	for _, c := range cs {
-		rc, err := r.recorded(ctx, c)
+	for _, k := range cs {
+		rc, err := r.recorded(k)
 		if err != nil {
-			undecoded = append(undecoded, fmt.Sprintf("#%d %s: %v", c.ID, proxy.MethodName(c), err))
+			undecoded = append(undecoded, fmt.Sprintf("#%d %s: %v", k.c.ID, proxy.MethodName(k.c), err))
 		}
 		session = append(session, rc)
 	}
@@ -70,12 +80,12 @@ func (r *proxyRecorder) write(ctx context.Context, about string) error {
 // recorded returns c as the recording needs it: with its method's
 // descriptor and its messages parsed (no descriptor when no schema knows
 // the method, or a message does not parse).
-func (r *proxyRecorder) recorded(ctx context.Context, c *proxy.Call) (*recording.Call, error) {
+func (r *proxyRecorder) recorded(k recordedCall) (*recording.Call, error) {
+	c, md := k.c, k.md
 	rc := &recording.Call{
 		ID: c.ID, Cause: c.Cause, Dir: c.Dir, Method: proxy.MethodName(c),
 		Metadata: c.Metadata, Header: c.Header, Trailer: c.Trailer, Status: c.Status,
 	}
-	md := r.decoder.Method(ctx, c)
 	if md == nil {
 		return rc, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bcctl/bcctl/internal/admin"
+	"github.com/bcctl/bcctl/internal/calls"
 	"github.com/bcctl/bcctl/internal/journal"
 	"github.com/bcctl/bcctl/internal/proxy"
 	"github.com/bcctl/bcctl/internal/script"
@@ -43,7 +44,7 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 		w.record = &proxyRecorder{path: opts.Record, decoder: plan.decoder}
 	}
 	if plan.script != nil {
-		w.tamper = newProxyTamper(plan.script, plan.decoder, script.Options{Logger: opts.Factory.Logger, Env: opts.Factory.Getenv})
+		w.tamper = newProxyTamper(plan.script, plan.decoder, plan.upstream.String(), script.Options{Logger: opts.Factory.Logger, Env: opts.Factory.Getenv})
 		plan.cfg.Tamper = w.tamper
 	}
 	plan.cfg.Observer = w
@@ -56,17 +57,28 @@ func proxyRun(ctx context.Context, opts *ProxyOptions) error {
 	if err != nil {
 		return err
 	}
-	hub, err = serve.NewHub(proxyHubConfig(opts, plan, p, jw, w.tamper))
+	if plan.decoder.Reverse == nil && plan.cfg.KeepMessages > 0 {
+		// No schema of the clients' backchannels: each client's is asked
+		// for, by reflection over it, when a reverse call needs it.
+		plan.decoder.Clients = proxy.NewClientSchemas(p, opts.ConnectTimeout)
+	}
+	hub, err = serve.NewHub(proxyHubConfig(opts, plan, p, jw, w.tamper, w.printer))
 	if err != nil {
 		return err
 	}
 	w.hub = hub
+	if w.tamper != nil {
+		w.tamper.hub = hub
+		if w.printer != nil {
+			w.tamper.made = func(ev *serve.Event) { w.printer.entry(ev.Entry()) }
+		}
+	}
 	backend := proxyBackend{Hub: hub, schema: hub.PeerSchema(), tamper: w.tamper}
 	if plan.decoder.Forward != nil {
 		backend.schema = plan.decoder.Forward
 	}
 	rc := serve.RunConfig{
-		Service: proxyService{Proxy: p, hub: hub},
+		Service: proxyService{Proxy: p, hub: hub, watch: w},
 		MaxTime: opts.MaxTime,
 		Grace:   opts.Grace,
 		Serving: func(l serve.Listening) { proxyAnnounce(opts, plan, l, stderr) },
@@ -147,7 +159,10 @@ func proxyAnnounce(opts *ProxyOptions, plan *proxyPlan, l serve.Listening, stder
 // peers, its journal is --journal. The proxy never calls into a client on
 // its own (no discovery by reflection): a client sees only the calls the
 // upstream makes, and those a person asks for (bcctl peers call, the TUI).
-func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *journal.Writer, tamper *proxyTamper) serve.HubConfig {
+//
+// With --script, the script's on_connect steps run for each client that
+// did the backchannel handshake; printer (nil: none) says when they fail.
+func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *journal.Writer, tamper *proxyTamper, printer *proxyPrinter) serve.HubConfig {
 	cfg := serve.HubConfig{
 		Registry: p.Clients(), Schema: plan.decoder.Forward, PeerSchema: plan.decoder.Reverse,
 		Logger: opts.Factory.Logger, NoDiscovery: true, Bytes: plan.decoder.Bytes,
@@ -160,6 +175,15 @@ func proxyHubConfig(opts *ProxyOptions, plan *proxyPlan, p *proxy.Proxy, jw *jou
 	}
 	if tamper != nil {
 		cfg.Count = tamper.forward.Count
+		if tamper.forward.Script().HasOnConnect() {
+			cfg.OnConnect = func(ctx context.Context, peer calls.Peer) error {
+				err := tamper.forward.OnConnect(ctx, peer)
+				if err != nil && printer != nil {
+					printer.onConnectFailed(peer, err)
+				}
+				return err
+			}
+		}
 	}
 	return cfg
 }

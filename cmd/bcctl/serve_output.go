@@ -38,10 +38,16 @@ func (p *servePrinter) event(ev *serve.Event) {
 //
 //	15:04:05.000 #2 reverse gitaly.RefTransaction/VoteTransaction to peer 1: OK 0.9ms (made by "vote" at vote.yaml:9:11 for #1)
 //	15:04:05.001 #1 forward gitaly.OperationService/UserCreateBranch from peer 1: OK 1.4ms (rule "vote" at vote.yaml:3:5)
-func (p *servePrinter) text(e journal.Entry) string {
+func (p *servePrinter) text(e journal.Entry) string { return p.textAs(e, "", serveWho(e)) }
+
+// textAs is text with the call indented by indent after its time (bcctl
+// proxy nests the calls a forward call caused under it), and who for
+// whom the call came from or went to.
+func (p *servePrinter) textAs(e journal.Entry, indent, who string) string {
 	var b strings.Builder
 	b.WriteString(p.cs.Dim(e.Time.Local().Format("15:04:05.000")))
-	fmt.Fprintf(&b, " #%d %s %s %s", e.ID, e.Dir, p.cs.Bold(e.Method), serveWho(e))
+	b.WriteString(indent)
+	fmt.Fprintf(&b, " #%d %s %s %s", e.ID, e.Dir, p.cs.Bold(e.Method), who)
 	code, msg := "OK", ""
 	if e.Status != nil {
 		code, msg = e.Status.Code, e.Status.Message
@@ -76,22 +82,22 @@ func (p *servePrinter) text(e journal.Entry) string {
 	}
 	b.WriteString("\n")
 	if p.verbosity >= 2 && len(e.Metadata) > 0 {
-		fmt.Fprintf(&b, "    metadata: %s\n", serveCompactJSON(e.Metadata))
+		fmt.Fprintf(&b, "%s    metadata: %s\n", indent, serveCompactJSON(e.Metadata))
 	}
 	if p.verbosity >= 1 {
 		for _, r := range e.Requests {
-			fmt.Fprintf(&b, "    request:  %s\n", r)
+			fmt.Fprintf(&b, "%s    request:  %s\n", indent, r)
 		}
 		for _, r := range e.Responses {
-			fmt.Fprintf(&b, "    response: %s\n", r)
+			fmt.Fprintf(&b, "%s    response: %s\n", indent, r)
 		}
 	}
 	if p.verbosity >= 2 {
 		if len(e.Header) > 0 {
-			fmt.Fprintf(&b, "    header:   %s\n", serveCompactJSON(e.Header))
+			fmt.Fprintf(&b, "%s    header:   %s\n", indent, serveCompactJSON(e.Header))
 		}
 		if len(e.Trailer) > 0 {
-			fmt.Fprintf(&b, "    trailer:  %s\n", serveCompactJSON(e.Trailer))
+			fmt.Fprintf(&b, "%s    trailer:  %s\n", indent, serveCompactJSON(e.Trailer))
 		}
 	}
 	return b.String()

@@ -112,7 +112,7 @@ func (h *handler) GetServer(ctx context.Context, _ *adminpb.GetServerRequest) (*
 	sc := h.srv.ScriptState()
 	return &adminpb.GetServerResponse{
 		Listen: h.listen, Script: sc.Name, Services: services, Started: timestamppb.New(st.Started),
-		Peers: uint32(st.Peers), ForwardCalls: st.ForwardCalls, ReverseCalls: st.ReverseCalls,
+		Peers: uint32(st.Peers), PlainClients: uint32(max(st.PlainClients, 0)), ForwardCalls: st.ForwardCalls, ReverseCalls: st.ReverseCalls,
 		RejectedConnections: st.RejectedConnections, JournalErrors: st.JournalErrors,
 		ScriptReloads: uint32(sc.Reloads), ScriptError: sc.LastError, Kind: h.kind, Upstream: h.upstream,
 	}, nil

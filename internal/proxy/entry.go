@@ -32,6 +32,11 @@ type Decoder struct {
 	// protobuf JSON writes them; dynamic.BytesText shows UTF-8 bytes as
 	// text).
 	Bytes dynamic.BytesMode
+	// Clients, when set and Reverse is nil, learns the schema of a
+	// client's backchannel by reflection over it, for the reverse calls
+	// into that client whose method Forward does not know (Pending asks
+	// for it; Method and Entry use it once it is known).
+	Clients *ClientSchemas
 
 	mu      sync.Mutex
 	methods map[methodKey]protoreflect.MethodDescriptor // nil: the schema does not know it
@@ -84,10 +89,75 @@ func (d *Decoder) source(dir calls.Direction) dynamic.Source {
 	return d.Forward
 }
 
-// Method returns the descriptor of c's method, nil when no schema knows
-// it.
-func (d *Decoder) Method(ctx context.Context, c *Call) protoreflect.MethodDescriptor {
+// GivenMethod returns the descriptor of c's method in the schemas the
+// decoder was given (what bcctl proxy --script is checked against), nil
+// when none knows it.
+func (d *Decoder) GivenMethod(ctx context.Context, c *Call) protoreflect.MethodDescriptor {
 	return d.method(ctx, c.Dir, MethodName(c))
+}
+
+// Method returns the descriptor of c's method, nil when no schema knows
+// it: the schemas given, then what was learnt of c's client's backchannel.
+func (d *Decoder) Method(ctx context.Context, c *Call) protoreflect.MethodDescriptor {
+	md, _ := d.methodOf(ctx, c)
+	return md
+}
+
+// methodOf returns the descriptor of c's method and the resolver of the
+// types inside Any in its messages.
+func (d *Decoder) methodOf(ctx context.Context, c *Call) (protoreflect.MethodDescriptor, dynamic.TypeResolver) {
+	if md := d.method(ctx, c.Dir, MethodName(c)); md != nil || !d.learns(c) {
+		return md, d.types(c.Dir)
+	}
+	cs, ok := d.Clients.Learnt(c.Conn)
+	if !ok || cs.Source() == nil {
+		return nil, d.types(c.Dir)
+	}
+	src := cs.Source()
+	md, err := dynamic.FindMethod(ctx, src, MethodName(c))
+	if err != nil {
+		return nil, d.types(c.Dir)
+	}
+	if types := d.types(c.Dir); types != nil {
+		return md, dynamic.ChainTypes(src.Types(), types)
+	}
+	return md, src.Types()
+}
+
+// learns reports whether c's method may be learnt from its client's
+// backchannel: a reverse call, no backchannel schema given.
+func (d *Decoder) learns(c *Call) bool {
+	return c.Dir == calls.Reverse && d.Reverse == nil && d.Clients != nil && c.Conn.Kind == Multiplexed
+}
+
+// Pending returns a channel that is closed once c's messages decode as
+// well as they ever will, or nil when they do now: c is a reverse call
+// whose method no schema given knows, and the proxy is learning its
+// client's backchannel schema (it starts to, the first time a connection
+// needs it). Pending may look the method up in the schemas given, which
+// the first time may ask the upstream's reflection; it never waits for
+// the client.
+func (d *Decoder) Pending(ctx context.Context, c *Call) <-chan struct{} {
+	if !d.learns(c) || d.method(ctx, c.Dir, MethodName(c)) != nil {
+		return nil
+	}
+	return d.Clients.Learn(c.Conn).Done()
+}
+
+// Prefetch starts learning c's client's backchannel schema when c is a
+// reverse call whose method the schemas given are already known not to
+// know, so that it is known by the time c ends. It does nothing that could
+// wait: a method not looked up yet is left to Pending.
+func (d *Decoder) Prefetch(c *Call) {
+	if !d.learns(c) {
+		return
+	}
+	d.mu.Lock()
+	md, seen := d.methods[methodKey{c.Dir, MethodName(c)}]
+	d.mu.Unlock()
+	if seen && md == nil {
+		d.Clients.Learn(c.Conn)
+	}
 }
 
 // Messages parses raw messages of type desc; it fails on the first that
@@ -138,8 +208,7 @@ func builtInMethod(name string) protoreflect.MethodDescriptor {
 // are the proxy's: a call is numbered when it reaches the proxy.
 func (d *Decoder) Entry(ctx context.Context, c *Call) journal.Entry {
 	name := MethodName(c)
-	md := d.method(ctx, c.Dir, name)
-	types := d.types(c.Dir)
+	md, types := d.methodOf(ctx, c)
 	e := journal.Entry{
 		ID: c.ID, Cause: c.Cause, Time: c.Start.UTC(), Dir: c.Dir.String(), Origin: journal.OriginRelayed,
 		Peer: &journal.Peer{ID: c.Conn.PeerID, Addr: addrString(c.Conn.ClientAddr)}, Method: name,

@@ -143,7 +143,7 @@ func (x *caller) invoke(cs *callSpec, t Target, req proto.Message, md metadata.M
 	err := t.Conn.Invoke(ctx, cs.fullMethod, req, reply, grpc.Header(&header), grpc.Trailer(&trailer))
 	st := statusOf(toStatus(err))
 	ev := &calls.Event{
-		ID: x.e.ids.Add(1), Cause: x.cause, Dir: x.e.madeDir(), Origin: calls.Made, Peer: t.Peer,
+		ID: x.e.newID(), Cause: x.cause, Dir: x.e.madeDir(), Origin: calls.Made, Peer: t.Peer,
 		Method: methodName(cs.method), Metadata: md, Header: header, Trailer: trailer,
 		Requests: []proto.Message{req}, Status: st, Start: start, Duration: time.Since(start),
 		Rule: x.rule, Step: cs.pos,

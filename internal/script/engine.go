@@ -59,6 +59,9 @@ type Options struct {
 	// rules that `relay`, and for the calls no rule matches, which are
 	// then relayed instead of answered UNIMPLEMENTED.
 	Relayer Relayer
+	// NewID numbers the events the engine reports (calls.Event.ID and
+	// Cause); nil numbers them from 1. A Numbered call keeps its own ID.
+	NewID func() uint64
 	// Cut, when set, reports whether the calls still running are being cut
 	// short (a server stopping after its grace period): a call that ends
 	// while it does is not counted for the expectations, as the other side
@@ -136,6 +139,23 @@ func (e *Engine) madeDir() calls.Direction {
 		return calls.Forward
 	}
 	return calls.Reverse
+}
+
+// newID numbers an event (Options.NewID).
+func (e *Engine) newID() uint64 {
+	if e.opts.NewID != nil {
+		return e.opts.NewID()
+	}
+	return e.ids.Add(1)
+}
+
+// callID is the ID of a call the engine answers: its own when it is
+// Numbered, else a new one.
+func (e *Engine) callID(call dynamic.Call) uint64 {
+	if n, ok := call.(Numbered); ok {
+		return n.CallID()
+	}
+	return e.newID()
 }
 
 // Count counts a call the engine did not handle itself (bcctl call's own
@@ -344,7 +364,7 @@ func (e *Engine) respond(call dynamic.Call, received []proto.Message) (err error
 		md = metadata.MD{}
 	}
 	ev := &calls.Event{
-		ID: e.ids.Add(1), Dir: e.answeredDir(), Origin: calls.Answered, Peer: call.Peer(),
+		ID: e.callID(call), Dir: e.answeredDir(), Origin: calls.Answered, Peer: call.Peer(),
 		Method: methodName(method), Metadata: md, Start: start,
 	}
 	defer func() {

@@ -516,11 +516,12 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 	if n == nil {
 		return eqMatcher{path: path, want: nil, kind: cmpJSON}
 	}
-	if n.Kind == yaml.ScalarNode && hasTemplate(n.Value) {
-		c.errorf(n, "%s: templates are not allowed in matchers", path)
+	// lit is n as literal text; free-form data reads its own scalars.
+	lit, ok := c.literalNode(n, path)
+	if !ok {
 		return allMatcher{}
 	}
-	if m := c.bytesLiteral(n, t, path); m != nil {
+	if m := c.bytesLiteral(lit, t, path); m != nil {
 		return m
 	}
 	if c.isOpMap(n, t) {
@@ -572,7 +573,7 @@ func (c *matchCompiler) compile(n *yaml.Node, t mtarget, path string, exact bool
 	case t.fd == nil || t.md != nil: // free-form JSON (Struct, Any, ...)
 		return c.free(n, path)
 	}
-	want, err := c.literal(n, t)
+	want, err := c.literal(lit, t)
 	if err != nil {
 		c.errorf(n, "%s: %v", path, err)
 		return allMatcher{}
@@ -623,8 +624,44 @@ func (c *matchCompiler) free(n *yaml.Node, path string) matcher {
 		}
 		return lm
 	}
+	n, ok := c.literalNode(n, path)
+	if !ok {
+		return allMatcher{}
+	}
 	v, _ := c.d.yamlJSON(n)
 	return eqMatcher{path: path, want: v, kind: cmpJSON}
+}
+
+// literalNode returns a scalar as matchers read it: literal text, in which
+// every `$${` is a literal `${` as everywhere in a script. A template is a
+// load error. Other nodes are returned as they are.
+func (c *matchCompiler) literalNode(n *yaml.Node, path string) (*yaml.Node, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return n, true
+	}
+	if hasTemplate(n.Value) {
+		c.errorf(n, "%s: templates are not allowed in matchers (write $${ for a literal ${)", path)
+		return nil, false
+	}
+	if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "$${") {
+		return n, true
+	}
+	lit := *n
+	lit.Value = unescape(n.Value)
+	return &lit, true
+}
+
+// text reads the text operand of a matcher (re, glob, contains) as
+// literalNode reads a scalar.
+func (c *matchCompiler) text(n *yaml.Node, path, op string) (string, bool) {
+	if _, ok := c.d.scalarString(n, c.prefix+path+": "+op); !ok {
+		return "", false
+	}
+	lit, ok := c.literalNode(deref(n), path+": "+op)
+	if !ok {
+		return "", false
+	}
+	return lit.Value, true
 }
 
 // literal converts a scalar to the form protojson gives a field's value.
@@ -661,7 +698,7 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 		case "eq":
 			all = append(all, c.compile(v, t, path, exact))
 		case "re", "glob":
-			src, ok := c.d.scalarString(v, c.prefix+path+": "+p.key)
+			src, ok := c.text(v, path, p.key)
 			if !ok {
 				continue
 			}
@@ -718,7 +755,7 @@ func (c *matchCompiler) ops(n *yaml.Node, t mtarget, path string, exact bool) ma
 				all = append(all, containsMatcher{path: path, list: true, elem: c.free(v, path+"[]")})
 				continue
 			}
-			src, ok := c.d.scalarString(v, c.prefix+path+": contains")
+			src, ok := c.text(v, path, "contains")
 			if ok {
 				all = append(all, containsMatcher{path: path, sub: src, kind: kind})
 			}

@@ -32,6 +32,15 @@ type RuleListener interface {
 	RuleChosen(rule calls.RuleRef)
 }
 
+// Numbered is a dynamic.Call that arrives with its ID (bcctl proxy numbers
+// each call it relays as the call reaches it, in its journal): the engine
+// reports the call under that ID, and the calls its `call` steps make name
+// it as their Cause. An engine given Numbered calls should be given
+// Options.NewID from the same numbering.
+type Numbered interface {
+	CallID() uint64
+}
+
 // relaySpec is a rule's `relay`: pass the call on, then change the
 // callee's answer.
 type relaySpec struct {

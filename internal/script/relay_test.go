@@ -203,3 +203,47 @@ func TestRelayReceivesAfterTheAnswer(t *testing.T) {
 		t.Errorf("%d events, want 1", got)
 	}
 }
+
+// numberedCall is a call that arrives with its ID, as bcctl proxy's do.
+type numberedCall struct {
+	*fakeCall
+	id uint64
+}
+
+func (c numberedCall) CallID() uint64 { return c.id }
+
+// TestNumberedCallNamesItsSteps: a Numbered call is reported under its own
+// ID, the calls its steps make are numbered by Options.NewID and name it
+// as their cause, so the events fit a journal numbered elsewhere.
+func TestNumberedCallNamesItsSteps(t *testing.T) {
+	sc := loadTestSchema(t)
+	var ev events
+	down := NewEngine(parse(t, `
+backchannel:
+  - match: {method: gitaly.RefTransaction/VoteTransaction}
+    reply: {state: COMMIT}
+`), Downstream, Options{})
+	next := uint64(100)
+	up := NewEngine(parse(t, voteUpstream), Upstream, Options{
+		Observer: &ev,
+		NewID:    func() uint64 { next++; return next },
+		Caller: CallerFunc(func(_ context.Context, from calls.Peer, _ string) ([]Target, error) {
+			return []Target{{Peer: from, Conn: &engineConn{engine: down, schema: sc}}}, nil
+		}),
+	})
+	c := numberedCall{newCall(t, "gitaly.OperationService/UserCreateBranch", transaction(`{"id": 1}`), `{"branch_name": "ZmVhdHVyZS94"}`), 42}
+	if err := up.Respond(c); err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	all := ev.all()
+	if len(all) != 2 {
+		t.Fatalf("got %d events, want the vote made and the call answered", len(all))
+	}
+	made, answered := all[0], all[1]
+	if made.Origin != calls.Made || made.ID != 101 || made.Cause != 42 {
+		t.Errorf("made call: origin %v, ID %d, cause %d; want made, 101 (from NewID), 42 (the call's)", made.Origin, made.ID, made.Cause)
+	}
+	if answered.Origin != calls.Answered || answered.ID != 42 {
+		t.Errorf("answered call: origin %v, ID %d; want answered, 42", answered.Origin, answered.ID)
+	}
+}

@@ -62,11 +62,12 @@ func (t *template) whole() bool { return len(t.parts) == 1 && t.parts[0].ref != 
 
 var rootName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// hasTemplate reports whether s contains a reference (not counting `$${`).
+// hasTemplate reports whether s contains a reference (not counting `$${`,
+// which is a literal `${`). It reads s as parseTemplate does.
 func hasTemplate(s string) bool {
 	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '$' && s[i+1] == '$' {
-			i++
+		if s[i] == '$' && strings.HasPrefix(s[i+1:], "${") {
+			i += 2
 			continue
 		}
 		if s[i] == '$' && s[i+1] == '{' {
@@ -75,6 +76,13 @@ func hasTemplate(s string) bool {
 	}
 	return false
 }
+
+// unescape returns the text of s, a string that holds no reference: every
+// `$${` in it is a literal `${`, as in a template. Every string of a
+// script is read so, templates or not, values or matchers, so that any
+// text can be written (bcctl proxy --record writes each `${` it saw as
+// `$${`).
+func unescape(s string) string { return strings.ReplaceAll(s, "$${", "${") }
 
 // parseTemplate splits s into literal runs and references. `$${` writes a
 // literal `${`.

@@ -407,7 +407,7 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 			c.d.errorf(n, "%s is a string, not %s", path, describeNode(n))
 			return constValue{nil}
 		}
-		return constValue{n.Value}
+		return constValue{unescape(n.Value)}
 	case protoreflect.BytesKind:
 		if v := c.template(n, path, coerceBytes, what, takes...); v != nil {
 			return v
@@ -424,7 +424,7 @@ func (c *valueCompiler) single(n *yaml.Node, fd protoreflect.FieldDescriptor, pa
 			c.d.errorf(n, "%s is bytes: write text, !!binary, {base64: ...} or {hex: ...}, not %s", path, describeNode(n))
 			return constValue{nil}
 		}
-		return constValue{base64.StdEncoding.EncodeToString([]byte(n.Value))}
+		return constValue{base64.StdEncoding.EncodeToString([]byte(unescape(n.Value)))}
 	case protoreflect.BoolKind:
 		if v := c.template(n, path, coerceBool, what, takes...); v != nil {
 			return v
@@ -558,6 +558,9 @@ func (c *valueCompiler) free(n *yaml.Node, path string) value {
 		v, err := scalarJSON(n)
 		if err != nil {
 			c.d.errorf(n, "%s: %v", path, err)
+		}
+		if text, ok := v.(string); ok && n.ShortTag() == "!!str" {
+			v = unescape(text)
 		}
 		return constValue{v}
 	case yaml.SequenceNode:

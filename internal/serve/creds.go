@@ -3,9 +3,11 @@ package serve
 import (
 	"fmt"
 	"net"
+	"sync"
 
 	"google.golang.org/grpc/credentials"
 
+	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/listenmux"
 )
 
@@ -42,7 +44,24 @@ func (c *reportingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Au
 	if err != nil {
 		return nil, nil, c.reject(raw, err)
 	}
+	if _, multiplexed := info.(backchannel.AuthInfo); !multiplexed {
+		c.s.Hub.PlainClientJoined()
+		conn = &plainConn{Conn: conn, hub: c.s.Hub}
+	}
 	return conn, info, nil
+}
+
+// plainConn is the connection of a plain gRPC client, which the hub
+// counts until it closes.
+type plainConn struct {
+	net.Conn
+	hub  *Hub
+	once sync.Once
+}
+
+func (c *plainConn) Close() error {
+	c.once.Do(c.hub.PlainClientLeft)
+	return c.Conn.Close()
 }
 
 func (c *reportingCreds) reject(raw net.Conn, err error) error {

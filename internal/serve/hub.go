@@ -44,6 +44,7 @@ type Hub struct {
 	reverse       atomic.Uint64 // reverse calls recorded
 	cut           atomic.Uint64 // forward calls cut short by the stop
 	journalErrors atomic.Uint64
+	plainClients  atomic.Int64 // plain gRPC clients connected
 }
 
 // HubConfig configures a Hub. Registry is required.
@@ -176,12 +177,21 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Started:       h.started,
 		Peers:         h.reg.Len(),
+		PlainClients:  int(h.plainClients.Load()),
 		ForwardCalls:  h.forward.Load(),
 		CutCalls:      h.cut.Load(),
 		ReverseCalls:  h.reverse.Load(),
 		JournalErrors: h.journalErrors.Load(),
 	}
 }
+
+// PlainClientJoined counts a plain gRPC client that connected to the hub's
+// owner (serve's, or the proxy's, listener): it has no backchannel, so it
+// is not a peer, and Stats says only how many there are.
+func (h *Hub) PlainClientJoined() { h.plainClients.Add(1) }
+
+// PlainClientLeft counts a plain gRPC client that left.
+func (h *Hub) PlainClientLeft() { h.plainClients.Add(-1) }
 
 // NextID reserves the next journal ID, for an event recorded later with
 // Add (bcctl proxy numbers a call when it starts, so that the calls it

@@ -63,6 +63,23 @@ func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, ty
 // newEvent numbers an event and gives it the renderer of its direction.
 func (h *Hub) newEvent(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	id, cause := h.ids.assign(engineID, engineCause)
+	return h.event(ev, id, cause, by, types)
+}
+
+// AddCall records a call whose ID and Cause are journal IDs already
+// (NextID gave them: bcctl proxy's script engine numbers its calls so),
+// with its messages rendered by the schema of its direction; by says who
+// made or answered it. It counts the call, writes it to the journal sink
+// and hands it to the subscribers, in the caller's goroutine.
+func (h *Hub) AddCall(ev *calls.Event, by Maker) *Event {
+	e := h.event(ev, ev.ID, ev.Cause, by, nil)
+	h.add(e)
+	return e
+}
+
+// event makes the journal event of ev. types resolves Any in the
+// messages; nil means the schema of the call's direction.
+func (h *Hub) event(ev *calls.Event, id, cause uint64, by Maker, types dynamic.TypeResolver) *Event {
 	var render *journal.Renderer
 	if types == nil {
 		types, render = h.cfg.Schema.Types(), h.renderForward

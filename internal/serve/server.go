@@ -226,6 +226,9 @@ type Stats struct {
 	Started time.Time
 	// Peers is the number of connected multiplexed peers.
 	Peers int
+	// PlainClients is the number of connected plain gRPC clients: they
+	// have no backchannel, so they are not peers.
+	PlainClients int
 	// ForwardCalls counts the forward calls answered (plain clients
 	// included); ReverseCalls the reverse calls made.
 	ForwardCalls uint64

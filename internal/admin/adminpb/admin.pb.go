@@ -79,7 +79,8 @@ type GetServerResponse struct {
 	Services []string `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
 	// started is when serve started.
 	Started *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started,proto3" json:"started,omitempty"`
-	// peers is the number of connected multiplexed peers.
+	// peers is the number of connected multiplexed peers (plain_clients
+	// counts the others).
 	Peers uint32 `protobuf:"varint,5,opt,name=peers,proto3" json:"peers,omitempty"`
 	// forward_calls counts the forward calls answered (plain clients
 	// included); reverse_calls the reverse calls made.
@@ -99,7 +100,12 @@ type GetServerResponse struct {
 	// clients it relays for); empty from a bcctl that did not say.
 	Kind string `protobuf:"bytes,12,opt,name=kind,proto3" json:"kind,omitempty"`
 	// upstream is the address a proxy relays to.
-	Upstream      string `protobuf:"bytes,13,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Upstream string `protobuf:"bytes,13,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// plain_clients is the number of connected plain gRPC clients (those
+	// that did not do the backchannel handshake). They have no backchannel,
+	// so they are not peers: ListPeers does not list them, and no reverse
+	// call can reach them.
+	PlainClients  uint32 `protobuf:"varint,14,opt,name=plain_clients,json=plainClients,proto3" json:"plain_clients,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +229,13 @@ func (x *GetServerResponse) GetUpstream() string {
 		return x.Upstream
 	}
 	return ""
+}
+
+func (x *GetServerResponse) GetPlainClients() uint32 {
+	if x != nil {
+		return x.PlainClients
+	}
+	return 0
 }
 
 // ListPeersRequest is empty on purpose.
@@ -1294,7 +1307,7 @@ var File_bcctl_admin_v1_admin_proto protoreflect.FileDescriptor
 const file_bcctl_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x1abcctl/admin/v1/admin.proto\x12\x0ebcctl.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetServerRequest\"\xc9\x03\n" +
+	"\x10GetServerRequest\"\xee\x03\n" +
 	"\x11GetServerResponse\x12\x16\n" +
 	"\x06listen\x18\x01 \x03(\tR\x06listen\x12\x16\n" +
 	"\x06script\x18\x02 \x01(\tR\x06script\x12\x1a\n" +
@@ -1309,7 +1322,8 @@ const file_bcctl_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\rR\rscriptReloads\x12!\n" +
 	"\fscript_error\x18\v \x01(\tR\vscriptError\x12\x12\n" +
 	"\x04kind\x18\f \x01(\tR\x04kind\x12\x1a\n" +
-	"\bupstream\x18\r \x01(\tR\bupstream\"\x12\n" +
+	"\bupstream\x18\r \x01(\tR\bupstream\x12#\n" +
+	"\rplain_clients\x18\x0e \x01(\rR\fplainClients\"\x12\n" +
 	"\x10ListPeersRequest\"?\n" +
 	"\x11ListPeersResponse\x12*\n" +
 	"\x05peers\x18\x01 \x03(\v2\x14.bcctl.admin.v1.PeerR\x05peers\"\x84\x03\n" +
