@@ -75,8 +75,9 @@ func (qs *entryQueues) drain(conn uint64, q *entryQueue) {
 			qs.mu.Unlock()
 			return
 		}
+		// The entry stays in the queue until it is delivered, so the
+		// one being waited for counts toward maxHeldEntries too.
 		it := q.items[0]
-		q.items = q.items[1:]
 		qs.mu.Unlock()
 		if it.wait != nil {
 			select {
@@ -85,6 +86,9 @@ func (qs *entryQueues) drain(conn uint64, q *entryQueue) {
 			}
 		}
 		it.deliver()
+		qs.mu.Lock()
+		q.items = q.items[1:]
+		qs.mu.Unlock()
 	}
 }
 
