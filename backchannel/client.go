@@ -51,6 +51,27 @@ type ClientHandshaker struct {
 // errors to logger (nil discards them). cfg is usually
 // DefaultConfiguration(); its zero fields take DefaultConfiguration's
 // values. opts go beyond Gitaly's parameters.
+//
+// What the server at the other end can make a connection spend is bounded
+// by these defaults:
+//   - yamux pings: PingBurst at once, PingsPerSecond after that, PingBurst
+//     unanswered; a server beyond that budget is dropped (the connection
+//     closes) with one warning on logger;
+//   - server-opened streams waiting to be accepted: cfg.AcceptBacklog (256
+//     by default); yamux resets the streams beyond it;
+//   - with WithStreamHandshaker, MaxRoutingStreams streams being routed at
+//     once, each for at most StreamHandshakeTimeout;
+//   - each server-opened stream's window: cfg.MaximumStreamWindowSizeBytes
+//     (256 KiB by default).
+//
+// Everything else a reverse connection costs is up to the server
+// serverFactory returns, which accepts every stream the backchannel takes
+// out of the backlog: facing a server you do not trust, give it
+// grpc.MaxConcurrentStreams (grpc-go's default is unlimited),
+// grpc.ConnectionTimeout (grpc-go's default, 120 s, is how long a stream
+// that never sends its HTTP/2 preface holds a goroutine) and
+// grpc.MaxRecvMsgSize (4 MiB by default), and bound the connections it
+// serves at once in the net.Listener its Serve gets.
 func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration, opts ...ClientHandshakerOption) ClientHandshaker {
 	ch := ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg.withDefaults(DefaultConfiguration())}
 	for _, opt := range opts {

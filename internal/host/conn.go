@@ -122,6 +122,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if bcfg.AcceptBacklog == 0 {
 			bcfg.AcceptBacklog = DefaultAcceptBacklog
 		}
+		c.bc.limits.backlog = bcfg.AcceptBacklog
 		var opts []backchannel.ClientHandshakerOption
 		for _, h := range cfg.StreamHandshakers {
 			opts = append(opts, backchannel.WithStreamHandshaker(h))

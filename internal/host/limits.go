@@ -67,16 +67,20 @@ func (l Limits) withDefaults(connectTimeout time.Duration) Limits {
 // limitWarnings prints one warning per limit the server reaches, the
 // first time it does, naming the flag that raises it.
 type limitWarnings struct {
-	logger                     *slog.Logger
-	limits                     Limits
-	maxRecv                    int
+	logger  *slog.Logger
+	limits  Limits
+	maxRecv int
+	// backlog is the yamux accept backlog of the session: how many
+	// reverse connections wait beyond MaxReverseConns before yamux resets
+	// the next.
+	backlog                    int
 	conns, calls, hs, recvSize sync.Once
 }
 
 func (w *limitWarnings) reverseConns() {
 	w.conns.Do(func() {
-		w.logger.Warn("the server opened more reverse connections at once than the backchannel allows; the others wait (--max-reverse-conns)",
-			"limit", w.limits.MaxReverseConns)
+		w.logger.Warn("the server opened more reverse connections at once than the backchannel allows; the others wait, and beyond the backlog are reset (--max-reverse-conns)",
+			"limit", w.limits.MaxReverseConns, "backlog", w.backlog)
 	})
 }
 
