@@ -41,6 +41,10 @@ type ClientHandshaker struct {
 	serverFactory ServerFactory
 	cfg           Configuration
 	unguarded     bool // no ping guard: only for benchmarks that measure it
+	// streamTimeout and onStreamTimeout are WithStreamHandshakeTimeout's;
+	// zero and nil without it.
+	streamTimeout   time.Duration
+	onStreamTimeout func()
 	// streams routes server-opened streams by magic; nil without
 	// WithStreamHandshaker.
 	streams *listenmux.Mux
@@ -60,7 +64,8 @@ type ClientHandshaker struct {
 //   - server-opened streams waiting to be accepted: cfg.AcceptBacklog (256
 //     by default); yamux resets the streams beyond it;
 //   - with WithStreamHandshaker, MaxRoutingStreams streams being routed at
-//     once, each for at most StreamHandshakeTimeout;
+//     once, each for at most StreamHandshakeTimeout
+//     (WithStreamHandshakeTimeout);
 //   - each server-opened stream's window: cfg.MaximumStreamWindowSizeBytes
 //     (256 KiB by default).
 //
@@ -149,7 +154,7 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	var lis net.Listener = session
 	var router *streamRouter
 	if ch.streams != nil {
-		router = newStreamRouter(session, ch.streams, ch.logger)
+		router = newStreamRouter(session, ch)
 		lis = router
 	}
 	server := ch.serverFactory()

@@ -37,7 +37,9 @@ type Limits struct {
 	// Default DefaultMaxReverseConns.
 	MaxReverseConns int
 	// HandshakeTimeout bounds how long a reverse connection may take to
-	// send its HTTP/2 preface and settings. Default: Config.ConnectTimeout.
+	// send its HTTP/2 preface and settings, and, with
+	// Config.StreamHandshakers, how long a stream the server opens may
+	// take to send its first bytes. Default: Config.ConnectTimeout.
 	HandshakeTimeout time.Duration
 }
 

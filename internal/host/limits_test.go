@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -264,6 +265,46 @@ func waitClosedByPeer(t *testing.T, streams []net.Conn) {
 			t.Fatalf("stream %d: %v, want the client to close or reset it", i, err)
 		}
 	}
+}
+
+// TestRoutedSilentStreamIsClosed plays an upstream that opens a stream
+// and sends nothing on it, to a client that routes streams by their first
+// bytes (Config.StreamHandshakers, as bcctl call's sidechannels do): the
+// client closes it after the handshake timeout, with the warning of a
+// reverse connection that sent no preface.
+func TestRoutedSilentStreamIsClosed(t *testing.T) {
+	u := startUpstream(t)
+	logs := &warnings{}
+	c, err := Dial(ctxT(t), Config{
+		Address: u.addr, Creds: insecure.NewCredentials(), ConnectTimeout: time.Minute,
+		Limits: Limits{HandshakeTimeout: 100 * time.Millisecond}, Logger: slog.New(logs),
+		StreamHandshakers: []listenmux.Handshaker{dispatcher{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{service(t, "gitaly.RefTransaction")}, Responder: newHeldVotes(true)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := u.session(t, c).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitClosedByPeer(t, []net.Conn{s})
+	logs.wait(t, "sent no HTTP/2 preface in time")
+}
+
+// dispatcher is a stream handshaker that takes the streams that begin
+// with its magic and closes them.
+type dispatcher struct{}
+
+func (dispatcher) Magic() string { return "sidechannel" }
+
+func (dispatcher) Handshake(conn net.Conn, _ credentials.AuthInfo) (net.Conn, credentials.AuthInfo, error) {
+	conn.Close()
+	return nil, nil, credentials.ErrConnDispatched
 }
 
 // TestReverseCallsAreBoundedPerConnection plays an upstream that makes 60
