@@ -395,6 +395,11 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 		return &Status{Code: "OK"}
 	}
 	s := &Status{Code: calls.CodeName(st.Code()), Message: st.Message()}
+	if len(st.Details()) == 0 {
+		// Most calls end without details: skip the copy of the status
+		// StatusDetailsJSON reads them from.
+		return s
+	}
 	for _, d := range dynamic.StatusDetailsJSON(st, resolver, dynamic.FormatOptions{ProtoNames: true, Compact: true}) {
 		s.Details = append(s.Details, json.RawMessage(d))
 	}

@@ -1,15 +1,20 @@
 package journal
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -110,6 +115,33 @@ func TestHoldsMaps(t *testing.T) {
 			if got := r.holdsMap(m.ProtoReflect()); got != tc.want {
 				t.Errorf("holdsMap(%T %v) = %v, want %v", m, m, got, tc.want)
 			}
+		}
+	}
+}
+
+// TestStatusOf checks a call's status in the journal: OK for nil, the code
+// and message, and the details decoded, with their type, when there are
+// some.
+func TestStatusOf(t *testing.T) {
+	withDetails, err := status.New(codes.Aborted, "vote failed").WithDetails(durationpb.New(1500 * time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		st   *status.Status
+		want string
+	}{
+		{nil, `{"code":"OK"}`},
+		{status.New(codes.OK, ""), `{"code":"OK"}`},
+		{status.New(codes.NotFound, "no such branch"), `{"code":"NOT_FOUND","message":"no such branch"}`},
+		{withDetails, `{"code":"ABORTED","message":"vote failed","details":[{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1.500s"}]}`},
+	} {
+		got, err := json.Marshal(StatusOf(tc.st, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("StatusOf(%v) = %s, want %s", tc.st, got, tc.want)
 		}
 	}
 }
