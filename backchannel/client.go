@@ -41,6 +41,10 @@ type ClientHandshaker struct {
 	serverFactory ServerFactory
 	cfg           Configuration
 	unguarded     bool // no ping guard: only for benchmarks that measure it
+	// streamTimeout and onStreamTimeout are WithStreamHandshakeTimeout's;
+	// zero and nil without it.
+	streamTimeout   time.Duration
+	onStreamTimeout func()
 	// streams routes server-opened streams by magic; nil without
 	// WithStreamHandshaker.
 	streams *listenmux.Mux
@@ -51,6 +55,28 @@ type ClientHandshaker struct {
 // errors to logger (nil discards them). cfg is usually
 // DefaultConfiguration(); its zero fields take DefaultConfiguration's
 // values. opts go beyond Gitaly's parameters.
+//
+// What the server at the other end can make a connection spend is bounded
+// by these defaults:
+//   - yamux pings: PingBurst at once, PingsPerSecond after that, PingBurst
+//     unanswered; a server beyond that budget is dropped (the connection
+//     closes) with one warning on logger;
+//   - server-opened streams waiting to be accepted: cfg.AcceptBacklog (256
+//     by default); yamux resets the streams beyond it;
+//   - with WithStreamHandshaker, MaxRoutingStreams streams being routed at
+//     once, each for at most StreamHandshakeTimeout
+//     (WithStreamHandshakeTimeout);
+//   - each server-opened stream's window: cfg.MaximumStreamWindowSizeBytes
+//     (256 KiB by default).
+//
+// Everything else a reverse connection costs is up to the server
+// serverFactory returns, which accepts every stream the backchannel takes
+// out of the backlog: facing a server you do not trust, give it
+// grpc.MaxConcurrentStreams (grpc-go's default is unlimited),
+// grpc.ConnectionTimeout (grpc-go's default, 120 s, is how long a stream
+// that never sends its HTTP/2 preface holds a goroutine) and
+// grpc.MaxRecvMsgSize (4 MiB by default), and bound the connections it
+// serves at once in the net.Listener its Serve gets.
 func NewClientHandshaker(logger *slog.Logger, serverFactory ServerFactory, cfg Configuration, opts ...ClientHandshakerOption) ClientHandshaker {
 	ch := ClientHandshaker{logger: orDiscard(logger), serverFactory: serverFactory, cfg: cfg.withDefaults(DefaultConfiguration())}
 	for _, opt := range opts {
@@ -128,7 +154,7 @@ func (ch ClientHandshaker) multiplex(ctx context.Context, conn net.Conn) (net.Co
 	var lis net.Listener = session
 	var router *streamRouter
 	if ch.streams != nil {
-		router = newStreamRouter(session, ch.streams, ch.logger)
+		router = newStreamRouter(session, ch)
 		lis = router
 	}
 	server := ch.serverFactory()

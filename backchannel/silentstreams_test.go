@@ -1,9 +1,11 @@
 package backchannel_test
 
 import (
+	"io"
 	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/bcctl/bcctl/backchannel"
 	"github.com/bcctl/bcctl/listenmux"
@@ -75,5 +77,46 @@ func TestSilentServerStreamsAreBoundedWhenRouting(t *testing.T) {
 	}
 	if err := goleak.Find(baseline); err != nil {
 		t.Errorf("goroutines left after the server closed its streams: %v", err)
+	}
+}
+
+// TestRoutedStreamHandshakeTimeout plays a server that opens a stream and
+// sends nothing on it, to a client that routes streams with a short
+// WithStreamHandshakeTimeout: the client closes the stream once the
+// timeout passes and reports it to the option's onTimeout.
+func TestRoutedStreamHandshakeTimeout(t *testing.T) {
+	lis := listen(t)
+	registry := backchannel.NewRegistry()
+	mux := listenmux.New(insecureCreds())
+	mux.Register(backchannel.NewServerHandshaker(nil, registry, nil))
+	srv := grpc.NewServer(grpc.Creds(mux))
+	sessions := make(chan *yamux.Session, 1)
+	testgrpc.RegisterTestServiceServer(srv, &sessionService{sessions: sessions})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	timeouts := make(chan struct{}, 1)
+	handshaker := backchannel.NewClientHandshaker(nil, func() backchannel.Server { return grpc.NewServer() },
+		backchannel.DefaultConfiguration(), backchannel.WithStreamHandshaker(&lineHandshaker{}),
+		backchannel.WithStreamHandshakeTimeout(100*time.Millisecond, func() { timeouts <- struct{}{} }))
+	cc := dial(t, lis.Addr().String(), grpc.WithTransportCredentials(handshaker.ClientHandshake(insecureCreds())))
+	ctx := testContext(t)
+	if _, err := testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := (<-sessions).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	deadline, _ := ctx.Deadline()
+	stream.SetReadDeadline(deadline)
+	if _, err := io.Copy(io.Discard, stream); err != nil {
+		t.Fatalf("reading the silent stream: %v, want the client to close it", err)
+	}
+	select {
+	case <-timeouts:
+	case <-ctx.Done():
+		t.Fatal("the client closed the silent stream but did not report the timeout")
 	}
 }

@@ -1,6 +1,7 @@
 package backchannel
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net"
@@ -25,8 +26,9 @@ type ClientHandshakerOption func(*ClientHandshaker)
 // sidechannel (package sidechannel) takes over its streams.
 //
 // h is called as a listenmux.Mux calls it: after the magic has been read,
-// with a deadline on the stream (StreamHandshakeTimeout) until it returns,
-// which is then cleared. A handshaker that keeps the stream returns
+// with a deadline on the stream (StreamHandshakeTimeout, or
+// WithStreamHandshakeTimeout's) until it returns, which is then cleared. A
+// handshaker that keeps the stream returns
 // credentials.ErrConnDispatched and closes the stream when it is done; any
 // other error closes the stream at once, and a connection it returns is
 // served by the backchannel server.
@@ -46,10 +48,29 @@ func WithStreamHandshaker(h listenmux.Handshaker) ClientHandshakerOption {
 
 // StreamHandshakeTimeout bounds how long a server-opened stream may take to
 // send its first listenmux.MagicLen bytes, and a stream handshaker to run,
-// when a ClientHandshaker routes streams (WithStreamHandshaker). It is
-// grpc-go's default server connection timeout, the bound a gRPC server
-// would put on the same reads.
+// when a ClientHandshaker routes streams (WithStreamHandshaker), unless
+// WithStreamHandshakeTimeout says otherwise. It is grpc-go's default
+// server connection timeout, the bound a gRPC server would put on the same
+// reads.
 const StreamHandshakeTimeout = 120 * time.Second
+
+// WithStreamHandshakeTimeout replaces StreamHandshakeTimeout when the
+// ClientHandshaker routes streams (WithStreamHandshaker): a server-opened
+// stream that has not sent its first listenmux.MagicLen bytes, and been
+// through its stream handshaker, within d is closed; d <= 0 keeps
+// StreamHandshakeTimeout. onTimeout, when not nil, is called for each
+// stream closed so (from the goroutine that routed it), so that the
+// caller can report it; without it such streams are logged at the debug
+// level only. Without WithStreamHandshaker the option does nothing: the
+// backchannel server's own handshake timeout applies.
+func WithStreamHandshakeTimeout(d time.Duration, onTimeout func()) ClientHandshakerOption {
+	return func(ch *ClientHandshaker) {
+		if d > 0 {
+			ch.streamTimeout = d
+		}
+		ch.onStreamTimeout = onTimeout
+	}
+}
 
 // MaxRoutingStreams bounds the server-opened streams a ClientHandshaker
 // that routes streams (WithStreamHandshaker) holds at once while it reads
@@ -65,9 +86,11 @@ const MaxRoutingStreams = 16
 // acknowledges a stream when it is accepted), routes each in a goroutine of
 // its own, and hands the streams that stay with gRPC to Accept.
 type streamRouter struct {
-	session *yamux.Session
-	mux     *listenmux.Mux
-	logger  *slog.Logger
+	session   *yamux.Session
+	mux       *listenmux.Mux
+	logger    *slog.Logger
+	timeout   time.Duration // StreamHandshakeTimeout, or the option's
+	onTimeout func()        // nil: timeouts are only logged
 
 	conns    chan net.Conn // streams for the backchannel server
 	routing  chan struct{} // a slot per stream being routed
@@ -81,14 +104,16 @@ type streamRouter struct {
 var _ net.Listener = (*streamRouter)(nil)
 
 // newStreamRouter starts routing session's streams through mux.
-func newStreamRouter(session *yamux.Session, mux *listenmux.Mux, logger *slog.Logger) *streamRouter {
+func newStreamRouter(session *yamux.Session, ch ClientHandshaker) *streamRouter {
 	r := &streamRouter{
-		session: session,
-		mux:     mux,
-		logger:  logger,
-		conns:   make(chan net.Conn),
-		routing: make(chan struct{}, MaxRoutingStreams),
-		done:    make(chan struct{}),
+		session:   session,
+		mux:       ch.streams,
+		logger:    ch.logger,
+		timeout:   cmp.Or(ch.streamTimeout, StreamHandshakeTimeout),
+		onTimeout: ch.onStreamTimeout,
+		conns:     make(chan net.Conn),
+		routing:   make(chan struct{}, MaxRoutingStreams),
+		done:      make(chan struct{}),
 	}
 	r.wg.Add(1)
 	go r.acceptLoop()
@@ -121,15 +146,19 @@ func (r *streamRouter) acceptLoop() {
 func (r *streamRouter) route(stream *yamux.Stream) {
 	defer r.wg.Done()
 	defer func() { <-r.routing }()
-	stream.SetDeadline(time.Now().Add(StreamHandshakeTimeout))
+	stream.SetDeadline(time.Now().Add(r.timeout))
 	conn, _, err := r.mux.ServerHandshake(stream)
 	stream.SetDeadline(time.Time{})
+	var ne net.Error
 	switch {
 	case errors.Is(err, credentials.ErrConnDispatched):
 		return
 	case err != nil:
 		// The mux has closed the stream.
 		r.logger.Debug("backchannel: server-opened stream refused", "stream", stream.StreamID(), "error", err)
+		if errors.As(err, &ne) && ne.Timeout() && r.onTimeout != nil {
+			r.onTimeout()
+		}
 		return
 	}
 	select {

@@ -107,6 +107,12 @@ func newDocSession(t *testing.T, file string) *docSession {
 	if err := os.CopyFS("examples", os.DirFS(filepath.Join(root, "examples"))); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir("certs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTestCerts("certs"); err != nil {
+		t.Fatal(err)
+	}
 	sockDir, err := os.MkdirTemp("", "bcdoc")
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,9 @@ package main
 // Every file's examples run in one directory, in order, with stdout a
 // terminal (as a person sees them: tables and text, not JSON lines) and
 // colors off. The directory holds the schema corpus at internal/corpus and
-// the files of examples/, as a checkout does. The examples call only the
+// the files of examples/, as a checkout does, and in certs/ the TLS
+// material of writeTestCerts (ca.pem, server.pem, server-key.pem,
+// client.pem, client-key.pem), as a reader's PKI would issue it. The examples call only the
 // servers they start themselves, as a reader would (README.md starts
 // `bcctl serve --script examples/server.yaml` before its first call): the
 // addresses a background bcctl serve is given stand for the ones it really
@@ -50,7 +52,7 @@ import (
 )
 
 // docFiles are the files whose examples are run, relative to this package.
-var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md", "../../docs/sidechannel.md"}
+var docFiles = []string{"../../README.md", "../../docs/cli.md", "../../docs/exit-codes.md", "../../docs/grpcurl.md", "../../docs/serve.md", "../../docs/proxy.md", "../../docs/sidechannel.md", "../../docs/security.md"}
 
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {

@@ -40,7 +40,7 @@ func (c *ConnFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(secondsValue{&c.MaxTime}, "max-time", "the most the whole command may take (`seconds` or a duration); its passing exits 68, DEADLINE_EXCEEDED")
 	fs.IntVar(&c.MaxMsgSize, "max-msg-sz", 0, "largest message accepted, in `bytes` (default 4194304)")
 	fs.Uint32Var(&c.MaxReverseCalls, "max-reverse-calls", host.DefaultMaxReverseCalls, "most reverse calls the server may have in flight on one reverse connection; it queues the others")
-	fs.IntVar(&c.MaxReverseConns, "max-reverse-conns", host.DefaultMaxReverseConns, "most reverse connections the server may have open at once; the others wait")
+	fs.IntVar(&c.MaxReverseConns, "max-reverse-conns", host.DefaultMaxReverseConns, "most reverse connections the server may have open at once; "+strconv.Itoa(host.DefaultAcceptBacklog)+" more wait, and yamux resets any beyond")
 	fs.BoolVar(&c.Unix, "unix", false, "the address is the path of a unix socket")
 	fs.BoolVar(&c.NoMux, "no-mux", false, "connect as a plain gRPC client: no backchannel handshake (for servers that do not speak it)")
 	fs.StringVar(&c.UserAgent, "user-agent", "", "`text` put in front of the User-Agent header")

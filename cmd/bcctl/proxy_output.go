@@ -121,19 +121,7 @@ func (p *proxyPrinter) callText(e journal.Entry) string {
 		dir = "to"
 	}
 	fmt.Fprintf(&b, " #%d %s %s %s client %d: ", e.ID, e.Dir, p.cs.Bold(e.Method), dir, e.Relay.Conn)
-	code, msg := "OK", ""
-	if e.Status != nil {
-		code, msg = e.Status.Code, e.Status.Message
-	}
-	if code == "OK" {
-		b.WriteString(p.cs.Green(code))
-	} else {
-		b.WriteString(p.cs.Red(code))
-	}
-	if msg != "" {
-		fmt.Fprintf(&b, " %q", msg)
-	}
-	fmt.Fprintf(&b, " %s", serveMS(e.DurationMS))
+	writeEntryOutcome(&b, p.cs, e)
 	var notes []string
 	callee := "upstream"
 	if e.Dir == journal.DirReverse {
@@ -166,29 +154,7 @@ func (p *proxyPrinter) callText(e journal.Entry) string {
 		b.WriteString(p.cs.Dim(" (" + strings.Join(notes, ", ") + ")"))
 	}
 	b.WriteString("\n")
-	indent := proxyIndent(e.Cause) + "    "
-	if p.verbosity >= 2 && len(e.Metadata) > 0 {
-		fmt.Fprintf(&b, "%smetadata: %s\n", indent, serveCompactJSON(e.Metadata))
-	}
-	if p.verbosity >= 1 {
-		for _, r := range e.Requests {
-			fmt.Fprintf(&b, "%srequest:  %s\n", indent, r)
-		}
-		for _, r := range e.Responses {
-			fmt.Fprintf(&b, "%sresponse: %s\n", indent, r)
-		}
-		if kept := len(e.Requests) + len(e.Responses); kept < e.Relay.RequestCount+e.Relay.ResponseCount {
-			fmt.Fprintf(&b, "%s(%d of %d messages kept)\n", indent, kept, e.Relay.RequestCount+e.Relay.ResponseCount)
-		}
-	}
-	if p.verbosity >= 2 {
-		if len(e.Header) > 0 {
-			fmt.Fprintf(&b, "%sheader:   %s\n", indent, serveCompactJSON(e.Header))
-		}
-		if len(e.Trailer) > 0 {
-			fmt.Fprintf(&b, "%strailer:  %s\n", indent, serveCompactJSON(e.Trailer))
-		}
-	}
+	writeEntryDetails(&b, proxyIndent(e.Cause)+"    ", p.verbosity, e)
 	return b.String()
 }
 

@@ -48,19 +48,8 @@ func (p *servePrinter) textAs(e journal.Entry, indent, who string) string {
 	b.WriteString(p.cs.Dim(e.Time.Local().Format("15:04:05.000")))
 	b.WriteString(indent)
 	fmt.Fprintf(&b, " #%d %s %s %s", e.ID, e.Dir, p.cs.Bold(e.Method), who)
-	code, msg := "OK", ""
-	if e.Status != nil {
-		code, msg = e.Status.Code, e.Status.Message
-	}
-	if code == "OK" {
-		fmt.Fprintf(&b, ": %s", p.cs.Green(code))
-	} else {
-		fmt.Fprintf(&b, ": %s", p.cs.Red(code))
-	}
-	if msg != "" {
-		fmt.Fprintf(&b, " %q", msg)
-	}
-	fmt.Fprintf(&b, " %s", serveMS(e.DurationMS))
+	b.WriteString(": ")
+	writeEntryOutcome(&b, p.cs, e)
 	var notes []string
 	switch {
 	case e.Origin == journal.OriginMade && e.Rule != nil:
@@ -81,26 +70,57 @@ func (p *servePrinter) textAs(e journal.Entry, indent, who string) string {
 		b.WriteString(p.cs.Dim(" (" + strings.Join(notes, ", ") + ")"))
 	}
 	b.WriteString("\n")
-	if p.verbosity >= 2 && len(e.Metadata) > 0 {
-		fmt.Fprintf(&b, "%s    metadata: %s\n", indent, serveCompactJSON(e.Metadata))
+	writeEntryDetails(&b, indent+"    ", p.verbosity, e)
+	return b.String()
+}
+
+// writeEntryOutcome writes a call's status code (green when OK, red
+// otherwise), its message and its duration: `OK 1.4ms`.
+func writeEntryOutcome(b *strings.Builder, cs ColorScheme, e journal.Entry) {
+	code, msg := "OK", ""
+	if e.Status != nil {
+		code, msg = e.Status.Code, e.Status.Message
 	}
-	if p.verbosity >= 1 {
+	if code == "OK" {
+		b.WriteString(cs.Green(code))
+	} else {
+		b.WriteString(cs.Red(code))
+	}
+	if msg != "" {
+		fmt.Fprintf(b, " %q", msg)
+	}
+	fmt.Fprintf(b, " %s", serveMS(e.DurationMS))
+}
+
+// writeEntryDetails writes the lines under a call that -v (messages) and
+// -vv (metadata, header and trailer as well) ask for, each after indent.
+// A relayed call whose messages were not all kept says how many were.
+func writeEntryDetails(b *strings.Builder, indent string, verbosity int, e journal.Entry) {
+	if verbosity >= 2 && len(e.Metadata) > 0 {
+		fmt.Fprintf(b, "%smetadata: %s\n", indent, serveCompactJSON(e.Metadata))
+	}
+	if verbosity >= 1 {
 		for _, r := range e.Requests {
-			fmt.Fprintf(&b, "%s    request:  %s\n", indent, r)
+			fmt.Fprintf(b, "%srequest:  %s\n", indent, r)
 		}
 		for _, r := range e.Responses {
-			fmt.Fprintf(&b, "%s    response: %s\n", indent, r)
+			fmt.Fprintf(b, "%sresponse: %s\n", indent, r)
+		}
+		if e.Relay != nil {
+			all := e.Relay.RequestCount + e.Relay.ResponseCount
+			if kept := len(e.Requests) + len(e.Responses); kept < all {
+				fmt.Fprintf(b, "%s(%d of %d messages kept)\n", indent, kept, all)
+			}
 		}
 	}
-	if p.verbosity >= 2 {
+	if verbosity >= 2 {
 		if len(e.Header) > 0 {
-			fmt.Fprintf(&b, "%s    header:   %s\n", indent, serveCompactJSON(e.Header))
+			fmt.Fprintf(b, "%sheader:   %s\n", indent, serveCompactJSON(e.Header))
 		}
 		if len(e.Trailer) > 0 {
-			fmt.Fprintf(&b, "%s    trailer:  %s\n", indent, serveCompactJSON(e.Trailer))
+			fmt.Fprintf(b, "%strailer:  %s\n", indent, serveCompactJSON(e.Trailer))
 		}
 	}
-	return b.String()
 }
 
 // serveWho says who called or was called: "from peer 1", "to peer 2",

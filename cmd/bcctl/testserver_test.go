@@ -197,6 +197,8 @@ func (ts *testServer) respond(call dynamic.Call) error {
 				Reason: "USER_NOT_FOUND", Domain: "acme.example", Metadata: map[string]string{"id": id},
 			})
 			return st.Err()
+		case "deadline":
+			return status.Error(codes.DeadlineExceeded, "the server gave up waiting")
 		case "slow":
 			select {
 			case <-time.After(30 * time.Second):

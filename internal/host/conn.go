@@ -122,10 +122,14 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if bcfg.AcceptBacklog == 0 {
 			bcfg.AcceptBacklog = DefaultAcceptBacklog
 		}
+		c.bc.limits.backlog = bcfg.AcceptBacklog
 		var opts []backchannel.ClientHandshakerOption
 		for _, h := range cfg.StreamHandshakers {
 			opts = append(opts, backchannel.WithStreamHandshaker(h))
 		}
+		// A stream routed by its first bytes is held, and reported, as a
+		// reverse connection that sends no HTTP/2 preface is.
+		opts = append(opts, backchannel.WithStreamHandshakeTimeout(c.bc.limits.limits.HandshakeTimeout, c.bc.limits.handshake))
 		creds = &outerCreds{
 			TransportCredentials: backchannel.NewClientHandshaker(logger, c.bc.factory, bcfg, opts...).ClientHandshake(creds),
 			d:                    c.diag,

@@ -212,7 +212,10 @@ func tls12(c *tls.Config) *tls.Config {
 }
 
 // TestDialTimeoutNamesTheTimeout dials servers that accept and say nothing:
-// the error is the connect timeout, never a hang-up.
+// the error is the connect timeout, never a hang-up, and it names how far
+// the connection got. On a loaded machine the 200ms may pass before the
+// dial itself returns (the kernel accepted it, the dialing goroutine had
+// not run yet): that is named as such, and is the only other answer.
 func TestDialTimeoutNamesTheTimeout(t *testing.T) {
 	_, clientTLS := testTLS(t)
 	silent := serveConns(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
@@ -229,8 +232,10 @@ func TestDialTimeoutNamesTheTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.ConnectTimeout = 200 * time.Millisecond
 			for _, err := range dialTimes(t, 5, tt.cfg) {
-				if !errors.Is(err, ErrConnectTimeout) || !strings.Contains(err.Error(), "(--connect-timeout 200ms): "+tt.want) {
-					t.Fatalf("Dial = %v, want the connect timeout: %s", err, tt.want)
+				const notDialed = "the server did not accept the connection"
+				if !errors.Is(err, ErrConnectTimeout) ||
+					!strings.Contains(err.Error(), "(--connect-timeout 200ms): "+tt.want) && !strings.HasSuffix(err.Error(), "(--connect-timeout 200ms): "+notDialed) {
+					t.Fatalf("Dial = %v, want the connect timeout: %s (or, not dialed yet: %s)", err, tt.want, notDialed)
 				}
 			}
 		})

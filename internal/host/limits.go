@@ -37,7 +37,9 @@ type Limits struct {
 	// Default DefaultMaxReverseConns.
 	MaxReverseConns int
 	// HandshakeTimeout bounds how long a reverse connection may take to
-	// send its HTTP/2 preface and settings. Default: Config.ConnectTimeout.
+	// send its HTTP/2 preface and settings, and, with
+	// Config.StreamHandshakers, how long a stream the server opens may
+	// take to send its first bytes. Default: Config.ConnectTimeout.
 	HandshakeTimeout time.Duration
 }
 
@@ -67,16 +69,20 @@ func (l Limits) withDefaults(connectTimeout time.Duration) Limits {
 // limitWarnings prints one warning per limit the server reaches, the
 // first time it does, naming the flag that raises it.
 type limitWarnings struct {
-	logger                     *slog.Logger
-	limits                     Limits
-	maxRecv                    int
+	logger  *slog.Logger
+	limits  Limits
+	maxRecv int
+	// backlog is the yamux accept backlog of the session: how many
+	// reverse connections wait beyond MaxReverseConns before yamux resets
+	// the next.
+	backlog                    int
 	conns, calls, hs, recvSize sync.Once
 }
 
 func (w *limitWarnings) reverseConns() {
 	w.conns.Do(func() {
-		w.logger.Warn("the server opened more reverse connections at once than the backchannel allows; the others wait (--max-reverse-conns)",
-			"limit", w.limits.MaxReverseConns)
+		w.logger.Warn("the server opened more reverse connections at once than the backchannel allows; the others wait, and beyond the backlog are reset (--max-reverse-conns)",
+			"limit", w.limits.MaxReverseConns, "backlog", w.backlog)
 	})
 }
 

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -42,8 +45,11 @@ func startUpstream(t *testing.T) *upstream {
 	mux := listenmux.New(insecure.NewCredentials())
 	// A hostile upstream opens streams without waiting for the client to
 	// acknowledge them; yamux waits once AcceptBacklog are unacknowledged.
+	// Nor does it time the client's acknowledgements: yamux would run a
+	// goroutine per stream until the client acknowledged or reset it, and
+	// the tests count the goroutines of this process.
 	mux.Register(backchannel.NewServerHandshaker(nil, u.reg, nil,
-		backchannel.WithServerConfiguration(backchannel.Configuration{AcceptBacklog: 1 << 20})))
+		backchannel.WithServerConfiguration(backchannel.Configuration{AcceptBacklog: 1 << 20, StreamOpenTimeout: -1})))
 	srv := grpc.NewServer(grpc.Creds(mux))
 	err := dynamic.RegisterServices(srv, []protoreflect.ServiceDescriptor{service(t, "gitaly.RefService")}, dynamic.ResponderFunc(func(call dynamic.Call) error {
 		if _, err := call.Recv(); err != nil {
@@ -188,10 +194,9 @@ func voteWith(ctx context.Context, cc *grpc.ClientConn, req *dynamicpb.Message) 
 func TestReverseStreamsWithoutPrefaceAreBounded(t *testing.T) {
 	const streams = 5000
 	// Goroutines the client may spend on the streams: gRPC's handshake
-	// of each admitted stream, and the one waiting for a slot; and, the
-	// upstream being in this process too, its yamux's open timer of each
-	// stream the client keeps in its backlog.
-	const goroutineBound = 4*(DefaultMaxReverseConns+1) + DefaultAcceptBacklog
+	// of each admitted stream, and the one waiting for a slot. (The
+	// streams in yamux's backlog cost none.)
+	const goroutineBound = 4 * (DefaultMaxReverseConns + 1)
 	// The streams in yamux's backlog and the upstream's 5,000 (in this
 	// process too) cost a few hundred bytes each.
 	const heapBound = 16 << 20
@@ -221,10 +226,17 @@ func TestReverseStreamsWithoutPrefaceAreBounded(t *testing.T) {
 	}
 	logs.wait(t, "sent no HTTP/2 preface in time")
 
-	// Once the upstream closes them, a real reverse call gets through.
+	// Once the upstream closes them, the client closes each stream it
+	// held, and the one it accepts next finds room in the backlog: a real
+	// reverse call gets through. The client drains its backlog as fast as
+	// it can, yet after the upstream's close: a stream opened before the
+	// client has closed every silent one may find the backlog still full,
+	// and be reset. So the upstream waits until the client has closed (or
+	// long since reset) every stream before it dials back.
 	for _, s := range opened {
 		s.Close()
 	}
+	waitClosedByPeer(t, opened)
 	cc := dialBack(t, session)
 	if err := vote(ctxT(t), t, cc, 16); err != nil {
 		t.Fatalf("reverse call after the silent streams: %v", err)
@@ -236,6 +248,63 @@ func TestReverseStreamsWithoutPrefaceAreBounded(t *testing.T) {
 	if err := goleak.Find(base.leaks); err != nil {
 		t.Errorf("goroutines left after the silent streams closed: %v", err)
 	}
+}
+
+// waitClosedByPeer returns once the peer has closed or reset each of
+// streams: reading one ends with io.EOF or a reset.
+func waitClosedByPeer(t *testing.T, streams []net.Conn) {
+	t.Helper()
+	deadline, _ := ctxT(t).Deadline()
+	for i, s := range streams {
+		if err := s.SetReadDeadline(deadline); err != nil {
+			t.Fatal(err)
+		}
+		// The client may have written its HTTP/2 settings before it
+		// gave up on the stream.
+		if _, err := io.Copy(io.Discard, s); err != nil && !errors.Is(err, yamux.ErrConnectionReset) {
+			t.Fatalf("stream %d: %v, want the client to close or reset it", i, err)
+		}
+	}
+}
+
+// TestRoutedSilentStreamIsClosed plays an upstream that opens a stream
+// and sends nothing on it, to a client that routes streams by their first
+// bytes (Config.StreamHandshakers, as bcctl call's sidechannels do): the
+// client closes it after the handshake timeout, with the warning of a
+// reverse connection that sent no preface.
+func TestRoutedSilentStreamIsClosed(t *testing.T) {
+	u := startUpstream(t)
+	logs := &warnings{}
+	c, err := Dial(ctxT(t), Config{
+		Address: u.addr, Creds: insecure.NewCredentials(), ConnectTimeout: time.Minute,
+		Limits: Limits{HandshakeTimeout: 100 * time.Millisecond}, Logger: slog.New(logs),
+		StreamHandshakers: []listenmux.Handshaker{dispatcher{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Host(Backchannel{Services: []protoreflect.ServiceDescriptor{service(t, "gitaly.RefTransaction")}, Responder: newHeldVotes(true)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := u.session(t, c).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitClosedByPeer(t, []net.Conn{s})
+	logs.wait(t, "sent no HTTP/2 preface in time")
+}
+
+// dispatcher is a stream handshaker that takes the streams that begin
+// with its magic and closes them.
+type dispatcher struct{}
+
+func (dispatcher) Magic() string { return "sidechannel" }
+
+func (dispatcher) Handshake(conn net.Conn, _ credentials.AuthInfo) (net.Conn, credentials.AuthInfo, error) {
+	conn.Close()
+	return nil, nil, credentials.ErrConnDispatched
 }
 
 // TestReverseCallsAreBoundedPerConnection plays an upstream that makes 60
@@ -309,7 +378,7 @@ func TestReverseConnectionsAreBounded(t *testing.T) {
 	}
 	extra := make(chan error, 1)
 	go func() { extra <- vote(ctx, t, dialBack(t, session), 16) }()
-	logs.wait(t, "more reverse connections at once")
+	logs.wait(t, "more reverse connections at once than the backchannel allows; the others wait, and beyond the backlog are reset")
 	select {
 	case err := <-extra:
 		t.Fatalf("the reverse connection beyond the limit was served (%v) while %d were open", err, len(open))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -25,11 +26,10 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 		b = strconv.AppendUint(b, e.Cause, 10)
 	}
 	b = append(b, `,"time":`...)
-	tb, err := e.Time.MarshalJSON()
+	b, err := appendTime(b, e.Time)
 	if err != nil {
 		return b, err
 	}
-	b = append(b, tb...)
 	b = appendField(b, "dir", e.Dir)
 	b = appendField(b, "origin", e.Origin)
 	if e.By != "" {
@@ -129,7 +129,8 @@ func appendMetadata(b []byte, name string, md map[string][]string) []byte {
 	b = append(b, `,"`...)
 	b = append(b, name...)
 	b = append(b, `":{`...)
-	keys := make([]string, 0, len(md))
+	var few [8]string
+	keys := few[:0]
 	for k := range md {
 		keys = append(keys, k)
 	}
@@ -172,7 +173,7 @@ func appendMessages(b []byte, name string, msgs []json.RawMessage) ([]byte, erro
 		switch {
 		case m == nil:
 			b = append(b, "null"...)
-		case bytes.ContainsAny(m, " \t\r\n"):
+		case hasWhitespace(m):
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, m); err != nil {
 				return b, err
@@ -183,6 +184,29 @@ func appendMessages(b []byte, name string, msgs []json.RawMessage) ([]byte, erro
 		}
 	}
 	return append(b, ']'), nil
+}
+
+// hasWhitespace tells whether data holds a byte JSON counts as
+// whitespace.
+func hasWhitespace(data []byte) bool {
+	for _, c := range data {
+		if c <= ' ' && (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			return true
+		}
+	}
+	return false
+}
+
+// appendTime appends t as a JSON string, as encoding/json (t.MarshalJSON)
+// writes it.
+func appendTime(b []byte, t time.Time) ([]byte, error) {
+	if _, offset := t.Zone(); t.Year() < 0 || t.Year() > 9999 || offset <= -24*60*60 || offset >= 24*60*60 {
+		data, err := t.MarshalJSON() // RFC 3339 cannot write it: the error
+		return append(b, data...), err
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
 }
 
 // appendFloat appends f as encoding/json does.

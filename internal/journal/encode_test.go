@@ -35,6 +35,10 @@ func encodeCases() []Entry {
 		{ID: 3, Peer: &Peer{}, Status: &Status{}, Rule: &Rule{}, DurationMS: 1e-7},
 		{ID: 4, Peer: &Peer{Addr: "x"}, DurationMS: 1e22},
 		{ID: 5, Peer: &Peer{ID: 9}, DurationMS: -0.5},
+		{ID: 6, Time: time.Now()}, // with a monotonic reading
+		{ID: 7, Time: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{ID: 8, Time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("s", -(23*3600+59*60+59)))},
+		{ID: 9, Time: time.Date(2026, 6, 1, 12, 0, 0, 100, time.FixedZone("s", 5*3600+30*60+7))},
 	}
 }
 
@@ -61,6 +65,9 @@ func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
 	for _, e := range []Entry{
 		{DurationMS: math.NaN()},
 		{Requests: []json.RawMessage{json.RawMessage(`{"a": nope}`)}},
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 24*3600))},
 	} {
 		if _, err := json.Marshal(e); err == nil {
 			t.Fatalf("json.Marshal accepted %+v", e)

@@ -358,10 +358,21 @@ func durationMS(d time.Duration) float64 {
 }
 
 // MetadataJSON returns md as a JSON-ready map, with the values of -bin keys
-// base64-encoded; nil when md is empty.
+// base64-encoded; nil when md is empty. Without -bin keys it is md's own
+// map (an entry is made for every call): modify neither afterwards.
 func MetadataJSON(md metadata.MD) map[string][]string {
 	if len(md) == 0 {
 		return nil
+	}
+	binary := false
+	for k := range md {
+		if strings.HasSuffix(k, "-bin") {
+			binary = true
+			break
+		}
+	}
+	if !binary {
+		return md
 	}
 	out := make(map[string][]string, len(md))
 	for k, vs := range md {
@@ -384,6 +395,11 @@ func StatusOf(st *status.Status, resolver dynamic.TypeResolver) *Status {
 		return &Status{Code: "OK"}
 	}
 	s := &Status{Code: calls.CodeName(st.Code()), Message: st.Message()}
+	if len(st.Details()) == 0 {
+		// Most calls end without details: skip the copy of the status
+		// StatusDetailsJSON reads them from.
+		return s
+	}
 	for _, d := range dynamic.StatusDetailsJSON(st, resolver, dynamic.FormatOptions{ProtoNames: true, Compact: true}) {
 		s.Details = append(s.Details, json.RawMessage(d))
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/calls"
 )
@@ -29,6 +30,11 @@ type Renderer struct {
 
 	mu    sync.Mutex
 	cache map[string]json.RawMessage // message name, NUL, wire bytes; guarded by mu
+	key   []byte                     // a spare key buffer; guarded by mu
+
+	// maps says, per message type (protoreflect.FullName), whether its
+	// messages can hold a map (bool).
+	maps sync.Map
 }
 
 // NewRenderer returns a Renderer that renders as r says.
@@ -44,17 +50,28 @@ func (r *Renderer) FromEvent(ev *calls.Event, by string) Entry {
 // MessageJSON is MessageJSON with the Renderer's Rendering and memory. The
 // JSON it returns may be shared: do not modify it.
 func (r *Renderer) MessageJSON(m proto.Message) json.RawMessage {
-	wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil || len(wire) > renderCacheMaxWire {
+	pm := m.ProtoReflect()
+	r.mu.Lock()
+	key := r.key
+	r.key = nil
+	r.mu.Unlock()
+
+	// The key is the type's name and the message's wire encoding. Any
+	// encoding is a correct key, but only the deterministic one puts the
+	// entries of a map in one order every time; it costs more (it checks
+	// and sorts the fields too), so it is used for messages holding a map.
+	key = append(append(key[:0], pm.Descriptor().FullName()...), 0)
+	prefix := len(key)
+	key, err := proto.MarshalOptions{Deterministic: r.holdsMap(pm), AllowPartial: true}.MarshalAppend(key, m)
+	if err != nil || len(key)-prefix > renderCacheMaxWire {
+		r.putKey(key)
 		return MessageJSON(m, r.r)
 	}
-	name := m.ProtoReflect().Descriptor().FullName()
-	key := make([]byte, 0, len(name)+1+len(wire))
-	key = append(append(append(key, name...), 0), wire...)
 	r.mu.Lock()
 	out, ok := r.cache[string(key)]
 	r.mu.Unlock()
 	if ok {
+		r.putKey(key)
 		return out
 	}
 	out = MessageJSON(m, r.r)
@@ -63,6 +80,70 @@ func (r *Renderer) MessageJSON(m proto.Message) json.RawMessage {
 		clear(r.cache)
 	}
 	r.cache[string(key)] = out
+	if r.key == nil {
+		r.key = key
+	}
 	r.mu.Unlock()
 	return out
+}
+
+// putKey keeps key's buffer for the next message.
+func (r *Renderer) putKey(key []byte) {
+	r.mu.Lock()
+	if r.key == nil {
+		r.key = key
+	}
+	r.mu.Unlock()
+}
+
+// holdsMap tells whether m holds a map field that is set, in itself or in
+// the messages it holds.
+func (r *Renderer) holdsMap(m protoreflect.Message) bool {
+	md := m.Descriptor()
+	can, ok := r.maps.Load(md.FullName())
+	if !ok {
+		can = holdsMaps(md, map[protoreflect.FullName]bool{})
+		r.maps.Store(md.FullName(), can)
+	}
+	if !can.(bool) {
+		return false
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			found = true
+		case fd.Message() == nil:
+		case fd.IsList():
+			for i := range v.List().Len() {
+				if found = r.holdsMap(v.List().Get(i).Message()); found {
+					break
+				}
+			}
+		default:
+			found = r.holdsMap(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
+// holdsMaps tells whether messages of md can hold a map field, in them or
+// in the messages they hold. seen holds the types already being looked at.
+func holdsMaps(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if f.IsMap() {
+			return true
+		}
+		if f.Message() != nil && holdsMaps(f.Message(), seen) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bcctl/bcctl/internal/dynamic"
 	"github.com/bcctl/bcctl/internal/journal"
@@ -432,4 +433,64 @@ func BenchmarkFanOut(b *testing.B) {
 func jsonLine(ev *Event) ([]byte, error) {
 	line, err := json.Marshal(ev.Entry())
 	return append(line, '\n'), err
+}
+
+// ---- The journal's cost per entry ----
+
+// BenchmarkJournalEntry measures what the journal goroutine spends on one
+// entry of BenchmarkScriptedUnary's call, as bcctl serve --journal FILE
+// writes it: the entry rendered and appended to a buffered journal file,
+// which is flushed every 8 entries (a batch). "varied" makes every request
+// differ, so that no rendered message is remembered.
+func BenchmarkJournalEntry(b *testing.B) {
+	for _, vary := range []bool{false, true} {
+		b.Run(map[bool]string{false: "repeated", true: "varied"}[vary], func(b *testing.B) {
+			captured := make(chan *Event, 1)
+			srv, addr := startBenchServe(b, JournalSinkFunc(func(ev *Event) error {
+				select {
+				case captured <- ev:
+				default:
+				}
+				return nil
+			}))
+			lc := newLoadClient(b, addr, 1)
+			if _, err := lc.clients[0].UnaryCall(testContext(b), lc.req); err != nil {
+				b.Fatal(err)
+			}
+			srv.journal.sync()
+			template := <-captured
+			req := template.Call.Requests[0]
+			payloadField := req.ProtoReflect().Descriptor().Fields().ByName("payload")
+			bodyField := payloadField.Message().Fields().ByName("body")
+
+			jw, err := journal.Create(filepath.Join(b.TempDir(), "journal.jsonl"), journal.Options{Buffered: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { jw.Close() })
+			sink := JournalWriter(jw)
+			b.ReportAllocs()
+			var seq uint64
+			for b.Loop() {
+				seq++
+				call := *template.Call
+				if vary {
+					r := proto.Clone(req)
+					body := make([]byte, 64)
+					binary.BigEndian.PutUint64(body, seq)
+					r.ProtoReflect().Mutable(payloadField).Message().Set(bodyField, protoreflect.ValueOfBytes(body))
+					call.Requests = []proto.Message{r}
+				}
+				ev := srv.Hub.event(&call, seq, 0, template.By, nil)
+				if err := sink.WriteEvent(ev); err != nil {
+					b.Fatal(err)
+				}
+				if seq%8 == 0 {
+					if err := sink.Flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

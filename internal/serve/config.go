@@ -28,7 +28,7 @@ type JournalSink interface {
 
 // JournalWriter is the JournalSink of a journal file: each event's entry
 // written as a JSON line. Give it a buffered journal.Writer, which the hub
-// flushes whenever no event is waiting.
+// flushes JournalLinger after it wrote entries, with those that came meanwhile.
 func JournalWriter(w *journal.Writer) JournalFlusher { return journalWriter{w} }
 
 type journalWriter struct{ w *journal.Writer }

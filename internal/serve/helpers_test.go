@@ -113,6 +113,8 @@ backchannel:
 type memJournal struct {
 	mu     sync.Mutex
 	events []*Event
+	// grew, when not nil, is closed at the next event.
+	grew chan struct{}
 	// sync, when set, returns once the server's journal queue has handed
 	// over every event recorded so far.
 	sync func()
@@ -121,8 +123,37 @@ type memJournal struct {
 func (j *memJournal) WriteEvent(ev *Event) error {
 	j.mu.Lock()
 	j.events = append(j.events, ev)
+	if j.grew != nil {
+		close(j.grew)
+		j.grew = nil
+	}
 	j.mu.Unlock()
 	return nil
+}
+
+// waitFor returns the events once there are at least n, for calls whose
+// entry is written after their client has its status (those gRPC or the
+// codec ends before a handler: serve hears of them from grpc-go's stats
+// handler, after the status went out).
+func (j *memJournal) waitFor(ctx context.Context, t testing.TB, n int) []*Event {
+	t.Helper()
+	for {
+		j.mu.Lock()
+		if len(j.events) >= n {
+			defer j.mu.Unlock()
+			return append([]*Event(nil), j.events...)
+		}
+		if j.grew == nil {
+			j.grew = make(chan struct{})
+		}
+		grew := j.grew
+		j.mu.Unlock()
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			t.Fatalf("journal: waiting for %d events: %v (have %d)", n, ctx.Err(), len(j.all()))
+		}
+	}
 }
 
 // all returns the events recorded so far.

@@ -22,12 +22,17 @@ import (
 // by reflection, makes reverse calls on demand (CallPeer), and numbers,
 // keeps and streams every finished call.
 type Hub struct {
-	cfg     HubConfig
-	log     *slog.Logger
-	reg     *backchannel.Registry
-	peers   *peerTable
-	events  *eventLog
-	ids     journalIDs
+	cfg    HubConfig
+	log    *slog.Logger
+	reg    *backchannel.Registry
+	peers  *peerTable
+	events *eventLog
+	ids    journalIDs
+	// order is held while an event is numbered and handed to the journal
+	// sink and the subscribers, so that they get events in the order of
+	// their IDs (but for IDs given ahead: NextID, and causes that are
+	// still running).
+	order   sync.Mutex
 	journal *journalQueue // nil without a journal sink
 	// renderForward and renderReverse render the entries of each
 	// direction's calls with its schema.

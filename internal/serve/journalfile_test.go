@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,9 @@ import (
 // TestFileJournalKeepsEveryEntry makes many calls at once to a serve whose
 // journal is a buffered file, as bcctl serve --journal writes it: the calls
 // do not wait for their entries, and after Shutdown the file holds one
-// complete line for every call, each ID once.
+// complete line for every call, each ID once, in the order of the IDs
+// (each call is numbered as it ends, and none causes another), which is
+// also the order of the backlog.
 func TestFileJournalKeepsEveryEntry(t *testing.T) {
 	const callers, each = 8, 50
 	path := filepath.Join(t.TempDir(), "journal.jsonl")
@@ -66,13 +69,27 @@ func TestFileJournalKeepsEveryEntry(t *testing.T) {
 		t.Fatalf("read the journal: %v", err)
 	}
 	seen := map[uint64]bool{}
-	for _, e := range entries {
+	for i, e := range entries {
 		if seen[e.ID] {
 			t.Errorf("entry %d is in the journal twice", e.ID)
 		}
 		seen[e.ID] = true
+		if i > 0 && e.ID <= entries[i-1].ID {
+			t.Errorf("entry %d comes after entry %d in the journal, want the order of the IDs", e.ID, entries[i-1].ID)
+		}
 	}
 	if len(entries) != callers*each {
 		t.Errorf("the journal holds %d entries, want %d", len(entries), callers*each)
+	}
+	var backlog []uint64
+	for ev := range srv.Subscribe(ctx, SubscribeOptions{Backlog: true}).C {
+		backlog = append(backlog, ev.ID)
+	}
+	var file []uint64
+	for _, e := range entries {
+		file = append(file, e.ID)
+	}
+	if !slices.Equal(backlog, file) {
+		t.Errorf("the backlog has the events in another order than the journal file:\nbacklog %v\n   file %v", backlog, file)
 	}
 }

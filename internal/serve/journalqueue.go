@@ -1,6 +1,9 @@
 package serve
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // JournalQueueLen is how many recorded events may wait for the journal
 // sink, besides the batch it is writing (at most as many again). A call
@@ -8,9 +11,16 @@ import "sync"
 // journal slows the calls down, it never loses an entry.
 const JournalQueueLen = 4096
 
+// JournalLinger is how long the entries written to a JournalFlusher may
+// wait for more before they are flushed: under load the journal file gets
+// one write for every JournalLinger of calls, not one for every call. A
+// sync or the close flushes at once, and so does a queue half full.
+const JournalLinger = time.Millisecond
+
 // JournalFlusher is a JournalSink that buffers what it writes. Flush writes
-// what it holds; the hub calls it after every batch of events, so entries
-// reach the file as soon as the calls let up, and at Close.
+// what it holds; the hub calls it at most JournalLinger after an entry was
+// written, so entries reach the file soon after their calls end whatever
+// follows, and at Close.
 type JournalFlusher interface {
 	JournalSink
 	Flush() error
@@ -20,18 +30,21 @@ type JournalFlusher interface {
 // of its own, in the order they were recorded, so that a call does not wait
 // for its entry to be rendered and written. The writer takes what has
 // queued up in one batch, and is woken once per batch rather than once per
-// event: recording an event costs a call a lock and an append. Close
-// writes what is queued; events recorded after Close are written in the
-// recording goroutine.
+// event: recording an event costs a call a lock and an append. A sink that
+// is a JournalFlusher is flushed once the writer has lingered for
+// JournalLinger, or at once when asked to hurry (a sync, the close, a queue
+// half full). Close writes what is queued; events recorded after Close are
+// written in the recording goroutine.
 type journalQueue struct {
-	sink   JournalSink
-	failed func(ev *Event, err error) // an entry (ev) or a flush (nil) failed
-
-	limit int           // how many events may wait: JournalQueueLen
-	wake  chan struct{} // a token when there is work since the writer looked
-	done  chan struct{} // closed when the writer goroutine has ended
-	// waiting, when set, is called by a push that waits for room (tests).
-	waiting func()
+	sink    JournalSink
+	flusher JournalFlusher             // sink, when it is one
+	failed  func(ev *Event, err error) // an entry (ev) or a flush (nil) failed
+	limit   int                        // how many events may wait: JournalQueueLen
+	linger  time.Duration              // JournalLinger
+	wake    chan struct{}              // a token when there is work since the writer looked
+	hurry   chan struct{}              // a token when the writer must flush without lingering
+	done    chan struct{}              // closed when the writer goroutine has ended
+	waiting func()                     // when set, called by a push that waits for room (tests)
 
 	mu      sync.Mutex
 	room    sync.Cond       // signalled when the writer takes a batch; L is &mu
@@ -44,11 +57,15 @@ type journalQueue struct {
 }
 
 func newJournalQueue(sink JournalSink, failed func(*Event, error)) *journalQueue {
-	return newJournalQueueLen(sink, failed, JournalQueueLen, nil)
+	return newJournalQueueLen(sink, failed, JournalQueueLen, JournalLinger, nil)
 }
 
-func newJournalQueueLen(sink JournalSink, failed func(*Event, error), limit int, waiting func()) *journalQueue {
-	q := &journalQueue{sink: sink, failed: failed, limit: limit, waiting: waiting, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newJournalQueueLen(sink JournalSink, failed func(*Event, error), limit int, linger time.Duration, waiting func()) *journalQueue {
+	q := &journalQueue{
+		sink: sink, failed: failed, limit: limit, linger: linger, waiting: waiting,
+		wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	q.flusher, _ = sink.(JournalFlusher)
 	q.room.L = &q.mu
 	go q.run()
 	return q
@@ -61,6 +78,7 @@ func (q *journalQueue) push(ev *Event) {
 		if q.waiting != nil {
 			q.waiting()
 		}
+		signal(q.hurry)
 		q.room.Wait()
 	}
 	if q.closed {
@@ -69,10 +87,13 @@ func (q *journalQueue) push(ev *Event) {
 		return
 	}
 	q.pending = append(q.pending, ev)
-	first := len(q.pending) == 1
+	n := len(q.pending)
 	q.mu.Unlock()
-	if first {
-		q.signal()
+	switch n {
+	case 1:
+		signal(q.wake)
+	case (q.limit + 1) / 2:
+		signal(q.hurry)
 	}
 }
 
@@ -98,7 +119,8 @@ func (q *journalQueue) sync() {
 	synced := make(chan struct{})
 	q.synced = append(q.synced, synced)
 	q.mu.Unlock()
-	q.signal()
+	signal(q.wake)
+	signal(q.hurry)
 	<-synced
 }
 
@@ -108,50 +130,78 @@ func (q *journalQueue) close() {
 	q.closed = true
 	q.room.Broadcast()
 	q.mu.Unlock()
-	q.signal()
+	signal(q.wake)
+	signal(q.hurry)
 	<-q.done
 }
 
-func (q *journalQueue) signal() {
+// signal leaves a token in c, unless one is there.
+func signal(c chan struct{}) {
 	select {
-	case q.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
 
+// run is the writer goroutine. It waits for work, writes what is queued,
+// and, when that left entries unflushed, lingers (for more entries, or to
+// be hurried), writes what came meanwhile and flushes everything at once.
 func (q *journalQueue) run() {
 	defer close(q.done)
-	for range q.wake {
-		for {
-			q.mu.Lock()
-			batch, synced, closed := q.pending, q.synced, q.closed
-			q.pending, q.spare, q.synced = q.spare[:0], nil, nil
-			q.room.Broadcast()
-			q.mu.Unlock()
-
-			for _, ev := range batch {
-				q.write(ev)
-			}
-			if len(batch) > 0 || len(synced) > 0 {
-				q.flush()
-			}
-			for _, s := range synced {
-				close(s)
-			}
-			clear(batch)
-			q.mu.Lock()
-			q.spare = batch
-			more := len(q.pending) > 0 || len(q.synced) > 0
-			q.mu.Unlock()
-			switch {
-			case more:
-				continue
-			case closed:
-				return
-			}
-			break
+	timer := time.NewTimer(q.linger)
+	timer.Stop()
+	for {
+		select {
+		case <-q.wake:
+		case <-q.hurry:
+		}
+		unflushed, closed := q.writeBatch(false)
+		if closed {
+			return
+		}
+		if !unflushed {
+			continue
+		}
+		timer.Reset(q.linger)
+		select {
+		case <-timer.C:
+		case <-q.hurry:
+			timer.Stop()
+		}
+		if _, closed := q.writeBatch(true); closed {
+			return
 		}
 	}
+}
+
+// writeBatch takes what is queued and writes it, and flushes it when
+// flush is set, or when a sync or the close asks for it; otherwise it says
+// whether what it wrote is left unflushed. It tells whether the queue is
+// closed (everything is written then).
+func (q *journalQueue) writeBatch(flush bool) (unflushed, closed bool) {
+	q.mu.Lock()
+	batch, synced, closed := q.pending, q.synced, q.closed
+	q.pending, q.spare, q.synced = q.spare[:0], nil, nil
+	q.room.Broadcast()
+	q.mu.Unlock()
+
+	for _, ev := range batch {
+		q.write(ev)
+	}
+	switch {
+	case flush || len(synced) > 0 || closed:
+		q.flush()
+	case len(batch) > 0:
+		unflushed = q.flusher != nil
+	}
+	for _, s := range synced {
+		close(s)
+	}
+	clear(batch)
+	q.mu.Lock()
+	q.spare = batch
+	q.mu.Unlock()
+	return unflushed, closed
 }
 
 func (q *journalQueue) write(ev *Event) {
@@ -161,8 +211,8 @@ func (q *journalQueue) write(ev *Event) {
 }
 
 func (q *journalQueue) flush() {
-	if f, ok := q.sink.(JournalFlusher); ok {
-		if err := f.Flush(); err != nil {
+	if q.flusher != nil {
+		if err := q.flusher.Flush(); err != nil {
 			q.failed(nil, err)
 		}
 	}

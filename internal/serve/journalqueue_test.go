@@ -4,6 +4,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/bcctl/bcctl/internal/calls"
 )
@@ -55,7 +58,7 @@ func TestJournalQueueBackPressure(t *testing.T) {
 	const limit = 4
 	sink := newGatedSink()
 	waiting := make(chan struct{}, 1)
-	q := newJournalQueueLen(sink, func(*Event, error) { t.Error("the sink failed") }, limit, func() {
+	q := newJournalQueueLen(sink, func(*Event, error) { t.Error("the sink failed") }, limit, JournalLinger, func() {
 		select {
 		case waiting <- struct{}{}:
 		default:
@@ -102,7 +105,7 @@ func TestJournalQueueKeepsOrderUnderLoad(t *testing.T) {
 	sink := newGatedSink()
 	close(sink.gate)
 	sink.entered = make(chan uint64, pushers*each)
-	q := newJournalQueueLen(sink, func(*Event, error) { t.Error("the sink failed") }, 8, nil)
+	q := newJournalQueueLen(sink, func(*Event, error) { t.Error("the sink failed") }, 8, JournalLinger, nil)
 	var wg sync.WaitGroup
 	for p := range pushers {
 		wg.Go(func() {
@@ -124,5 +127,92 @@ func TestJournalQueueKeepsOrderUnderLoad(t *testing.T) {
 			t.Fatalf("event %d written after event %d of the same goroutine", id, last[p])
 		}
 		last[p] = id
+	}
+}
+
+// flushSink is a JournalFlusher that reports each flush with how many
+// events it had been given by then. When held is set, event 1 tells held
+// it arrived and waits for release.
+type flushSink struct {
+	held, release chan struct{}
+	mu            sync.Mutex
+	written       int
+	flushed       chan int
+}
+
+func (s *flushSink) WriteEvent(ev *Event) error {
+	if s.held != nil && ev.ID == 1 {
+		s.held <- struct{}{}
+		<-s.release
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written++
+	return nil
+}
+
+func (s *flushSink) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushed <- s.written
+	return nil
+}
+
+// TestJournalQueueFlushesWhenIdle writes one event and neither syncs nor
+// closes: the writer flushes it by itself once it has lingered, so that a
+// reader that follows the journal file gets it.
+func TestJournalQueueFlushesWhenIdle(t *testing.T) {
+	baseline := goleak.IgnoreCurrent()
+	ctx := testContext(t)
+	sink := &flushSink{flushed: make(chan int, 16)}
+	q := newJournalQueue(sink, func(*Event, error) { t.Error("the sink failed") })
+	q.push(queueEvent(1))
+	select {
+	case n := <-sink.flushed:
+		if n != 1 {
+			t.Errorf("flushed after %d events, want 1", n)
+		}
+	case <-ctx.Done():
+		t.Fatal("the event was never flushed")
+	}
+	q.close()
+	if err := goleak.Find(baseline); err != nil {
+		t.Errorf("after close: %v", err)
+	}
+}
+
+// TestJournalQueueHurriesWhenHalfFull lingers for an hour: events queued up
+// to half the queue's length are not flushed, the one that fills half of
+// it gets everything flushed at once, without a sync.
+func TestJournalQueueHurriesWhenHalfFull(t *testing.T) {
+	const limit = 8
+	ctx := testContext(t)
+	sink := &flushSink{flushed: make(chan int, 16), held: make(chan struct{}), release: make(chan struct{})}
+	// The writer takes event 1 and is held in the sink, so that the
+	// others queue up behind it.
+	q := newJournalQueueLen(sink, func(*Event, error) { t.Error("the sink failed") }, limit, time.Hour, nil)
+	q.push(queueEvent(1))
+	<-sink.held
+	for id := uint64(2); id <= limit/2; id++ {
+		q.push(queueEvent(id))
+	}
+	close(sink.release)
+	select {
+	case n := <-sink.flushed:
+		t.Fatalf("flushed after %d events, before half the queue was taken", n)
+	default:
+	}
+	q.push(queueEvent(limit/2 + 1))
+	select {
+	case n := <-sink.flushed:
+		if n < 2 {
+			t.Errorf("flushed after %d events, want those queued too", n)
+		}
+	case <-ctx.Done():
+		t.Fatal("a queue half full was not flushed")
+	}
+	q.close()
+	if n := <-sink.flushed; n != limit/2+1 {
+		t.Errorf("closed after %d events, want %d", n, limit/2+1)
 	}
 }

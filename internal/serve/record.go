@@ -35,9 +35,9 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 		// the script came to say.
 		cut := *ev
 		cut.Status = status.Newf(codes.Unavailable, "serve stopped: the call was cut short when the grace period ran out (the script would have answered %s)", calls.CodeName(ev.Status.Code()))
-		e := s.Hub.newEvent(&cut, engineID, engineCause, by, types)
+		e := s.Hub.event(&cut, 0, 0, by, types)
 		e.cut = true
-		s.Hub.add(e)
+		s.Hub.number(e, engineID, engineCause)
 		return e
 	}
 	e := s.Hub.record(ev, engineID, engineCause, by, types)
@@ -55,15 +55,20 @@ func (s *Server) record(ev *calls.Event, engineID, engineCause uint64, by Maker,
 // types resolves Any in the messages; nil means the schema of the call's
 // direction.
 func (h *Hub) record(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
-	e := h.newEvent(ev, engineID, engineCause, by, types)
-	h.add(e)
+	e := h.event(ev, 0, 0, by, types)
+	h.number(e, engineID, engineCause)
 	return e
 }
 
-// newEvent numbers an event and gives it the renderer of its direction.
-func (h *Hub) newEvent(ev *calls.Event, engineID, engineCause uint64, by Maker, types dynamic.TypeResolver) *Event {
-	id, cause := h.ids.assign(engineID, engineCause)
-	return h.event(ev, id, cause, by, types)
+// number gives e its journal IDs and adds it (see add) in one step, so
+// that the journal sink, the backlog and the subscribers get the events
+// numbered here in the order of their IDs.
+func (h *Hub) number(e *Event, engineID, engineCause uint64) {
+	h.count(e)
+	h.order.Lock()
+	defer h.order.Unlock()
+	e.ID, e.Cause = h.ids.assign(engineID, engineCause)
+	h.publishLocked(e)
 }
 
 // AddCall records a call whose ID and Cause are journal IDs already
@@ -94,6 +99,14 @@ func (h *Hub) event(ev *calls.Event, id, cause uint64, by Maker, types dynamic.T
 // subscribers. An event without a method (a side stream bcctl proxy
 // piped) is journaled but counted as no call.
 func (h *Hub) add(e *Event) {
+	h.count(e)
+	h.order.Lock()
+	defer h.order.Unlock()
+	h.publishLocked(e)
+}
+
+// count counts an event in the hub's and its peer's counters.
+func (h *Hub) count(e *Event) {
 	ev := e.Call
 	if ev.Method != "" {
 		switch {
@@ -108,6 +121,12 @@ func (h *Hub) add(e *Event) {
 			h.peers.count(backchannel.ID(ev.Peer.BackchannelID), ev.Dir, ev.Method, ev.Status.Code(), ev.Start.Add(ev.Duration))
 		}
 	}
+}
+
+// publishLocked hands e to the journal sink's queue (waiting for room
+// while it is full), the backlog and the subscribers. h.order is held, so
+// that they all get the events in one order.
+func (h *Hub) publishLocked(e *Event) {
 	if h.journal != nil {
 		h.journal.push(e)
 	}

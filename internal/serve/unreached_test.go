@@ -40,7 +40,7 @@ func TestCallsTheCodecRejectsAreJournaled(t *testing.T) {
 	// 1 its repository, whose field 2 (relative_path) is a string.
 	badUTF8 := []byte{0x0a, 0x03, 0x12, 0x01, 0xff}
 	huge := append([]byte{0x1a, 0x80, 0x10}, make([]byte, 2048)...) // branch_name of 2 KiB
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name string
 		req  []byte
 		want codes.Code
@@ -53,6 +53,9 @@ func TestCallsTheCodecRejectsAreJournaled(t *testing.T) {
 		if status.Code(err) != tc.want {
 			t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+		// Its entry comes after the client has the status: wait for it,
+		// so that the entries are in the order of the calls.
+		journal.waitFor(ctx, t, i+1)
 	}
 	if _, st := call(t, ctx, conn, "gitaly.OperationService/UserCreateBranch", `{}`); st.Code() != codes.OK {
 		t.Fatalf("a good call after the rejected ones: %v", st)
