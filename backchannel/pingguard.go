@@ -101,7 +101,8 @@ const yieldAbove = 256 << 10
 
 // Read reads from the connection and inspects what was read. When the
 // peer has spent its ping budget, Read closes the connection and returns
-// errPingFlood, and the session ends.
+// errPingFlood, and the session ends. After a data frame larger than
+// yieldAbove it first lets other goroutines run.
 func (g *pingGuard) Read(p []byte) (int, error) {
 	if g.yield && g.bodyLeft == 0 {
 		g.yield = false
