@@ -204,8 +204,8 @@ func (h *Hub) PlainClientLeft() { h.plainClients.Add(-1) }
 func (h *Hub) NextID() uint64 { return h.ids.next() }
 
 // Add records an event whose IDs were reserved with NextID: it counts it,
-// writes it to the journal sink and hands it to the subscribers, in the
-// caller's goroutine.
+// queues it for the journal sink (waiting for room while the queue is
+// full) and hands it to the subscribers, before it returns.
 func (h *Hub) Add(ev *Event) { h.add(ev) }
 
 // stop ends the hub's background work (discovery, on_connect) without

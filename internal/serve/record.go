@@ -74,8 +74,9 @@ func (h *Hub) number(e *Event, engineID, engineCause uint64) {
 // AddCall records a call whose ID and Cause are journal IDs already
 // (NextID gave them: bcctl proxy's script engine numbers its calls so),
 // with its messages rendered by the schema of its direction; by says who
-// made or answered it. It counts the call, writes it to the journal sink
-// and hands it to the subscribers, in the caller's goroutine.
+// made or answered it. It counts the call, queues it for the journal sink
+// (waiting for room while the queue is full) and hands it to the
+// subscribers, before it returns.
 func (h *Hub) AddCall(ev *calls.Event, by Maker) *Event {
 	e := h.event(ev, ev.ID, ev.Cause, by, nil)
 	h.add(e)
