@@ -396,27 +396,29 @@ func TestReverseConnectionsAreBounded(t *testing.T) {
 func TestOversizedReverseRequestIsRefused(t *testing.T) {
 	u := startUpstream(t)
 	logs := &warnings{}
-	var mu sync.Mutex
-	var seen []*calls.Event
+	// The refused calls are reported after their status went out (by
+	// grpc-go's stats handler), so the test waits for each report.
+	seen := make(chan *calls.Event, 8)
 	c := dialLimited(t, u.addr, Limits{}, 1<<10, newHeldVotes(true), logs, calls.ObserverFunc(func(ev *calls.Event) {
-		mu.Lock()
-		seen = append(seen, ev)
-		mu.Unlock()
+		seen <- ev
 	}))
 	cc := dialBack(t, u.session(t, c))
 	ctx := ctxT(t)
-	for range 2 {
+	for i := range 2 {
 		if err := vote(ctx, t, cc, 4<<10); status.Code(err) != codes.ResourceExhausted {
 			t.Fatalf("oversized reverse call: %v, want RESOURCE_EXHAUSTED", err)
 		}
+		// The refused call is reported as a reverse call, as connect
+		// prints it.
+		select {
+		case ev := <-seen:
+			if ev.Method != "gitaly.RefTransaction/VoteTransaction" || ev.Dir != calls.Reverse || ev.Status.Code() != codes.ResourceExhausted {
+				t.Errorf("refused call %d observed as %s %s %v, want the reverse VoteTransaction with RESOURCE_EXHAUSTED", i+1, ev.Dir, ev.Method, ev.Status.Code())
+			}
+		case <-ctx.Done():
+			t.Fatalf("refused call %d was never observed", i+1)
+		}
 	}
-	// The refused calls are reported as reverse calls, as connect prints
-	// them.
-	mu.Lock()
-	if len(seen) != 2 || seen[0].Method != "gitaly.RefTransaction/VoteTransaction" || seen[0].Dir != calls.Reverse || seen[0].Status.Code() != codes.ResourceExhausted {
-		t.Errorf("observed %d calls (%+v), want the 2 refused reverse calls", len(seen), seen)
-	}
-	mu.Unlock()
 	if err := vote(ctx, t, cc, 16); err != nil {
 		t.Fatalf("reverse call after the refused one: %v", err)
 	}
