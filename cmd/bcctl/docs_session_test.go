@@ -34,6 +34,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -231,6 +232,12 @@ func (s *docSession) stop(b *docBackground) {
 	}
 	atInterrupt := -1
 	if c.interrupt >= 0 {
+		// Every command that used it has ended by now (the background ones
+		// were stopped first): a person typing ^C would have seen each of
+		// its peers leave.
+		if err := waitPeersLeft(b); err != nil {
+			s.t.Errorf("%s: %v\ngot:\n%s", where, err, strings.Join(s.outputOf(b), "\n"))
+		}
 		if b.ended() {
 			s.t.Errorf("%s ended (exit %d) before the ^C the example shows\ngot:\n%s", where, b.code, strings.Join(s.outputOf(b), "\n"))
 			return
@@ -312,6 +319,41 @@ func (s *docSession) waitOutput(b *docBackground, want []string) error {
 			return fmt.Errorf("it ended (exit %d) first", b.code)
 		case <-t.C:
 			return fmt.Errorf("not within %s", docWait)
+		}
+	}
+}
+
+// peerLine is how serve says that a peer joined or left.
+var peerLine = regexp.MustCompile(`\bpeer (\d+) (joined|left)\b`)
+
+// waitPeersLeft waits (up to docWait) until b has said, of each peer it
+// said joined, that it left. serve notices a peer leave when its
+// connection closes, after the command that made it has ended.
+func waitPeersLeft(b *docBackground) error {
+	t := time.NewTimer(docWait)
+	defer t.Stop()
+	for {
+		text, changed := b.out.snapshot()
+		present := map[string]bool{}
+		for _, m := range peerLine.FindAllStringSubmatch(text, -1) {
+			present[m[1]] = m[2] == "joined"
+		}
+		var staying []string
+		for id, here := range present {
+			if here {
+				staying = append(staying, id)
+			}
+		}
+		if len(staying) == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-b.done:
+			return nil
+		case <-t.C:
+			slices.Sort(staying)
+			return fmt.Errorf("peers %s did not leave within %s of their commands' end", strings.Join(staying, ", "), docWait)
 		}
 	}
 }
