@@ -763,7 +763,7 @@ expect:
 	want := `expectations: 1 of 4 failed
   ok   got-called (test.yaml:5): want at least 2 forward calls to acme.Users/Get, got 2
   FAIL expect[1] (test.yaml:6): want at most 0 calls to gitaly.*/*, got 1
-  ok   expect[2] (test.yaml:7): want exactly 1 calls to acme.Users/Get ending NOT_FOUND, got 1
+  ok   expect[2] (test.yaml:7): want exactly 1 call to acme.Users/Get ending NOT_FOUND, got 1
   ok   expect[3] (test.yaml:8): want 1 to 2 reverse calls with peer 3, got 1`
 	if got := rep.String(); got != want {
 		t.Errorf("report:\n%s\nwant:\n%s", got, want)

@@ -60,13 +60,18 @@ func (e *Expectation) matches(rec calls.Record) bool {
 	return true
 }
 
-// describe says what the expectation counts, for reports.
+// describe says what the expectation counts, for reports, in the number
+// that its bounds end with ("exactly 1 call", "at least 2 calls").
 func (e *Expectation) describe() string {
 	var parts []string
 	if e.Dir != 0 {
 		parts = append(parts, e.Dir.String())
 	}
-	parts = append(parts, "calls")
+	n := e.Min
+	if e.Max >= 0 {
+		n = e.Max
+	}
+	parts = append(parts, words.Plural(n, "call", "calls"))
 	if e.Method != "" {
 		parts = append(parts, "to "+e.Method)
 	}
