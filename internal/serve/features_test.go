@@ -162,7 +162,7 @@ func arrivals(ch chan<- string) grpc.ServerOption {
 // serveCreateBranchWithDelay serves, on 127.0.0.1, a script that answers
 // UserCreateBranch after delay, journaling to j and reporting each call's
 // arrival on arrived. Serve's result arrives on the returned channel.
-func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, chan error) {
+func serveCreateBranchWithDelay(t *testing.T, delay string, j *memJournal, arrived chan string) (*Server, string, <-chan error) {
 	t.Helper()
 	srv, err := New(Config{Schema: corpusSchema(t), Script: parseScript(t, "delay.yaml", `
 rules:
@@ -173,13 +173,8 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	return srv, lis.Addr().String(), served
+	addr, served := serveLoopback(t, srv)
+	return srv, addr, served
 }
 
 func TestShutdownKeepsEveryEntry(t *testing.T) {
@@ -281,14 +276,9 @@ expect:
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	addr, served := serveLoopback(t, srv)
 	voting := make(chan struct{}, 1)
-	peer := dialPeer(t, lis.Addr().String(), peerOptions{responder: dynamic.ResponderFunc(func(call dynamic.Call) error {
+	peer := dialPeer(t, addr, peerOptions{responder: dynamic.ResponderFunc(func(call dynamic.Call) error {
 		voting <- struct{}{}
 		<-call.Context().Done()
 		return call.Context().Err()

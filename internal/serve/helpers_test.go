@@ -166,6 +166,20 @@ func (j *memJournal) all() []*Event {
 	return append([]*Event(nil), j.events...)
 }
 
+// serveLoopback serves srv on a new listener on 127.0.0.1 and returns its
+// address and what Serve returns, once it has returned. Stopping srv is
+// the caller's.
+func serveLoopback(t testing.TB, srv *Server) (string, <-chan error) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	return lis.Addr().String(), served
+}
+
 // startServe runs a Server for src on 127.0.0.1 and shuts it down when the
 // test ends.
 func startServe(t testing.TB, src string, configure ...func(*Config)) (*Server, string, *memJournal) {
@@ -182,12 +196,7 @@ func startServe(t testing.TB, src string, configure ...func(*Config)) (*Server, 
 	if srv.journal != nil {
 		j.sync = srv.journal.sync
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lis) }()
+	addr, done := serveLoopback(t, srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -198,7 +207,7 @@ func startServe(t testing.TB, src string, configure ...func(*Config)) (*Server, 
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return srv, lis.Addr().String(), j
+	return srv, addr, j
 }
 
 // peerOptions configure a test peer.

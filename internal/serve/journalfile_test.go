@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -31,13 +30,7 @@ func TestFileJournalKeepsEveryEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	addr := lis.Addr().String()
+	addr, served := serveLoopback(t, srv)
 	ctx := testContext(t)
 	conn := dialPlain(t, addr)
 	var wg sync.WaitGroup
